@@ -1,0 +1,36 @@
+"""The paper's deep linear network: 25 fully connected dim x dim layers, no non-linearity."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .norms import make_norm
+from .vgg import Block, glorot_init
+
+
+class DLN(nn.Module):
+    family = "dln"
+
+    def __init__(self, norm: str = "none", depth: int = 25, dim: int = 10, bias: bool = False, norm_cfg=None):
+        super().__init__()
+        blocks = []
+        for k in range(1, depth + 1):
+            hidden = k < depth  # the output layer is not normalised
+            layer_norm = make_norm(norm, dim, 1, norm_cfg or {}) if hidden else nn.Identity()
+            blocks.append(Block(nn.Linear(dim, dim, bias=bias), layer_norm, nn.Identity()))
+        self.net = nn.Sequential(*blocks)
+        self.blocks = list(blocks)
+        glorot_init(self)
+
+    def forward(self, x):
+        return self.net(x)
+
+    def layer(self, k: int) -> Block:
+        """Linear layer #k, 1-based."""
+        if not 1 <= k <= len(self.blocks):
+            raise IndexError(f"DLN has layers #1..#{len(self.blocks)}, not #{k}")
+        return self.blocks[k - 1]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.blocks)

@@ -1,0 +1,277 @@
+"""Train one of the paper's networks: `bnopt-train [hydra overrides]` or `python -m bnopt.train ...`.
+
+    bnopt-train model=vgg16_bn optim.lr=0.5 scale=small
+    bnopt-train model=dln_bn
+    bnopt-train -m model=vgg16,vgg16_bn optim.lr=0.1,0.5
+
+One run = resolve and validate the config, load the data onto the device, then a plain loop:
+batch -> forward -> loss -> backward -> probes (read-only) -> SGD step. Records go to
+results/runs/<run_id>/ (see records.py); a rerun of the same command skips a finished run and resumes a
+killed one from its checkpoint, with bit-identical records on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from .config import CONFIG_DIR, ConfigError, pick_device, resolve, run_id, validate
+from .data import DataError
+from .models import build_model, set_noise_generator
+from .probes import ProbeContext, build_probes
+from .records import METRICS_FILE, PROBES_FILE, RunFolder, WandbMirror, check_writable, environment
+from .tasks import build_task
+
+LOG_EVERY = 25  # steps between host syncs / record flushes (one .item() per chunk, not per step)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    path: Path
+    status: str
+    steps_done: int
+    summary: dict = field(default_factory=dict)
+
+
+class BadInput(Exception):
+    """Raised for a bad config or data; `main` prints it as one line and exits with code 2."""
+
+
+def prepare(cfg: DictConfig):
+    """Everything that can fail on bad input, before anything is trained or written."""
+    try:
+        cfg = resolve(cfg)
+        validate(cfg)
+        check_writable(Path(cfg.paths.results))
+        device = pick_device(cfg.device)
+        task = build_task(cfg, device)
+    except (ConfigError, DataError, OSError) as e:
+        raise BadInput(str(e)) from None
+    return cfg, device, task
+
+
+def train(cfg: DictConfig, progress: bool = True) -> RunResult:
+    cfg, device, task = prepare(cfg)
+    folder = RunFolder(Path(cfg.paths.results), run_id(cfg))
+    if folder.is_finished():
+        st = folder.status()
+        print(f"run {folder.run_id} is already {st['status']}: results in {folder.path}")
+        return RunResult(folder.run_id, folder.path, st["status"], st.get("steps_done", 0), st.get("summary", {}))
+    scale_note = f"{cfg.scale.name}" + (" (auto: CUDA -> paper, CPU -> small)" if cfg.scale.get("auto_from") else "")
+    print(f"bnopt: {cfg.model.name} lr={cfg.optim.lr:g} scale={scale_note} steps={cfg.scale.steps} "
+          f"batch={cfg.scale.batch_size} width={cfg.model.width:g} device={device} data={task.source}")
+
+    folder.open(cfg)
+    try:
+        return _train_in_folder(cfg, device, task, folder, progress)
+    finally:
+        folder.close()
+
+
+def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> RunResult:
+    # --- model, optimiser, generators -----------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, getattr(task, "num_classes", 10)).to(device)
+    if cfg.model.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                          weight_decay=cfg.optim.weight_decay)
+    noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    set_noise_generator(model, noise_gen)
+    probes = build_probes(cfg, model, task)
+
+    # --- resume ---------------------------------------------------------------------------------
+    start, rows, probe_rows, elapsed = 0, [], [], 0.0
+    ckpt = folder.load_checkpoint()
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        noise_gen.set_state(ckpt["noise_gen"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        for p, state in zip(probes, ckpt.get("probes", []), strict=False):
+            p.load_state_dict(state)
+        start, rows, probe_rows, elapsed = ckpt["step"], ckpt["rows"], ckpt["probe_rows"], ckpt["elapsed"]
+        print(f"resuming {folder.run_id} from step {start}")
+    resumed = ckpt is not None
+    folder.write_status("running", steps=cfg.scale.steps, steps_done=start, environment=environment(),
+                        started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    wb = WandbMirror(cfg, folder, resume=resumed)
+
+    def checkpoint(step: int) -> None:
+        folder.write_frame(METRICS_FILE, rows)
+        if probe_rows:
+            folder.write_frame(PROBES_FILE, probe_rows)
+        folder.save_checkpoint({
+            "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "noise_gen": noise_gen.get_state(), "torch_rng": torch.get_rng_state(), "rows": rows,
+            "probe_rows": probe_rows, "elapsed": elapsed + (time.perf_counter() - t0),
+            "probes": [p.state_dict() for p in probes],
+        })
+
+    def evaluate(step: int) -> dict:
+        res = task.evaluate(model)
+        rows.append({"step": step, "kind": "eval", **res})
+        wb.log({f"eval/{k}": v for k, v in res.items()}, step=step)
+        return res
+
+    # --- loop -----------------------------------------------------------------------------------
+    steps, eval_every, ckpt_every = cfg.scale.steps, cfg.scale.eval_every, cfg.scale.ckpt_every
+    lr = cfg.optim.lr
+    pending: list[tuple[int, torch.Tensor, dict]] = []  # per-step values still on the device
+    status, t0, train_time, images = "done", time.perf_counter(), 0.0, 0
+    last_eval = next((r for r in reversed(rows) if r["kind"] == "eval"), {})
+    if start == 0:
+        last_eval = evaluate(0)
+    bar = tqdm(total=steps, initial=start, disable=not progress, desc=folder.run_id, mininterval=1.0,
+               dynamic_ncols=True, unit="step")
+    model.train()
+    step = start
+    try:
+        while step < steps:
+            t_step = time.perf_counter()
+            x, y = task.batch(step)
+            out = model(x)
+            loss, extra = task.loss(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for probe in probes:
+                if probe.due(step):
+                    probe_rows.extend(probe(ProbeContext(step, model, x, y, loss, opt, task)))
+            opt.step()
+            pending.append((step, loss.detach(), extra))
+            step += 1
+            images += len(y)
+            train_time += time.perf_counter() - t_step
+            bar.update(1)
+
+            if step % LOG_EVERY and step % eval_every and step % ckpt_every and step != steps:
+                continue
+            diverged_at = _flush(pending, rows, wb, lr)
+            pending.clear()
+            if diverged_at is not None:
+                status = "diverged"
+                step = diverged_at
+                break
+            last_row = rows[-1]
+            post = {"loss": f"{last_row['loss']:.4g}", "img/s": f"{images / max(train_time, 1e-9):.0f}"}
+            if "acc" in last_row:
+                post["acc"] = f"{last_row['acc']:.3f}"
+            bar.set_postfix(post, refresh=False)
+            if step % eval_every == 0 or step == steps:
+                last_eval = evaluate(step)
+            if step % ckpt_every == 0 or step == steps:
+                checkpoint(step)
+                folder.write_status("running", steps_done=step)
+    except BaseException as e:
+        bar.close()
+        if not isinstance(e, KeyboardInterrupt):
+            folder.write_status("failed", steps_done=step, error=f"{type(e).__name__}: {e}")
+        wb.finish(exit_code=1)
+        raise
+    bar.close()
+
+    # --- finish ---------------------------------------------------------------------------------
+    elapsed += time.perf_counter() - t0
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    summary = {
+        "steps_done": step, "final_loss": train_rows[-1]["loss"] if train_rows else math.nan,
+        **{k: v for k, v in last_eval.items() if k not in ("step", "kind")},
+        "images_per_s": images / train_time if train_time else None,
+    }
+    if "acc" in (train_rows[-1] if train_rows else {}):
+        summary["final_batch_acc"] = train_rows[-1]["acc"]
+    if status == "diverged":
+        checkpoint(step)  # records up to divergence; the run is final
+    folder.write_status(status, steps_done=step, elapsed_s=round(elapsed, 2), summary=summary,
+                        finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    wb.summary({"status": status, **summary})
+    wb.finish()
+    _print_summary(cfg, folder, status, summary, elapsed)
+    return RunResult(folder.run_id, folder.path, status, step, summary)
+
+
+def _flush(pending, rows, wb, lr) -> int | None:
+    """Move per-step device values to the records (one host sync). Returns the step at which the loss
+    first went non-finite, if it did: that step is recorded and the run ends as diverged."""
+    if not pending:
+        return None
+    losses = torch.stack([p[1] for p in pending]).float().cpu().tolist()
+    extras = {k: torch.stack([p[2][k] for p in pending]).float().cpu().tolist() for k in pending[0][2]}
+    for i, (step, _, _) in enumerate(pending):
+        row = {"step": step, "kind": "train", "loss": losses[i], "lr": lr, **{k: v[i] for k, v in extras.items()}}
+        rows.append(row)
+        wb.log({f"train/{k}": v for k, v in row.items() if k not in ("step", "kind")}, step=step)
+        if not math.isfinite(losses[i]):
+            return step + 1
+    return None
+
+
+def _print_summary(cfg, folder: RunFolder, status: str, s: dict, elapsed: float) -> None:
+    lines = [
+        "",
+        f"=== {folder.run_id}: {status.upper()} after {s['steps_done']}/{cfg.scale.steps} steps "
+        f"in {elapsed / 60:.1f} min ===",
+        f"  model {cfg.model.name} (width {cfg.model.width:g}), SGD lr {cfg.optim.lr:g}, "
+        f"batch {cfg.scale.batch_size}, scale {cfg.scale.name}, seed {cfg.seed}",
+        f"  final training loss {s['final_loss']:.4g}" + (f", batch acc {s['final_batch_acc']:.3f}"
+                                                        if "final_batch_acc" in s else ""),
+    ]
+    if "test_acc" in s:
+        exact = f" (exact subset {s['test_acc_exact']:.4f})" if "test_acc_exact" in s else ""
+        lines.append(f"  test acc {s['test_acc']:.4f}{exact}, train-subset acc {s['train_eval_acc']:.4f}")
+    elif "train_eval_loss" in s:
+        lines.append(f"  eval-mode training loss {s['train_eval_loss']:.4g}")
+    if s.get("images_per_s"):
+        lines.append(f"  throughput {s['images_per_s']:.0f} samples/s")
+    lines.append(f"  records: {folder.path}/{{{METRICS_FILE},status.json,config.yaml}}")
+    print("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+GROUPS = ("model", "data", "optim", "probes", "logger", "scale", "paths", "experiment", "hydra/launcher")
+
+
+def precheck_overrides(argv: list[str]) -> None:
+    """Unknown config-group choices (model=foo) as one line and exit 2, before Hydra prints a traceback."""
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.lstrip("+~").split("=", 1)
+        if key not in GROUPS or value in ("null", "") or "(" in value:
+            continue
+        for choice in value.split(","):
+            if not (CONFIG_DIR / key / f"{choice}.yaml").is_file():
+                options = sorted(p.stem for p in (CONFIG_DIR / key).glob("*.yaml") if not p.stem.startswith("_"))
+                fail(f"unknown {key} {choice!r}; choose one of {', '.join(options)}")
+
+
+def fail(message: str) -> None:
+    print(f"bnopt: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> None:
+    try:
+        train(cfg, progress=True)
+    except BadInput as e:
+        fail(str(e))
+
+
+def main() -> None:
+    precheck_overrides(sys.argv[1:])
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
