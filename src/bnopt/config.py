@@ -59,6 +59,8 @@ def resolve(cfg: DictConfig) -> DictConfig:
     for key in SCALE_KEYS:
         if cfg.scale.get(key) is None:
             cfg.scale[key] = per_family.get(key)
+    if cfg.probes.get("every") is None:  # probe cadence follows the scale preset
+        cfg.probes.every = per_family.get("probe_every", 0)
     if cfg.model.get("width") is None:
         cfg.model.width = per_family.get("width", 1.0)
     return cfg

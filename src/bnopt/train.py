@@ -110,6 +110,8 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
         folder.write_frame(METRICS_FILE, rows)
         if probe_rows:
             folder.write_frame(PROBES_FILE, probe_rows)
+        for p in probes:
+            p.save(folder)
         folder.save_checkpoint({
             "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "noise_gen": noise_gen.get_state(), "torch_rng": torch.get_rng_state(), "rows": rows,
@@ -145,7 +147,9 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
             loss.backward()
             for probe in probes:
                 if probe.due(step):
-                    probe_rows.extend(probe(ProbeContext(step, model, x, y, loss, opt, task)))
+                    new_rows = probe(ProbeContext(step, model, x, y, loss, opt, task))
+                    probe_rows.extend(new_rows)
+                    wb.log(probe.wandb(new_rows), step=step)
             opt.step()
             pending.append((step, loss.detach(), extra))
             step += 1

@@ -37,6 +37,13 @@ class Probe:
     def __call__(self, ctx: ProbeContext) -> list[dict]:
         raise NotImplementedError
 
+    def wandb(self, rows: list[dict]) -> dict:
+        """W&B payload for the rows this probe just returned (logged at the probe's step)."""
+        return {}
+
+    def save(self, folder) -> None:
+        """Write any extra record files (e.g. histogram arrays) into the run folder; called at checkpoints."""
+
     def state_dict(self) -> dict:
         return {}
 
