@@ -1,0 +1,144 @@
+"""Networks and norms: shapes, layer numbering, and each norm's forward against its formula."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from bnopt.models import DLN, VGG, LpNorm, NoisyBatchNorm, build_model, make_norm, replay_noise
+
+from .conftest import make_cfg
+
+NORM_CFG = OmegaConf.create({"momentum": 0.1, "eps": 1e-5,
+                             "noise": {"n_mu": 0.5, "n_sigma": 1.25, "r_mu": 0.1, "r_sigma": 0.1}})
+PAPER_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+
+
+def test_vgg16_paper_shapes_and_numbering():
+    model = VGG("batch", 1.0, norm_cfg=NORM_CFG)
+    assert model.num_layers == 13
+    assert [model.layer(k).layer.out_channels for k in range(1, 14)] == PAPER_WIDTHS
+    assert model.classifier.in_features == 512 and model.classifier.out_features == 10
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(IndexError):
+        model.layer(14)
+    # order is conv -> norm -> ReLU
+    block = model.layer(3)
+    assert isinstance(block.norm, torch.nn.BatchNorm2d) and isinstance(block.act, torch.nn.ReLU)
+
+
+def test_vgg_width_multiplier_and_glorot_init():
+    model = VGG("none", 0.25, norm_cfg=NORM_CFG)
+    assert [model.layer(k).layer.out_channels for k in range(1, 14)] == [w // 4 for w in PAPER_WIDTHS]
+    w = model.layer(5).layer.weight
+    fan_in, fan_out = w.shape[1] * 9, w.shape[0] * 9
+    bound = (6 / (fan_in + fan_out)) ** 0.5
+    assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound  # xavier uniform fills its range
+    assert torch.all(model.layer(5).layer.bias == 0)
+    assert isinstance(model.layer(1).norm, torch.nn.Identity)
+
+
+def test_dln_shapes_numbering_and_no_norm_on_output():
+    model = DLN("batch", norm_cfg=NORM_CFG)
+    assert model.num_layers == 25
+    assert all(model.layer(k).layer.weight.shape == (10, 10) for k in range(1, 26))
+    assert all(model.layer(k).layer.bias is None for k in range(1, 26))
+    assert isinstance(model.layer(24).norm, torch.nn.BatchNorm1d)
+    assert isinstance(model.layer(25).norm, torch.nn.Identity)
+    x = torch.randn(7, 10)
+    assert model(x).shape == (7, 10)
+    plain = DLN("none", norm_cfg=NORM_CFG)
+    product = torch.eye(10)
+    for k in range(1, 26):
+        product = plain.layer(k).layer.weight @ product
+    torch.testing.assert_close(plain(x), x @ product.T, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["vgg16", "vgg16_bn", "vgg16_noisy_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf",
+                                  "dln", "dln_bn", "dln_l1", "dln_l2", "dln_linf"])
+def test_every_model_config_builds(name):
+    cfg = make_cfg([f"model={name}", "model.width=0.0625"])
+    model = build_model(cfg.model)
+    x = torch.randn(4, 3, 32, 32) if cfg.model.family == "vgg" else torch.randn(4, 10)
+    assert torch.isfinite(model(x)).all()
+
+
+def test_batchnorm_worked_example():
+    """Features [1,2,3], [3,4,5], [2,3,4] over a batch of three (the issue's example)."""
+    x = torch.tensor([[1.0, 3.0, 2.0], [2.0, 4.0, 3.0], [3.0, 5.0, 4.0]])  # rows = samples
+    bn = make_norm("batch", 3, 1, NORM_CFG).train()
+    bn.eps = 1e-12  # torch refuses 0; the worked example has none
+    y = bn(x)
+    expected = torch.tensor([-1.2247, 0.0, 1.2247]).repeat(3, 1).T
+    torch.testing.assert_close(y, expected, atol=1e-4, rtol=0)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.5, 1.0, 0.5]))
+        bn.bias.copy_(torch.tensor([0.5, 0.0, -0.5]))
+    y = bn(x)
+    want = torch.tensor([[-1.337, -1.225, -1.112], [0.5, 0.0, -0.5], [2.337, 1.225, 0.112]])
+    torch.testing.assert_close(y, want, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("p", ["l1", "l2", "linf"])
+def test_lp_norm_matches_formula(p):
+    torch.manual_seed(0)
+    x = torch.randn(8, 5, 4, 4) * 3 + 1
+    norm = LpNorm(5, p).train()
+    with torch.no_grad():
+        norm.weight.copy_(torch.arange(1.0, 6.0))
+        norm.bias.copy_(torch.arange(5.0) / 10)
+    y = norm(x)
+    xs = x.transpose(0, 1).reshape(5, -1)  # unit-major
+    scale = {"l1": xs.abs().mean(1), "l2": xs.pow(2).mean(1).sqrt(), "linf": xs.abs().max(1).values}[p]
+    want = (xs - xs.mean(1, keepdim=True)) / (scale[:, None] + 1e-5)
+    want = want * torch.arange(1.0, 6.0)[:, None] + (torch.arange(5.0) / 10)[:, None]
+    torch.testing.assert_close(y.transpose(0, 1).reshape(5, -1), want, atol=1e-5, rtol=1e-5)
+    # running statistics move toward the batch values and are used in eval mode
+    torch.testing.assert_close(norm.running_mean, 0.1 * xs.mean(1))
+    torch.testing.assert_close(norm.running_scale, 0.9 + 0.1 * scale)
+    norm.eval()
+    y_eval = norm(x)
+    want_eval = (x - norm.running_mean.view(1, -1, 1, 1)) / (norm.running_scale.view(1, -1, 1, 1) + 1e-5)
+    want_eval = want_eval * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(y_eval, want_eval.detach())
+
+
+def test_noisy_bn_noise_follows_algorithm_1():
+    torch.manual_seed(0)
+    layer = NoisyBatchNorm(64, 2)
+    layer.generator = torch.Generator().manual_seed(3)
+    x = torch.randn(64, 64, 16, 16)
+    a = layer.bn(x).detach()
+    layer.train()
+    y = layer(x).detach()
+    s, m = layer.last_noise
+    torch.testing.assert_close(y, s * a + m)
+    # per unit: m ~ U(mu_j - 0.1, mu_j + 0.1) with mu_j ~ U(-0.5, 0.5); s ~ N(sigma_j, 0.1), sigma_j ~ U(1, 1.25)
+    m_unit = m.transpose(0, 1).reshape(64, -1)
+    s_unit = s.transpose(0, 1).reshape(64, -1)
+    mu, sigma = m_unit.mean(1), s_unit.mean(1)
+    assert mu.abs().max() <= 0.5 + 1e-3 and mu.std() > 0.2  # spread over U(-0.5, 0.5): std 0.289
+    spread = m_unit.amax(1) - m_unit.amin(1)  # U(mu_j - 0.1, mu_j + 0.1) spans 0.2
+    assert spread.max() <= 0.2 and spread.min() > 0.199
+    torch.testing.assert_close((m_unit - mu[:, None]).std(1), torch.full((64,), 0.1 / 3**0.5), atol=3e-3, rtol=0)
+    assert sigma.min() >= 1 - 5e-3 and sigma.max() <= 1.25 + 5e-3
+    torch.testing.assert_close(s_unit.std(1), torch.full((64,), 0.1), atol=3e-3, rtol=0)
+    # fresh noise at the next training step, none in eval mode, replay reuses the step's noise
+    y2 = layer(x)
+    assert not torch.equal(y2, y)
+    model = torch.nn.Sequential(layer)
+    with replay_noise(model):
+        torch.testing.assert_close(layer(x), y2, rtol=0, atol=0)
+    layer.eval()
+    torch.testing.assert_close(layer(x), layer.bn(x))
+
+
+def test_noisy_bn_noise_is_replayable_from_generator_state():
+    layer = NoisyBatchNorm(4, 1)
+    layer.generator = torch.Generator().manual_seed(7)
+    x = torch.randn(16, 4)
+    state = layer.generator.get_state()
+    y1 = layer(x)
+    layer.generator.set_state(state)
+    torch.testing.assert_close(layer(x), y1, rtol=0, atol=0)

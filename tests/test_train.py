@@ -1,0 +1,189 @@
+"""The train loop end to end: learning, determinism, resume after SIGKILL, skip, divergence, W&B, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from bnopt.records import METRICS_FILE
+from bnopt.results import load_runs
+from bnopt.train import BadInput, train
+
+from .conftest import REPO, SMOKE, run_cli, smoke_cfg
+from .wandb_reader import read_history
+
+
+def metrics(result) -> pd.DataFrame:
+    return pd.read_parquet(result.path / METRICS_FILE)
+
+
+def test_smoke_training_lowers_the_loss_and_writes_records(tmp_path):
+    res = train(smoke_cfg(tmp_path), progress=False)
+    assert res.status == "done" and res.steps_done == 30
+    m = metrics(res)
+    tr = m[m.kind == "train"]
+    assert list(tr.step) == list(range(30))
+    assert tr.loss.iloc[-5:].mean() < 0.5 * tr.loss.iloc[:5].mean()
+    ev = m[m.kind == "eval"]
+    assert list(ev.step) == [0, 10, 20, 30]
+    assert ev.test_acc.iloc[-1] > 0.5  # chance is 0.1
+    status = json.loads((res.path / "status.json").read_text())
+    assert status["status"] == "done" and status["environment"]["torch"]
+    assert (res.path / "config.yaml").exists() and (res.path / "checkpoint.pt").exists()
+    runs = load_runs(tmp_path)
+    assert runs.runs.loc[0, "model"] == "vgg16_bn" and len(runs.metrics) == len(m)
+
+
+def test_dln_trains_with_summed_squared_error(tmp_path):
+    res = train(smoke_cfg(tmp_path, model="dln"), progress=False)
+    tr = metrics(res).query("kind == 'train'")
+    assert tr.loss.iloc[0] > 1e4  # summed over 1000 samples of a 10-d regression
+    assert tr.loss.iloc[-1] < tr.loss.iloc[0]
+
+
+def test_same_config_gives_bit_identical_records(tmp_path):
+    a = metrics(train(smoke_cfg(tmp_path / "a", model="vgg16_noisy_bn"), progress=False))
+    b = metrics(train(smoke_cfg(tmp_path / "b", model="vgg16_noisy_bn"), progress=False))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    c = metrics(train(smoke_cfg(tmp_path / "c", "seed=1", model="vgg16_noisy_bn"), progress=False))
+    assert not a.loss.equals(c.loss)
+
+
+def test_finished_run_is_skipped(tmp_path, capsys):
+    first = train(smoke_cfg(tmp_path), progress=False)
+    before = (first.path / METRICS_FILE).stat().st_mtime_ns
+    again = train(smoke_cfg(tmp_path), progress=False)
+    assert again.run_id == first.run_id and again.status == "done"
+    assert "already done" in capsys.readouterr().out
+    assert (first.path / METRICS_FILE).stat().st_mtime_ns == before
+
+
+def test_divergence_is_recorded_not_raised(tmp_path):
+    res = train(smoke_cfg(tmp_path, "optim.lr=1e6", "scale.steps=50", model="vgg16"), progress=False)
+    assert res.status == "diverged" and res.steps_done < 50
+    status = json.loads((res.path / "status.json").read_text())
+    assert status["status"] == "diverged"
+    tr = metrics(res).query("kind == 'train'")
+    assert not pd.Series(tr.loss).iloc[-1] < float("inf")  # the last recorded loss is the non-finite one
+    assert len(load_runs(tmp_path, status="diverged")) == 1
+
+
+def test_kill_and_resume_is_bit_identical(tmp_path):
+    args = ["model=vgg16_noisy_bn", *SMOKE, "scale.steps=120", "scale.ckpt_every=10", "scale.eval_every=40"]
+    reference = run_cli(*args, f"paths.results={tmp_path / 'ref'}")
+    assert reference.returncode == 0, reference.stderr
+    killed_root = tmp_path / "killed"
+    env = {**os.environ, "WANDB_SILENT": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "bnopt.train", *args, f"paths.results={killed_root}"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    status_files = lambda: list(killed_root.glob("runs/*/status.json"))
+    while time.time() < deadline:
+        files = status_files()
+        if files and json.loads(files[0].read_text()).get("steps_done", 0) >= 30:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    st = json.loads(status_files()[0].read_text())
+    assert st["status"] == "running" and 30 <= st["steps_done"] < 120, st
+    resumed = run_cli(*args, f"paths.results={killed_root}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    ref_m = pd.read_parquet(next((tmp_path / "ref").glob("runs/*/metrics.parquet")))
+    got_m = pd.read_parquet(next(killed_root.glob("runs/*/metrics.parquet")))
+    pd.testing.assert_frame_equal(ref_m, got_m, check_exact=True)
+
+
+def test_wandb_offline_logs_the_records(tmp_path):
+    res = train(smoke_cfg(tmp_path, "logger=wandb", "logger.mode=offline"), progress=False)
+    files = list(res.path.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 1
+    history = read_history(files[0])
+    m = metrics(res)
+    logged = {row["_step"]: row for row in history}
+    train_rows = m[m.kind == "train"].set_index("step")
+    for step in (0, 17, 29):
+        assert logged[step]["train/loss"] == pytest.approx(train_rows.loc[step, "loss"], rel=1e-6)
+        assert logged[step]["train/acc"] == pytest.approx(train_rows.loc[step, "acc"])
+    final_eval = m[m.kind == "eval"].iloc[-1]
+    assert logged[30]["eval/test_acc"] == pytest.approx(final_eval.test_acc)
+
+
+def test_wandb_failure_is_a_warning_not_a_crash(tmp_path, monkeypatch, capsys):
+    import wandb
+
+    def broken_init(*a, **k):
+        raise RuntimeError("no disk")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    res = train(smoke_cfg(tmp_path, "logger=wandb"), progress=False)
+    assert res.status == "done"
+    assert "warning: W&B init failed (RuntimeError: no disk)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["optim.lr=0"], "optim.lr must be a positive"),
+    (["scale.steps=-3"], "scale.steps must be a positive integer"),
+    (["scale.batch_size=0"], "scale.batch_size must be a positive integer"),
+    (["scale.batch_size=100000"], "larger than the training set"),
+    (["model.width=-1"], "model.width must be a positive"),
+    (["model.norm=batchy"], "unknown model.norm"),
+])
+def test_bad_input_stops_before_anything_is_written(tmp_path, extra, message):
+    with pytest.raises(BadInput, match=message):
+        train(smoke_cfg(tmp_path, *extra), progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unwritable_results_dir_is_bad_input(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    with pytest.raises(BadInput, match="is not writable"):
+        train(smoke_cfg(blocker / "results"), progress=False)
+    assert blocker.read_text() == "keep me"
+
+
+def test_bad_data_file_is_bad_input(tmp_path, cifar_dir, monkeypatch):
+    import numpy as np
+
+    d = tmp_path / "cifar"
+    d.mkdir()
+    for f in cifar_dir.glob("*.npz"):
+        (d / f.name).symlink_to(f)
+    (d / "train_2.npz").unlink()
+    np.savez(d / "train_2.npz", x=np.zeros((5, 32, 32, 3), np.int16), y=np.zeros(5, np.uint8))
+    monkeypatch.setenv("BNOPT_DATA", str(d))
+    cfg = smoke_cfg(tmp_path / "res", "data=cifar10", "data.source=npz")
+    with pytest.raises(BadInput, match="train_2.npz: expected x uint8"):
+        train(cfg, progress=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["model=vgg19"], "unknown model 'vgg19'; choose one of"),
+    (["scale=huge"], "unknown scale 'huge'"),
+    (["optim.lr=-1"], "optim.lr must be a positive"),
+    (["data=cifar10", "data.source=npz", "data.root=/nope"], "data path /nope does not exist"),
+])
+def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    base = SMOKE[1:] if any(a.startswith("data=") for a in args) else SMOKE
+    proc = run_cli(*base, f"paths.results={tmp_path}", *args, env={"BNOPT_DATA": ""})
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("bnopt: error: ") and message in lines[0], proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_multirun_sweeps_and_goes_on_after_divergence(tmp_path):
+    proc = run_cli("-m", "model=vgg16", *SMOKE, "optim.lr=0.05,1e6", f"paths.results={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    runs = load_runs(tmp_path).runs.sort_values("lr")
+    assert list(runs.status) == ["done", "diverged"]
+    assert "DONE" in proc.stdout and "DIVERGED" in proc.stdout
