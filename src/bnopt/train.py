@@ -140,11 +140,7 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     try:
         while step < steps:
             t_step = time.perf_counter()
-            x, y = task.batch(step)
-            out = model(x)
-            loss, extra = task.loss(out, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            x, y, loss, extra = forward_backward(model, task, opt, step)
             for probe in probes:
                 if probe.due(step):
                     new_rows = probe(ProbeContext(step, model, x, y, loss, opt, task))
@@ -201,6 +197,15 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     wb.finish()
     _print_summary(cfg, folder, status, summary, elapsed)
     return RunResult(folder.run_id, folder.path, status, step, summary)
+
+
+def forward_backward(model, task, opt, step: int):
+    """The step's batch, forward, loss, backward: after it every .grad holds the step's training gradient."""
+    x, y = task.batch(step)
+    loss, extra = task.loss(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    return x, y, loss, extra
 
 
 def _flush(pending, rows, wb, lr) -> int | None:

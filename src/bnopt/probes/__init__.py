@@ -2,57 +2,141 @@
 
 A probe is called after the step's backward pass and before the optimiser step, with a `ProbeContext`:
 the model (train mode, parameters' .grad holding the step's training gradient), the step's batch, its
-loss, the optimiser and the task. A probe returns tidy record rows and must leave no trace on training.
+loss, the optimiser and the task. A probe returns tidy record rows and leaves no trace on training
+(base.py says how).
+
+Record rows (probes.parquet, results.PROBE_COLUMNS): step, probe, layer (0 = whole model, k = layer #k,
+1-based), eta (NaN when not applicable), metric, value (NaN + a warning when the probe failed or the
+value was not finite).
+
+    probe        layer  eta      metrics
+    landscape    0      eta      loss, grad_diff, beta_eta
+    landscape    0      NaN      loss_min, loss_max, grad_diff_min, grad_diff_max, beta, grad_norm, loss0
+    ics          k      NaN      l2, cos, g_norm
+    activations  k      NaN      q01, q05, q25, q50, q75, q95, q99, mean, var   (+ activations.npz)
+    gradnorms    k      NaN      grad_norm, weight_norm   (VGG classifier = layer num_layers + 1)
+
+Configuration: configs/probes/*.yaml (none, paper, dense, landscape, ics); `build_probes` reads it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .activations import DEFAULT_LAYERS as ACTIVATION_LAYERS
+from .activations import ActivationsProbe
+from .base import NoTrace, OptimizerSnapshot, Probe, ProbeContext, make_row
+from .gradnorms import GradNormsProbe
+from .ics import DEFAULT_LAYERS as ICS_LAYERS
+from .ics import ICSProbe
+from .landscape import DEFAULT_ETAS, DIRECTIONS, LandscapeProbe
 
-import torch
+__all__ = ["Probe", "ProbeContext", "NoTrace", "OptimizerSnapshot", "make_row", "LandscapeProbe", "ICSProbe",
+           "ActivationsProbe", "GradNormsProbe", "build_probes", "check_config", "probe_cadence", "PROBE_NAMES"]
 
-
-@dataclass
-class ProbeContext:
-    step: int
-    model: torch.nn.Module
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    loss: torch.Tensor
-    optimizer: torch.optim.Optimizer
-    task: object
+PROBE_NAMES = ("landscape", "ics", "activations", "gradnorms")  # build (and call) order
 
 
-class Probe:
-    """Base: `every` steps (0 = never), state_dict for resume."""
-
-    name = "probe"
-
-    def __init__(self, every: int):
-        self.every = int(every)
-
-    def due(self, step: int) -> bool:
-        return self.every > 0 and step % self.every == 0
-
-    def __call__(self, ctx: ProbeContext) -> list[dict]:
-        raise NotImplementedError
-
-    def wandb(self, rows: list[dict]) -> dict:
-        """W&B payload for the rows this probe just returned (logged at the probe's step)."""
-        return {}
-
-    def save(self, folder) -> None:
-        """Write any extra record files (e.g. histogram arrays) into the run folder; called at checkpoints."""
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
+def _get(node, key, default=None):
+    if node is None:
+        return default
+    value = node.get(key, default) if hasattr(node, "get") else getattr(node, key, default)
+    return default if value is None else value
 
 
-def build_probes(cfg, model, task) -> list[Probe]:
-    """The probes the config asks for (none yet beyond `probes=none`)."""
-    if cfg.probes.name == "none":
+def probe_cadence(cfg, sub) -> int:
+    """Steps between measurements of one probe (0 = off).
+
+    1. `probes.<probe>.every` when set;
+    2. else `probes.<probe>.every_by_scale[<scale name>]` (a number, or {family: number}) when given for
+       the run's scale preset and model family, unless `probes.every` was set to something other than
+       the preset's cadence;
+    3. else `probes.every` (null in the preset files = the scale preset's probe_every, filled by
+       config.resolve: paper 100, small 20, smoke 5).
+    """
+    if _get(sub, "every") is not None:
+        return int(sub.get("every"))
+    base = int(_get(cfg.probes, "every", 0))
+    scale = cfg.get("scale") or {}
+    preset = _get(_get(scale, cfg.model.family, {}), "probe_every")
+    by_scale = _get(sub, "every_by_scale", {})
+    name = _get(scale, "name")
+    value = by_scale.get(name) if hasattr(by_scale, "get") else None
+    if hasattr(value, "get"):  # {family: every}
+        value = value.get(cfg.model.family)
+    if value is not None and (preset is None or base == int(preset)):
+        return int(value)
+    return base
+
+
+def _wandb_on(cfg) -> bool:
+    lg = cfg.get("logger") or {}
+    return _get(lg, "name") == "wandb" and _get(lg, "mode") != "disabled"
+
+
+def build_probes(cfg, model, task=None) -> list[Probe]:
+    """The probes the config asks for, in PROBE_NAMES order. Raises ValueError on a bad probe config."""
+    pc = cfg.probes
+    if _get(pc, "name") == "none":
         return []
-    raise ValueError(f"unknown probes preset {cfg.probes.name!r}")
+    family = cfg.model.family
+    probes: list[Probe] = []
+    for key in PROBE_NAMES:
+        sub = pc.get(key)
+        if sub is None or not _get(sub, "enabled", True):
+            continue
+        every = probe_cadence(cfg, sub)
+        if every < 0:
+            raise ValueError(f"probes.{key}.every must be >= 0, got {every}")
+        if every == 0:
+            continue
+        if key == "landscape":
+            etas = _get(sub, "etas") or DEFAULT_ETAS[family]
+            seed = _get(sub, "seed", int(cfg.get("seed", 0)) + 2)  # noisy-BN noise uses seed + 1
+            probes.append(LandscapeProbe(every, list(etas), _get(sub, "direction", "gradient"), seed))
+        elif key == "ics":
+            probes.append(ICSProbe.for_model(every, model, _get(sub, "layers"), family))
+        elif key == "activations":
+            probes.append(ActivationsProbe.for_model(every, model, _get(sub, "layers"), int(_get(sub, "bins", 64)),
+                                                     family, wandb_histograms=_wandb_on(cfg)))
+        elif key == "gradnorms":
+            probes.append(GradNormsProbe.for_model(every, model))
+    return probes
+
+
+def check_config(cfg) -> None:
+    """Every bad probe setting as one ValueError line, without building a model (for config.validate)."""
+    pc = cfg.probes
+    if _get(pc, "name") == "none":
+        return
+    family = cfg.model.family
+    n_layers = 13 if family == "vgg" else int(_get(cfg.model, "depth", 25))
+    for key in PROBE_NAMES:
+        sub = pc.get(key)
+        if sub is None or not _get(sub, "enabled", True):
+            continue
+        every = probe_cadence(cfg, sub)
+        if not isinstance(every, int) or every < 0:
+            raise ValueError(f"probes.{key}.every must be an integer >= 0, got {every!r}")
+        if key == "landscape":
+            etas = _get(sub, "etas")
+            if etas is not None and (isinstance(etas, str) or not len(etas)
+                                     or any(not float(e) > 0 for e in etas)):
+                raise ValueError(f"probes.landscape.etas must be null or a list of positive numbers, got {etas}")
+            if _get(sub, "direction", "gradient") not in DIRECTIONS:
+                raise ValueError(f"probes.landscape.direction must be one of {', '.join(DIRECTIONS)}")
+        if key in ("ics", "activations"):
+            layers = _get(sub, "layers")
+            if layers is None or layers == "all":
+                continue
+            if isinstance(layers, str):
+                raise ValueError(f"probes.{key}.layers must be null, 'all' or a list of layer numbers")
+            layers = [layers] if isinstance(layers, int) else list(layers)
+            bad = [k for k in layers if not 1 <= int(k) <= n_layers]
+            if bad:
+                raise ValueError(f"probes.{key}.layers {bad} out of range: {cfg.model.name} has layers "
+                                 f"#1..#{n_layers}")
+        if key == "activations" and not 2 <= int(_get(sub, "bins", 64)) <= 4096:
+            raise ValueError("probes.activations.bins must be in 2..4096")
+
+
+# re-exported for figures that want the defaults
+DEFAULT_LAYERS = {"ics": ICS_LAYERS, "activations": ACTIVATION_LAYERS}

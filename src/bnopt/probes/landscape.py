@@ -94,9 +94,9 @@ class LandscapeProbe(Probe):
             beta = gd / (eta * dn) if dn > 0 else float("nan")
             betas.append(beta)
             out[(0, eta, "loss")], out[(0, eta, "grad_diff")], out[(0, eta, "beta_eta")] = lo, gd, beta
-        out[(0, None, "loss_min")], out[(0, None, "loss_max")] = min(loss_v), max(loss_v)
-        out[(0, None, "grad_diff_min")], out[(0, None, "grad_diff_max")] = min(diff_v), max(diff_v)
-        out[(0, None, "beta")] = _nanless_max(betas)
+        out[(0, None, "loss_min")], out[(0, None, "loss_max")] = _strict(min, loss_v), _strict(max, loss_v)
+        out[(0, None, "grad_diff_min")], out[(0, None, "grad_diff_max")] = _strict(min, diff_v), _strict(max, diff_v)
+        out[(0, None, "beta")] = _strict(max, betas)
         out[(0, None, "grad_norm")], out[(0, None, "loss0")] = gn, loss0
         return out
 
@@ -124,6 +124,6 @@ class LandscapeProbe(Probe):
         return f"LandscapeProbe(every={self.every}, etas={self.etas}, direction={self.direction})"
 
 
-def _nanless_max(values: list[float]) -> float:
-    """max, but NaN if any value is NaN (min/max of Python floats silently skip NaNs in some orders)."""
-    return float("nan") if any(v != v for v in values) else max(values)
+def _strict(fn, values: list[float]) -> float:
+    """min/max, but NaN if any value is NaN (Python's min/max skip NaNs depending on their position)."""
+    return float("nan") if any(v != v for v in values) else fn(values)

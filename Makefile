@@ -1,0 +1,43 @@
+# bnopt: `make help` lists the targets. Everything runs inside .venv, which `make install` creates.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The PyTorch build to install (a CUDA build that also runs on the CPU). Override for another build.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+SCALE ?= auto
+FIGS ?=
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast lint bench reproduce figures report train-example clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install bnopt with its dev tools (idempotent)
+
+test: $(STAMP) ## run the whole test suite (real-CIFAR test runs when BNOPT_DATA or ../shared has the data)
+	$(BIN)/pytest -q
+
+test-fast: $(STAMP) ## the test suite without subprocess/CLI and real-data tests
+	$(BIN)/pytest -q -k "not cli and not kill and not real"
+
+lint: $(STAMP) ## ruff on sources and tests
+	$(BIN)/ruff check src tests
+
+bench: $(STAMP) ## measure train-loop and probe speed on this machine -> results/bench.json
+	$(BIN)/python -m bnopt.bench --out results/bench.json
+
+train-example: $(STAMP) ## one small VGG16+BN run with the paper's probes
+	$(BIN)/bnopt-train model=vgg16_bn scale=small probes=paper
+
+clean: ## remove caches (keeps .venv, data and results)
+	rm -rf .pytest_cache .ruff_cache src/*.egg-info
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +

@@ -1,0 +1,207 @@
+"""Distributions of layer activations over training (PAPER.md; Fig 1c, 2, 6, 8, 9).
+
+What is measured: the output of `model.layer(k).norm`, i.e. the layer's activations after the norm (and
+the noisy-BN noise), before the non-linearity, in train mode on the step's batch with the step's noise
+replayed. They are captured by a forward hook during one extra no-grad forward pass (the training
+forward is never hooked); norm running statistics are restored afterwards.
+
+Rows per layer (probes.parquet): quantiles q01, q05, q25, q50, q75, q95, q99 (numpy's default linear
+interpolation) and mean, var (population variance, ddof 0) over all elements.
+
+Arrays (activations.npz in the run folder, written at checkpoints; `Results.histograms(run_id)`):
+    layer{k}_edges      [bins+1]      fixed bin edges, chosen at the layer's first measurement: the
+                                       0.1%..99.9% quantile range widened by half its length on each side
+    layer{k}_counts     [n, bins]     histogram counts per measurement (values outside the edges are
+    layer{k}_underflow  [n]           not in any bin; they are counted here
+    layer{k}_overflow   [n]           and here)
+    layer{k}_steps      [n]           the measured steps
+    layer{k}_unit_mean  [n, C]        per-unit (channel / feature) mean over batch x height x width
+    layer{k}_unit_var   [n, C]        per-unit population variance: Fig 8's moment drift
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from .base import NoTrace, Probe, ProbeContext, resolve_layers
+
+DEFAULT_LAYERS = {"vgg": (2, 3, 9, 11, 13), "dln": (1, 11, 24)}  # Fig 1c, 2, 6, 8 / Fig 9
+QUANTILES = {"q01": 0.01, "q05": 0.05, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q95": 0.95, "q99": 0.99}
+METRICS = (*QUANTILES, "mean", "var")
+HISTOGRAM_FILE = "activations.npz"
+EDGE_QUANTILES = (0.001, 0.999)
+EDGE_MARGIN = 0.5  # fraction of the 0.1%..99.9% range added on each side
+WANDB_MAX_BINS = 64
+
+
+def activation_stats(a: torch.Tensor, x: np.ndarray | None = None) -> dict:
+    """Row values of one activation tensor [N, C, ...]: quantiles (as numpy computes them), mean, var.
+    x: the same values already flattened into a float32 numpy array, if at hand."""
+    flat = a.detach().reshape(-1)
+    x = flat.float().cpu().numpy() if x is None else x
+    qs = np.quantile(x, list(QUANTILES.values()))
+    d = flat.double()
+    out = dict(zip(QUANTILES, (float(q) for q in qs), strict=True))
+    out["mean"], out["var"] = float(d.mean()), float(d.var(unbiased=False))
+    return out
+
+
+def unit_moments(a: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-unit mean and population variance over every dimension but the unit (channel) one."""
+    d = a.detach().double()
+    dims = [0] + list(range(2, d.dim()))
+    return d.mean(dims).cpu().numpy(), d.var(dims, unbiased=False).cpu().numpy()
+
+
+def fixed_edges(x: np.ndarray, bins: int) -> np.ndarray:
+    lo, hi = (float(v) for v in np.quantile(x, EDGE_QUANTILES))
+    span = hi - lo
+    if not span > 0:
+        span = max(abs(lo), 1.0)
+    return np.linspace(lo - EDGE_MARGIN * span, hi + EDGE_MARGIN * span, bins + 1)
+
+
+def histogram(x: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int, int]:
+    counts, _ = np.histogram(x, bins=len(edges) - 1, range=(edges[0], edges[-1]))
+    return counts.astype(np.int64), int((x < edges[0]).sum()), int((x > edges[-1]).sum())
+
+
+def coarsen(counts: np.ndarray, edges: np.ndarray, max_bins: int = WANDB_MAX_BINS):
+    """Merge adjacent bins so that at most max_bins remain (for W&B)."""
+    n = len(counts)
+    if n <= max_bins:
+        return counts, edges
+    k = -(-n // max_bins)
+    starts = np.arange(0, n, k)
+    return np.add.reduceat(counts, starts), np.append(edges[starts], edges[-1])
+
+
+class ActivationsProbe(Probe):
+    name = "activations"
+
+    def __init__(self, every: int, layers: list[int], bins: int = 64, wandb_histograms: bool = True):
+        super().__init__(every)
+        self.layers = sorted(set(int(k) for k in layers))
+        self.bins = int(bins)
+        if not 2 <= self.bins <= 4096:
+            raise ValueError(f"activations bins must be in 2..4096, got {bins}")
+        self.wandb_histograms = wandb_histograms
+        self.hist: dict[int, dict] = {}  # layer -> edges, lists of per-measurement arrays
+        self._last: tuple[int, dict] | None = None  # (step, {layer: (counts, edges)}) for W&B
+
+    @classmethod
+    def for_model(cls, every: int, model, layers=None, bins: int = 64, family: str | None = None,
+                  wandb_histograms: bool = True) -> ActivationsProbe:
+        family = family or getattr(model, "family", "vgg")
+        return cls(every, resolve_layers(layers, model, DEFAULT_LAYERS.get(family, (1,))), bins, wandb_histograms)
+
+    def layout(self):
+        return [(k, None, m) for k in self.layers for m in METRICS]
+
+    def capture(self, ctx: ProbeContext) -> dict[int, torch.Tensor]:
+        """The norm outputs of the measured layers on the step's batch (one no-grad forward, no trace)."""
+        model = ctx.model
+        captured: dict[int, torch.Tensor] = {}
+        handles = []
+
+        def hook_for(k):
+            def hook(module, inputs, output):
+                captured[k] = output.detach().clone()  # before the (in-place) ReLU touches it
+            return hook
+
+        try:
+            for k in self.layers:
+                handles.append(model.layer(k).norm.register_forward_hook(hook_for(k)))
+            with NoTrace(model), torch.no_grad():
+                model(ctx.inputs)
+        finally:
+            for h in handles:
+                h.remove()
+        missing = [k for k in self.layers if k not in captured]
+        if missing:
+            raise RuntimeError(f"no activations captured for layers {missing}")
+        return captured
+
+    def measure(self, ctx: ProbeContext) -> dict:
+        captured = self.capture(ctx)
+        out, pending = {}, {}
+        for k, a in captured.items():
+            x = a.reshape(-1).float().cpu().numpy()
+            for m, v in activation_stats(a, x).items():
+                out[(k, None, m)] = v
+            edges = self.hist[k]["edges"] if k in self.hist else fixed_edges(x, self.bins)
+            counts, under, over = histogram(x, edges)
+            mean, var = unit_moments(a)
+            pending[k] = (edges, counts, under, over, mean, var)
+        # all layers measured: only now touch the accumulators (a failure above leaves them as they were)
+        for k, (edges, counts, under, over, mean, var) in pending.items():
+            h = self.hist.setdefault(k, {"edges": edges, "counts": [], "underflow": [], "overflow": [],
+                                         "steps": [], "unit_mean": [], "unit_var": []})
+            h["counts"].append(counts)
+            h["underflow"].append(under)
+            h["overflow"].append(over)
+            h["steps"].append(int(ctx.step))
+            h["unit_mean"].append(mean)
+            h["unit_var"].append(var)
+        self._last = (int(ctx.step), {k: (p[1], p[0]) for k, p in pending.items()})
+        return out
+
+    # ---- records
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        for k, h in sorted(self.hist.items()):
+            out[f"layer{k}_edges"] = np.asarray(h["edges"], dtype=np.float64)
+            out[f"layer{k}_counts"] = np.stack(h["counts"]).astype(np.int64)
+            out[f"layer{k}_underflow"] = np.asarray(h["underflow"], dtype=np.int64)
+            out[f"layer{k}_overflow"] = np.asarray(h["overflow"], dtype=np.int64)
+            out[f"layer{k}_steps"] = np.asarray(h["steps"], dtype=np.int64)
+            out[f"layer{k}_unit_mean"] = np.stack(h["unit_mean"]).astype(np.float64)
+            out[f"layer{k}_unit_var"] = np.stack(h["unit_var"]).astype(np.float64)
+        return out
+
+    def save(self, folder) -> None:
+        if not self.hist:
+            return
+        from ..records import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **self.arrays())
+        atomic_write_bytes(folder.file(HISTOGRAM_FILE), buf.getvalue())
+
+    def state_dict(self) -> dict:
+        return {"bins": self.bins, "arrays": {k: torch.from_numpy(v) for k, v in self.arrays().items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        arrays = {k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in state.get("arrays", {}).items()}
+        self.hist = {}
+        for key in arrays:
+            if not key.endswith("_edges"):
+                continue
+            p = key[: -len("_edges")]
+            k = int(p[len("layer"):])
+            self.hist[k] = {
+                "edges": arrays[f"{p}_edges"], "counts": list(arrays[f"{p}_counts"]),
+                "underflow": [int(v) for v in arrays[f"{p}_underflow"]],
+                "overflow": [int(v) for v in arrays[f"{p}_overflow"]],
+                "steps": [int(v) for v in arrays[f"{p}_steps"]],
+                "unit_mean": list(arrays[f"{p}_unit_mean"]), "unit_var": list(arrays[f"{p}_unit_var"]),
+            }
+
+    def wandb(self, rows):
+        out = {f"activations/layer{r['layer']}/{r['metric']}": r["value"] for r in rows}
+        if not (self.wandb_histograms and rows and self._last and self._last[0] == rows[0]["step"]):
+            return out
+        try:
+            import wandb
+        except Exception:
+            return out
+        for k, (counts, edges) in self._last[1].items():
+            c, e = coarsen(counts, edges)
+            out[f"activations/layer{k}/hist"] = wandb.Histogram(np_histogram=(c.tolist(), e.tolist()))
+        return out
+
+    def __repr__(self) -> str:
+        return f"ActivationsProbe(every={self.every}, layers={self.layers}, bins={self.bins})"
