@@ -45,6 +45,19 @@ class Results:
         with np.load(f, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
+    def pick(self, model: str, lr: float, scale: str | None = None) -> str | None:
+        """run_id of the run of `model` at `lr` (optionally at `scale`): finished runs first, then the
+        longest; None when there is none."""
+        if not len(self.runs):
+            return None
+        r = self.runs[(self.runs.model == model) & np.isclose(self.runs.lr.astype(float), float(lr))]
+        if scale is not None:
+            r = r[r.scale == scale]
+        if not len(r):
+            return None
+        r = r.assign(_final=r.status.isin(["done", "diverged"])).sort_values(["_final", "steps"], ascending=False)
+        return str(r.run_id.iloc[0])
+
     def run(self, run_id: str) -> Results:
         keep = lambda df: df[df["run_id"] == run_id].reset_index(drop=True) if len(df) else df
         return Results(keep(self.runs), keep(self.metrics), keep(self.probes))
