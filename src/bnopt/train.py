@@ -129,7 +129,7 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     steps, eval_every, ckpt_every = cfg.scale.steps, cfg.scale.eval_every, cfg.scale.ckpt_every
     lr = cfg.optim.lr
     pending: list[tuple[int, torch.Tensor, dict]] = []  # per-step values still on the device
-    status, t0, train_time, images = "done", time.perf_counter(), 0.0, 0
+    status, t0, train_time, probe_time, images = "done", time.perf_counter(), 0.0, 0.0, 0
     last_eval = next((r for r in reversed(rows) if r["kind"] == "eval"), {})
     if start == 0:
         last_eval = evaluate(0)
@@ -141,16 +141,18 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
         while step < steps:
             t_step = time.perf_counter()
             x, y, loss, extra = forward_backward(model, task, opt, step)
+            t_probe = time.perf_counter()
             for probe in probes:
                 if probe.due(step):
                     new_rows = probe(ProbeContext(step, model, x, y, loss, opt, task))
                     probe_rows.extend(new_rows)
                     wb.log(probe.wandb(new_rows), step=step)
+            probe_time += time.perf_counter() - t_probe
             opt.step()
             pending.append((step, loss.detach(), extra))
             step += 1
             images += len(y)
-            train_time += time.perf_counter() - t_step
+            train_time += time.perf_counter() - t_step  # includes probes; throughput excludes them
             bar.update(1)
 
             if step % LOG_EVERY and step % eval_every and step % ckpt_every and step != steps:
@@ -162,7 +164,7 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
                 step = diverged_at
                 break
             last_row = rows[-1]
-            post = {"loss": f"{last_row['loss']:.4g}", "img/s": f"{images / max(train_time, 1e-9):.0f}"}
+            post = {"loss": f"{last_row['loss']:.4g}", "img/s": f"{images / max(train_time - probe_time, 1e-9):.0f}"}
             if "acc" in last_row:
                 post["acc"] = f"{last_row['acc']:.3f}"
             bar.set_postfix(post, refresh=False)
@@ -185,7 +187,8 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     summary = {
         "steps_done": step, "final_loss": train_rows[-1]["loss"] if train_rows else math.nan,
         **{k: v for k, v in last_eval.items() if k not in ("step", "kind")},
-        "images_per_s": images / train_time if train_time else None,
+        "images_per_s": images / (train_time - probe_time) if train_time > probe_time else None,
+        "probe_time_fraction": probe_time / train_time if train_time else 0.0,
     }
     if "acc" in (train_rows[-1] if train_rows else {}):
         summary["final_batch_acc"] = train_rows[-1]["acc"]
@@ -240,7 +243,8 @@ def _print_summary(cfg, folder: RunFolder, status: str, s: dict, elapsed: float)
     elif "train_eval_loss" in s:
         lines.append(f"  eval-mode training loss {s['train_eval_loss']:.4g}")
     if s.get("images_per_s"):
-        lines.append(f"  throughput {s['images_per_s']:.0f} samples/s")
+        lines.append(f"  throughput {s['images_per_s']:.0f} samples/s (training steps; probes took "
+                     f"{100 * s['probe_time_fraction']:.0f}% of the loop time)")
     lines.append(f"  records: {folder.path}/{{{METRICS_FILE},status.json,config.yaml}}")
     print("\n".join(lines))
 
