@@ -30,7 +30,8 @@ from .ics import ICSProbe
 from .landscape import DEFAULT_ETAS, DIRECTIONS, LandscapeProbe
 
 __all__ = ["Probe", "ProbeContext", "NoTrace", "OptimizerSnapshot", "make_row", "LandscapeProbe", "ICSProbe",
-           "ActivationsProbe", "GradNormsProbe", "build_probes", "check_config", "probe_cadence", "PROBE_NAMES"]
+           "ActivationsProbe", "GradNormsProbe", "build_probes", "check_config", "probe_cadence",
+           "PROBE_NAMES"]
 
 PROBE_NAMES = ("landscape", "ics", "activations", "gradnorms")  # build (and call) order
 
@@ -95,8 +96,9 @@ def build_probes(cfg, model, task=None) -> list[Probe]:
         elif key == "ics":
             probes.append(ICSProbe.for_model(every, model, _get(sub, "layers"), family))
         elif key == "activations":
-            probes.append(ActivationsProbe.for_model(every, model, _get(sub, "layers"), int(_get(sub, "bins", 64)),
-                                                     family, wandb_histograms=_wandb_on(cfg)))
+            bins = int(_get(sub, "bins", 64))
+            probes.append(ActivationsProbe.for_model(every, model, _get(sub, "layers"), bins, family,
+                                                     wandb_histograms=_wandb_on(cfg)))
         elif key == "gradnorms":
             probes.append(GradNormsProbe.for_model(every, model))
     return probes
@@ -120,7 +122,8 @@ def check_config(cfg) -> None:
             etas = _get(sub, "etas")
             if etas is not None and (isinstance(etas, str) or not len(etas)
                                      or any(not float(e) > 0 for e in etas)):
-                raise ValueError(f"probes.landscape.etas must be null or a list of positive numbers, got {etas}")
+                raise ValueError(f"probes.landscape.etas must be null or a list of positive numbers, "
+                                 f"got {etas}")
             if _get(sub, "direction", "gradient") not in DIRECTIONS:
                 raise ValueError(f"probes.landscape.direction must be one of {', '.join(DIRECTIONS)}")
         if key in ("ics", "activations"):

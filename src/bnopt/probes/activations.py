@@ -96,7 +96,8 @@ class ActivationsProbe(Probe):
     def for_model(cls, every: int, model, layers=None, bins: int = 64, family: str | None = None,
                   wandb_histograms: bool = True) -> ActivationsProbe:
         family = family or getattr(model, "family", "vgg")
-        return cls(every, resolve_layers(layers, model, DEFAULT_LAYERS.get(family, (1,))), bins, wandb_histograms)
+        chosen = resolve_layers(layers, model, DEFAULT_LAYERS.get(family, (1,)))
+        return cls(every, chosen, bins, wandb_histograms)
 
     def layout(self):
         return [(k, None, m) for k in self.layers for m in METRICS]
@@ -175,7 +176,8 @@ class ActivationsProbe(Probe):
         return {"bins": self.bins, "arrays": {k: torch.from_numpy(v) for k, v in self.arrays().items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        arrays = {k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in state.get("arrays", {}).items()}
+        arrays = {k: v.numpy() if torch.is_tensor(v) else np.asarray(v)
+                  for k, v in state.get("arrays", {}).items()}
         self.hist = {}
         for key in arrays:
             if not key.endswith("_edges"):

@@ -76,14 +76,16 @@ class Probe:
         except Exception as e:  # a probe never crashes the run
             warnings.warn(f"probe {self.name} failed at step {ctx.step} ({type(e).__name__}: {e}); "
                           "recorded as NaN", RuntimeWarning, stacklevel=2)
-            return [make_row(ctx.step, self.name, layer, eta, metric, NAN) for layer, eta, metric in self.layout()]
+            return [make_row(ctx.step, self.name, layer, eta, metric, NAN)
+                    for layer, eta, metric in self.layout()]
         rows, bad = [], []
         for key in self.layout():
             layer, eta, metric = key
             value = values.get(key, NAN)
             value = float(value) if value is not None else NAN
             if not math.isfinite(value):
-                bad.append(f"{metric}" + (f"@layer{layer}" if layer else "") + (f"@eta={eta:g}" if eta else ""))
+                where = (f"@layer{layer}" if layer else "") + (f"@eta={eta:g}" if eta is not None else "")
+                bad.append(metric + where)
                 value = NAN
             rows.append(make_row(ctx.step, self.name, layer, eta, metric, value))
         if bad:

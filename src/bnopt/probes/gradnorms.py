@@ -45,7 +45,8 @@ class GradNormsProbe(Probe):
         vals = []
         for k in self.layers:
             w = weights[k]
-            vals.append(nan.to(w.device) if w.grad is None else torch.linalg.vector_norm(w.grad, dtype=torch.float64))
+            g = w.grad
+            vals.append(nan.to(w.device) if g is None else torch.linalg.vector_norm(g, dtype=torch.float64))
             vals.append(torch.linalg.vector_norm(w, dtype=torch.float64))
         flat = torch.stack(vals).cpu().tolist()
         out = {}

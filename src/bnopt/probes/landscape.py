@@ -81,7 +81,8 @@ class LandscapeProbe(Probe):
                         p.copy_(w0).add_(di, alpha=-eta)
                 loss = forward_loss(ctx)
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
-                diffs.append(global_norm([gi - g0 if gi is not None else -g0 for gi, g0 in zip(grads, g)]))
+                diffs.append(global_norm([gi - g0 if gi is not None else -g0
+                                          for gi, g0 in zip(grads, g, strict=True)]))
                 losses.append(loss.detach().to(torch.float64))
                 del grads, loss
         vals = torch.stack([*losses, *diffs, g_norm.to(losses[0].device), d_norm.to(losses[0].device),
@@ -95,7 +96,8 @@ class LandscapeProbe(Probe):
             betas.append(beta)
             out[(0, eta, "loss")], out[(0, eta, "grad_diff")], out[(0, eta, "beta_eta")] = lo, gd, beta
         out[(0, None, "loss_min")], out[(0, None, "loss_max")] = _strict(min, loss_v), _strict(max, loss_v)
-        out[(0, None, "grad_diff_min")], out[(0, None, "grad_diff_max")] = _strict(min, diff_v), _strict(max, diff_v)
+        out[(0, None, "grad_diff_min")] = _strict(min, diff_v)
+        out[(0, None, "grad_diff_max")] = _strict(max, diff_v)
         out[(0, None, "beta")] = _strict(max, betas)
         out[(0, None, "grad_norm")], out[(0, None, "loss0")] = gn, loss0
         return out
