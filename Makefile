@@ -10,7 +10,7 @@ FIGS ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint bench reproduce figures report train-example clean
+.PHONY: help install test test-fast lint bench reproduce figures plan train-example clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,15 @@ lint: $(STAMP) ## ruff on sources and tests
 
 bench: $(STAMP) ## measure train-loop and probe speed on this machine -> results/bench.json
 	$(BIN)/python -m bnopt.bench --out results/bench.json
+
+reproduce: $(STAMP) ## train every run the figures need (SCALE=auto|paper|small, FIGS="fig1 fig4"), draw figures, write REPORT.md
+	$(BIN)/python -m bnopt.reproduce --scale $(SCALE) $(if $(FIGS),--figs $(FIGS))
+
+figures: $(STAMP) ## redraw figures and REPORT.md from existing records (never trains)
+	$(BIN)/python -m bnopt.reproduce --no-train --scale $(SCALE) $(if $(FIGS),--figs $(FIGS))
+
+plan: $(STAMP) ## print what `make reproduce` would train and its time estimate
+	$(BIN)/python -m bnopt.reproduce --dry-run --scale $(SCALE) $(if $(FIGS),--figs $(FIGS))
 
 train-example: $(STAMP) ## one small VGG16+BN run with the paper's probes
 	$(BIN)/bnopt-train model=vgg16_bn scale=small probes=paper

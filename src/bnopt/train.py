@@ -251,7 +251,8 @@ def _print_summary(cfg, folder: RunFolder, status: str, s: dict, elapsed: float)
 
 # --------------------------------------------------------------------------------------------- CLI
 
-GROUPS = ("model", "data", "optim", "probes", "logger", "scale", "paths", "experiment", "hydra/launcher")
+# Our config groups; hydra/* groups also come from plugins (submitit_local, ...), so Hydra checks those.
+GROUPS = ("model", "data", "optim", "probes", "logger", "scale", "paths", "experiment")
 
 
 def precheck_overrides(argv: list[str]) -> None:
