@@ -146,6 +146,7 @@ def test_missing_runs_are_not_run_and_the_report_says_so(tmp_path):
     checks = {c.claim: c for c in claims.run_checks(res)}
     assert checks["C1"].verdict == claims.NOT_RUN and "vgg16_bn" in checks["C1"].evidence[0]
     assert checks["C9"].verdict == claims.PARTLY
-    path = write_report(tmp_path, res=res)
+    path, checks_again = write_report(tmp_path, res=res)
+    assert [c.verdict for c in checks_again] == [c.verdict for c in checks.values()]
     text = path.read_text()
     assert "| C1: BN speeds up training" in text and "not run" in text and "`vgg16-lr0.1`" in text

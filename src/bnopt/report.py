@@ -29,7 +29,8 @@ def _environment(res) -> dict:
     return {}
 
 
-def render(results_root: Path, scale: str | None = None, res=None) -> str:
+def render(results_root: Path, scale: str | None = None, res=None) -> tuple[str, list]:
+    """(markdown text, claim checks)."""
     res = load_runs(results_root) if res is None else res
     if scale and len(res.runs):
         keep = res.runs[res.runs.scale == scale].run_id
@@ -81,16 +82,23 @@ def render(results_root: Path, scale: str | None = None, res=None) -> str:
     not_run = [c.claim for c in checks if c.verdict == NOT_RUN]
     if not_run:
         lines += ["", f"Not run: {', '.join(not_run)}. `make reproduce` trains what they need."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n", checks
 
 
-def write_report(results_root: Path | str = "results", scale: str | None = None, res=None) -> Path:
-    """Write REPORT.md from the records under results_root (or from `res`, a Results already loaded)."""
+def write_report(results_root: Path | str = "results", scale: str | None = None, res=None) -> tuple[Path, list]:
+    """Write REPORT.md from the records under results_root (or from `res`, a Results already loaded);
+    returns its path and the claim checks."""
     results_root = Path(results_root)
     path = results_root / "REPORT.md"
     results_root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render(results_root, scale, res))
-    return path
+    text, checks = render(results_root, scale, res)
+    atomic_write_text(path, text)
+    return path, checks
+
+
+def print_verdicts(checks) -> None:
+    for c in checks:
+        print(f"  {c.claim} {c.verdict:>15s}: {c.text}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.results).is_dir():
         print(f"bnopt: error: results directory {args.results} does not exist", file=sys.stderr)
         return 2
-    print(f"wrote {write_report(args.results, args.scale)}")
+    path, checks = write_report(args.results, args.scale)
+    print_verdicts(checks)
+    print(f"wrote {path}")
     return 0
 
 

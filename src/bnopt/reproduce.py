@@ -167,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     from . import figures, report
 
     drawn = figures.draw_all(results, results / "figures", figs=figs)
-    report_path = report.write_report(results, scale=runs[0].cfg.scale.name if runs else None)
+    report_path, checks = report.write_report(results, scale=runs[0].cfg.scale.name if runs else None)
     made = [k for k, v in drawn.items() if not isinstance(v, str)]
-    print(f"\nreproduce: {len(made)} figure(s) in {results / 'figures'}, report {report_path}, "
-          f"{(time.time() - t0) / 60:.1f} min")
+    print(f"\n=== reproduce: {len(made)} figure(s) in {results / 'figures'}, report {report_path}, "
+          f"{(time.time() - t0) / 60:.1f} min ===")
+    report.print_verdicts(checks)
     for name, v in drawn.items():
         if isinstance(v, str):
             print(f"  {name}: not drawn: {v}")

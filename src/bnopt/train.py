@@ -53,6 +53,8 @@ def prepare(cfg: DictConfig):
         validate(cfg)
         check_writable(Path(cfg.paths.results))
         device = pick_device(cfg.device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
         task = build_task(cfg, device)
     except (ConfigError, DataError, OSError) as e:
         raise BadInput(str(e)) from None
