@@ -36,8 +36,8 @@ class Maker:
                                               run_id=rid)))
         rows = []
         for s in range(0, 1000, 100):
-            rows += [(s, "landscape", 0, np.nan, "loss_min", 1.0), (s, "landscape", 0, np.nan, "loss_max", 1 + loss_range),
-                     (s, "landscape", 0, np.nan, "grad_diff_max", grad_diff), (s, "landscape", 0, np.nan, "beta", beta)]
+            summary = {"loss_min": 1.0, "loss_max": 1 + loss_range, "grad_diff_max": grad_diff, "beta": beta}
+            rows += [(s, "landscape", 0, np.nan, k, v) for k, v in summary.items()]
             for k in (5, 10, 9, 17):
                 rows += [(s, "ics", k, np.nan, "l2", ics_l2), (s, "ics", k, np.nan, "cos", ics_cos)]
         self.probes.append(pd.DataFrame(rows, columns=["step", "probe", "layer", "eta", "metric", "value"])

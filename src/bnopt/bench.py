@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name, width in cases:
         r = time_train_steps(name, width, args.seconds)
-        print(f"train  {name:16s} width {width:<5g} {r['ms_per_step']:8.1f} ms/step  {r['images_per_s']:8.1f} samples/s")
+        print(f"train  {name:16s} width {width:<5g} {r['ms_per_step']:8.1f} ms/step  "
+              f"{r['images_per_s']:8.1f} samples/s")
         rows.append(r)
     out = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "environment": environment(), "train": rows}
     try:

@@ -250,9 +250,9 @@ def check_c5(res: Results, scale=None) -> Check:
 
 def _smoothness(res, rid) -> dict:
     lo, hi = probe_series(res, rid, "landscape", "loss_min"), probe_series(res, rid, "landscape", "loss_max")
-    return {"loss_range": median(hi - lo), "grad_diff_max": median(probe_series(res, rid, "landscape", "grad_diff_max")),
-            "beta": median(probe_series(res, rid, "landscape", "beta")),
-            "grad_diff_peak": float(probe_series(res, rid, "landscape", "grad_diff_max").max())}
+    grad_diff = probe_series(res, rid, "landscape", "grad_diff_max")
+    return {"loss_range": median(hi - lo), "grad_diff_max": median(grad_diff),
+            "beta": median(probe_series(res, rid, "landscape", "beta")), "grad_diff_peak": float(grad_diff.max())}
 
 
 def _smoothness_check(c: Check, res, std_model, bn_model, lr, scale) -> int:

@@ -20,6 +20,15 @@ VERDICT_MARK = {"reproduced": "reproduced", "partly": "partly", "not reproduced"
                 "not run": "not run"}
 
 
+def _finite(x) -> float | None:
+    """x as a float, or None when it is missing or not finite."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if x == x and abs(x) != float("inf") else None
+
+
 def _environment(res) -> dict:
     for path in res.runs.get("path", []):
         try:
@@ -73,12 +82,13 @@ def render(results_root: Path, scale: str | None = None, res=None) -> tuple[str,
         figs = [f.strip() for f in c.figure.split(",") if f.strip().startswith("fig")]
         lines += [f"![{f}](figures/{f}.png)" for f in figs if (results_root / "figures" / f"{f}.png").exists()]
         lines.append("")
-    lines += ["## Runs", "", "| run | status | steps | final test acc | samples/s | wall min |", "|---|---|---|---|---|---|"]
+    lines += ["## Runs", "", "| run | status | steps | final test acc | samples/s | wall min |",
+              "|---|---|---|---|---|---|"]
     for _, r in runs.sort_values(["family", "model", "lr"]).iterrows() if len(runs) else []:
-        acc = f"{100 * r.test_acc:.1f}%" if r.get("test_acc") == r.get("test_acc") and r.get("test_acc") is not None else "-"
-        ips = f"{r.images_per_s:.0f}" if r.get("images_per_s") == r.get("images_per_s") and r.get("images_per_s") else "-"
-        mins = f"{r.elapsed_s / 60:.1f}" if r.get("elapsed_s") == r.get("elapsed_s") and r.get("elapsed_s") else "-"
-        lines.append(f"| `{r.run_id}` | {r.status} | {r.steps_done}/{r.steps} | {acc} | {ips} | {mins} |")
+        acc, ips, wall_s = (_finite(r.get(k)) for k in ("test_acc", "images_per_s", "elapsed_s"))
+        lines.append(f"| `{r.run_id}` | {r.status} | {r.steps_done}/{r.steps} | "
+                     f"{'-' if acc is None else f'{100 * acc:.1f}%'} | {'-' if ips is None else f'{ips:.0f}'} | "
+                     f"{'-' if wall_s is None else f'{wall_s / 60:.1f}'} |")
     not_run = [c.claim for c in checks if c.verdict == NOT_RUN]
     if not_run:
         lines += ["", f"Not run: {', '.join(not_run)}. `make reproduce` trains what they need."]

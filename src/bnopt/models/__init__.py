@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from .blocks import Block, NumberedNet
 from .dln import DLN
 from .norms import NORMS, LpNorm, NoisyBatchNorm, make_norm, replay_noise, set_noise_generator
-from .vgg import VGG, Block
+from .vgg import VGG
 
 FAMILIES = ("vgg", "dln")
 
-__all__ = ["DLN", "VGG", "Block", "NORMS", "FAMILIES", "LpNorm", "NoisyBatchNorm", "make_norm", "replay_noise",
-           "set_noise_generator", "build_model"]
+__all__ = ["DLN", "VGG", "Block", "NumberedNet", "NORMS", "FAMILIES", "LpNorm", "NoisyBatchNorm", "make_norm",
+           "replay_noise", "set_noise_generator", "build_model"]
 
 
 def build_model(model_cfg, num_classes: int = 10):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from .blocks import Block, NumberedNet, glorot_init
 from .norms import make_norm
-from .vgg import Block, glorot_init
 
 
-class DLN(nn.Module):
+class DLN(NumberedNet):
     family = "dln"
 
     def __init__(self, norm: str = "none", depth: int = 25, dim: int = 10, bias: bool = False, norm_cfg=None):
@@ -24,13 +24,3 @@ class DLN(nn.Module):
 
     def forward(self, x):
         return self.net(x)
-
-    def layer(self, k: int) -> Block:
-        """Linear layer #k, 1-based."""
-        if not 1 <= k <= len(self.blocks):
-            raise IndexError(f"DLN has layers #1..#{len(self.blocks)}, not #{k}")
-        return self.blocks[k - 1]
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.blocks)

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 from torch import nn
 
+from .blocks import Block, NumberedNet, glorot_init
 from .norms import make_norm
 
 # 13 conv widths with max-pools ("M"); conv layer #k of the paper is the k-th number here (1-based).
 VGG16_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
-class Block(nn.Module):
-    """One numbered layer: weight layer -> norm -> activation. Probes address `layer` and `norm`."""
-
-    def __init__(self, layer: nn.Module, norm: nn.Module, act: nn.Module):
-        super().__init__()
-        self.layer, self.norm, self.act = layer, norm, act
-
-    def forward(self, x):
-        return self.act(self.norm(self.layer(x)))
-
-
 def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-class VGG(nn.Module):
+class VGG(NumberedNet):
     family = "vgg"
 
     def __init__(self, norm: str = "none", width: float = 1.0, num_classes: int = 10, bias: bool = True,
@@ -51,21 +41,3 @@ class VGG(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x).flatten(1))
-
-    def layer(self, k: int) -> Block:
-        """Conv layer #k of the paper, 1-based."""
-        if not 1 <= k <= len(self.blocks):
-            raise IndexError(f"VGG has conv layers #1..#{len(self.blocks)}, not #{k}")
-        return self.blocks[k - 1]
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.blocks)
-
-
-def glorot_init(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
