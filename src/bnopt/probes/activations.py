@@ -37,23 +37,25 @@ EDGE_MARGIN = 0.5  # fraction of the 0.1%..99.9% range added on each side
 WANDB_MAX_BINS = 64
 
 
-def activation_stats(a: torch.Tensor, x: np.ndarray | None = None) -> dict:
+def activation_stats(a: torch.Tensor, x: np.ndarray | None = None, moments=None) -> dict:
     """Row values of one activation tensor [N, C, ...]: quantiles (as numpy computes them), mean, var.
-    x: the same values already flattened into a float32 numpy array, if at hand."""
-    flat = a.detach().reshape(-1)
-    x = flat.float().cpu().numpy() if x is None else x
+    x: the same values already flattened into a float32 numpy array; moments: unit_moments(a), if at hand."""
+    x = a.detach().reshape(-1).float().cpu().numpy() if x is None else x
     qs = np.quantile(x, list(QUANTILES.values()))
-    d = flat.double()
+    mean, var = unit_moments(a) if moments is None else moments
     out = dict(zip(QUANTILES, (float(q) for q in qs), strict=True))
-    out["mean"], out["var"] = float(d.mean()), float(d.var(unbiased=False))
+    # every unit has the same number of elements: the overall moments follow from the per-unit ones
+    out["mean"] = float(mean.mean())
+    out["var"] = float(var.mean() + ((mean - mean.mean()) ** 2).mean())
     return out
 
 
 def unit_moments(a: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Per-unit mean and population variance over every dimension but the unit (channel) one."""
+    """Per-unit mean and population variance (float64) over every dimension but the unit (channel) one."""
     d = a.detach().double()
     dims = [0] + list(range(2, d.dim()))
-    return d.mean(dims).cpu().numpy(), d.var(dims, unbiased=False).cpu().numpy()
+    var, mean = torch.var_mean(d, dim=dims, correction=0)
+    return mean.cpu().numpy(), var.cpu().numpy()
 
 
 def fixed_edges(x: np.ndarray, bins: int) -> np.ndarray:
@@ -110,7 +112,8 @@ class ActivationsProbe(Probe):
 
         def hook_for(k):
             def hook(module, inputs, output):
-                captured[k] = output.detach().clone()  # before the (in-place) ReLU touches it
+                # a copy (the in-place ReLU comes next), in plain layout so that flattening is free
+                captured[k] = output.detach().clone(memory_format=torch.contiguous_format)
             return hook
 
         try:
@@ -131,11 +134,11 @@ class ActivationsProbe(Probe):
         out, pending = {}, {}
         for k, a in captured.items():
             x = a.reshape(-1).float().cpu().numpy()
-            for m, v in activation_stats(a, x).items():
+            mean, var = unit_moments(a)
+            for m, v in activation_stats(a, x, (mean, var)).items():
                 out[(k, None, m)] = v
             edges = self.hist[k]["edges"] if k in self.hist else fixed_edges(x, self.bins)
             counts, under, over = histogram(x, edges)
-            mean, var = unit_moments(a)
             pending[k] = (edges, counts, under, over, mean, var)
         # all layers measured: only now touch the accumulators (a failure above leaves them as they were)
         for k, (edges, counts, under, over, mean, var) in pending.items():

@@ -142,9 +142,9 @@ class NoTrace:
         return self
 
     def restore_params(self) -> None:
-        with torch.no_grad():
-            for p, w in zip(self.params, self.saved, strict=True):
-                p.copy_(w)
+        if self.params:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, self.saved)
 
     def __exit__(self, *exc) -> bool:
         try:
@@ -205,8 +205,11 @@ def global_norm(tensors) -> torch.Tensor:
     tensors = [t for t in tensors if t is not None]
     if not tensors:
         return torch.zeros((), dtype=torch.float64)
-    return torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(t, dtype=torch.float64) for t in tensors]))
+    try:  # one fused kernel per device/dtype group instead of one op per tensor
+        norms = torch._foreach_norm(tensors, 2, dtype=torch.float64)
+    except (RuntimeError, TypeError, AttributeError):
+        norms = [torch.linalg.vector_norm(t, dtype=torch.float64) for t in tensors]
+    return torch.linalg.vector_norm(torch.stack([n.to(norms[0].device) for n in norms]))
 
 
 def forward_loss(ctx: ProbeContext) -> torch.Tensor:

@@ -41,14 +41,13 @@ class GradNormsProbe(Probe):
     @torch.no_grad()
     def measure(self, ctx: ProbeContext) -> dict:
         weights = dict(numbered_weights(ctx.model))
-        nan = torch.tensor(float("nan"), dtype=torch.float64)
-        vals = []
-        for k in self.layers:
-            w = weights[k]
-            g = w.grad
-            vals.append(nan.to(w.device) if g is None else torch.linalg.vector_norm(g, dtype=torch.float64))
-            vals.append(torch.linalg.vector_norm(w, dtype=torch.float64))
+        ws = [weights[k] for k in self.layers]
+        nan = torch.full((), float("nan"), device=ws[0].device)
+        # float32 norms (torch accumulates them with pairwise sums): exact enough, no float64 copies
+        vals = torch._foreach_norm([w.grad if w.grad is not None else nan for w in ws] + ws)
         flat = torch.stack(vals).cpu().tolist()
+        n = len(ws)
+        flat = [v for pair in zip(flat[:n], flat[n:], strict=True) for v in pair]
         out = {}
         for i, k in enumerate(self.layers):
             out[(k, None, "grad_norm")], out[(k, None, "weight_norm")] = flat[2 * i], flat[2 * i + 1]

@@ -76,13 +76,13 @@ class LandscapeProbe(Probe):
         losses, diffs = [], []
         with NoTrace(model, params) as nt:
             for eta in self.etas:
-                with torch.no_grad():
-                    for p, w0, di in zip(params, nt.saved, d, strict=True):
-                        p.copy_(w0).add_(di, alpha=-eta)
+                with torch.no_grad():  # w - eta d, from the saved copy
+                    torch._foreach_copy_(params, nt.saved)
+                    torch._foreach_add_(params, d, alpha=-eta)
                 loss = forward_loss(ctx)
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
-                diffs.append(global_norm([gi - g0 if gi is not None else -g0
-                                          for gi, g0 in zip(grads, g, strict=True)]))
+                grads = [gi if gi is not None else torch.zeros_like(g0) for gi, g0 in zip(grads, g, strict=True)]
+                diffs.append(global_norm(torch._foreach_sub(grads, g)))
                 losses.append(loss.detach().to(torch.float64))
                 del grads, loss
         vals = torch.stack([*losses, *diffs, g_norm.to(losses[0].device), d_norm.to(losses[0].device),

@@ -1,0 +1,103 @@
+"""Measured cost of the probes on this machine (`make bench` calls `probe_costs`; also runnable alone:
+`python -m bnopt.probes.bench [--seconds S] [--only vgg16_bn]`).
+
+For each case (model, width) the `paper` probe preset is built as a run would build it; one training step
+(forward, backward, SGD step) and one call of each probe are timed, interleaved, after a warm-up, and the
+overhead of the preset at each scale's cadence is computed as sum_i(cost_i / every_i) / step time.
+Numbers, not assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from . import ProbeContext, build_probes, probe_cadence
+
+CASES = [("vgg16_bn", 0.25), ("vgg16_noisy_bn", 0.25), ("vgg16_bn", 1.0), ("dln_bn", 1.0)]
+
+
+def _cadences(model_name: str) -> dict[str, dict[str, int]]:
+    """{scale: {probe: every}} of the paper preset for this model at the paper and small scales."""
+    from ..bench import compose
+
+    out = {}
+    for scale in ("paper", "small"):
+        extra = [] if model_name.startswith("dln") else ["data=synthetic"]
+        cfg = compose([f"model={model_name}", "logger=none", "probes=paper", f"scale={scale}", *extra])
+        out[scale] = {name: probe_cadence(cfg, cfg.probes[name]) for name in cfg.probes
+                      if hasattr(cfg.probes[name], "get") and cfg.probes[name].get("enabled", False)}
+    return out
+
+
+def time_case(model_name: str, width: float, seconds: float = 8.0, warmup: int = 2) -> dict:
+    from ..bench import setup, sync
+    from ..train import forward_backward
+
+    cfg, device, model, opt, task = setup(model_name, width, extra=["probes=paper"])
+    probes = build_probes(cfg, model, task)
+    step_times: list[float] = []
+    probe_times: dict[str, list[float]] = {p.name: [] for p in probes}
+    step, t_start = 0, time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        x, y, loss, _ = forward_backward(model, task, opt, step)
+        sync(device)
+        t_fb = time.perf_counter() - t0
+        for p in probes:
+            t1 = time.perf_counter()
+            p(ProbeContext(step, model, x, y, loss, opt, task))
+            sync(device)
+            if step >= warmup:
+                probe_times[p.name].append(time.perf_counter() - t1)
+        t2 = time.perf_counter()
+        opt.step()
+        sync(device)
+        if step >= warmup:
+            step_times.append(t_fb + time.perf_counter() - t2)
+        step += 1
+        if step >= warmup + 2 and time.perf_counter() - t_start > seconds:
+            break
+    ms_step = 1000 * statistics.median(step_times)
+    ms_probe = {k: round(1000 * statistics.median(v), 2) for k, v in probe_times.items()}
+    overhead = {}
+    for scale, every in _cadences(model_name).items():
+        per_step = sum(ms_probe[k] / every[k] for k in ms_probe if every.get(k))
+        overhead[scale] = {"every": every, "overhead_fraction": round(per_step / ms_step, 4)}
+    return {"model": model_name, "width": width, "batch_size": int(cfg.scale.batch_size), "device": str(device),
+            "ms_per_train_step": round(ms_step, 2), "ms_per_probe_call": ms_probe,
+            "probe_call_in_train_steps": {k: round(v / ms_step, 2) for k, v in ms_probe.items()},
+            "overhead": overhead, "steps_timed": len(step_times)}
+
+
+def probe_costs(seconds: float = 8.0, only: list[str] | None = None) -> list[dict]:
+    """only: model names (every width) or model:width entries."""
+    rows = []
+    for name, width in CASES:
+        if only and name not in only and f"{name}:{width:g}" not in only:
+            continue
+        r = time_case(name, width, seconds)
+        calls = "  ".join(f"{k} {v:.0f}" for k, v in r["ms_per_probe_call"].items())
+        over = "  ".join(f"{s} {100 * o['overhead_fraction']:.1f}%" for s, o in r["overhead"].items())
+        print(f"probes {name:16s} width {width:<5g} step {r['ms_per_train_step']:.0f} ms; per call (ms): {calls}; "
+              f"overhead of probes=paper: {over}")
+        rows.append(r)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--only", nargs="*", help="model names or model:width, e.g. vgg16_bn:0.25")
+    ap.add_argument("--out", default=None, help="also write the rows as JSON here")
+    args = ap.parse_args(argv)
+    rows = probe_costs(args.seconds, args.only)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
