@@ -427,6 +427,19 @@ def test_a_failing_probe_records_nan_and_warns(monkeypatch):
     assert len(rows) == 3 * 2 + 7 and all(math.isnan(r["value"]) for r in rows)
 
 
+def test_a_state_that_cannot_be_restored_stops_the_run(monkeypatch):
+    from bnopt.probes.base import NoTrace, RestoreFailed
+
+    model, h, ctx = quadratic_setup()
+
+    def broken(self):
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr(NoTrace, "restore_params", broken)
+    with pytest.raises(RestoreFailed):
+        LandscapeProbe(1, [0.1])(ctx)
+
+
 def test_non_finite_values_become_nan_with_a_warning():
     model, h, ctx = quadratic_setup()
     w0 = model.w.detach().clone()

@@ -113,6 +113,11 @@ class Probe:
 
 # ----------------------------------------------------------------------------------- leaving no trace
 
+class RestoreFailed(BaseException):
+    """The training state could not be restored after a probe. Not an Exception on purpose: a probe's
+    failure is otherwise recorded as NaN and training goes on, but not from a state that may be altered."""
+
+
 class NoTrace:
     """Snapshot what a probe could disturb; restore it bit for bit on exit (also on an exception).
 
@@ -149,7 +154,6 @@ class NoTrace:
     def __exit__(self, *exc) -> bool:
         try:
             self._stack.close()
-        finally:
             self.restore_params()
             with torch.no_grad():
                 for b, v in self.buffers:
@@ -161,6 +165,8 @@ class NoTrace:
                 m.last_noise = noise
             for g, state in self.gen_states:
                 g.set_state(state)
+        except Exception as e:  # the run cannot go on with a state it cannot trust
+            raise RestoreFailed(f"a probe could not restore the training state ({type(e).__name__}: {e})") from e
         return False
 
 
@@ -180,6 +186,12 @@ class OptimizerSnapshot:
         self.groups = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in opt.param_groups]
 
     def restore(self) -> None:
+        try:
+            self._restore()
+        except Exception as e:
+            raise RestoreFailed(f"the optimiser state could not be restored ({type(e).__name__}: {e})") from e
+
+    def _restore(self) -> None:
         opt = self.opt
         for p in list(opt.state.keys()):
             if p not in self.state:
