@@ -1,0 +1,96 @@
+"""The paper's figures from run records: `python -m bnopt.figures` or, in Python,
+
+    from bnopt.results import load_runs
+    from bnopt import figures
+    res = load_runs("results")
+    figures.fig1(res, "results/figures")              # one figure -> [fig1.png, fig1.pdf]
+    figures.draw_all("results", "results/figures")    # every figure it can; {name: paths or message}
+    figures.make_figure("fig4", res)                  # a matplotlib Figure (notebooks)
+    figures.load_wandb("entity/project")              # the same frames from W&B instead of run folders
+
+Figure names: fig1, fig2, fig3_vgg, fig3_dln, fig4, fig5_vgg, fig5_dln, fig6, fig8, fig9, fig10, fig11_vgg,
+fig11_dln, fig12, fig13 (fig3, fig5, fig11 = both halves). Figures read records only through a
+`bnopt.results.Results` object and never train; missing runs raise `MissingRuns` with the
+`bnopt-train -m experiment=<name>` command that produces them. One colour per network everywhere
+(`MODEL_COLORS`). Helpers for one run (`plot_run_curves`, `plot_run_histogram`, ...) are in `explore`.
+"""
+
+from __future__ import annotations
+
+from .explore import plot_ics, plot_landscape, plot_run_curves, plot_run_histogram
+from .panels import MODEL_COLORS, NORM_COLORS, NORM_LABELS, color, label, png_bytes, save, show
+from .paper import (
+    ALIASES,
+    EXPERIMENTS,
+    FIGURES,
+    draw,
+    draw_all,
+    fig1,
+    fig2,
+    fig3,
+    fig3_dln,
+    fig3_vgg,
+    fig4,
+    fig5,
+    fig5_dln,
+    fig5_vgg,
+    fig6,
+    fig8,
+    fig9,
+    fig10,
+    fig11,
+    fig11_dln,
+    fig11_vgg,
+    fig12,
+    fig13,
+    figure_names,
+    make_figure,
+)
+from .selection import MissingRecords, MissingRuns, select_runs, train_command
+from .wandb_source import WandbResults, load_wandb
+
+__all__ = [
+    "FIGURES",
+    "ALIASES",
+    "EXPERIMENTS",
+    "MODEL_COLORS",
+    "NORM_COLORS",
+    "NORM_LABELS",
+    "MissingRuns",
+    "MissingRecords",
+    "WandbResults",
+    "color",
+    "label",
+    "draw",
+    "draw_all",
+    "make_figure",
+    "figure_names",
+    "load_wandb",
+    "png_bytes",
+    "save",
+    "show",
+    "select_runs",
+    "train_command",
+    "plot_run_curves",
+    "plot_run_histogram",
+    "plot_landscape",
+    "plot_ics",
+    "fig1",
+    "fig2",
+    "fig3",
+    "fig3_vgg",
+    "fig3_dln",
+    "fig4",
+    "fig5",
+    "fig5_vgg",
+    "fig5_dln",
+    "fig6",
+    "fig8",
+    "fig9",
+    "fig10",
+    "fig11",
+    "fig11_vgg",
+    "fig11_dln",
+    "fig12",
+    "fig13",
+]

@@ -1,0 +1,243 @@
+"""Style (one colour per network in every figure) and the panel types the figures are made of.
+
+Figures are `matplotlib.figure.Figure` objects on an Agg canvas, made without pyplot: no global
+backend is switched and nothing is left open, so the module works the same in scripts, tests and notebooks.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize, to_rgb
+from matplotlib.figure import Figure
+
+# One colour per normalisation, shared by the VGG and the DLN: standard = black/grey, BN = blue,
+# noisy BN = orange, l1 = green, l2 = red, l_inf = purple.
+NORM_COLORS = {
+    "none": "#333333",
+    "batch": "#1f77b4",
+    "noisy_batch": "#ff7f0e",
+    "l1": "#2ca02c",
+    "l2": "#d62728",
+    "linf": "#9467bd",
+}
+NORM_LABELS = {
+    "none": "Standard",
+    "batch": "Batch Norm",
+    "noisy_batch": "Noisy Batch Norm",
+    "l1": "$\\ell_1$ Norm",
+    "l2": "$\\ell_2$ Norm",
+    "linf": "$\\ell_\\infty$ Norm",
+}
+MODEL_NORM = {
+    "vgg16": "none",
+    "vgg16_bn": "batch",
+    "vgg16_noisy_bn": "noisy_batch",
+    "vgg16_l1": "l1",
+    "vgg16_l2": "l2",
+    "vgg16_linf": "linf",
+    "dln": "none",
+    "dln_bn": "batch",
+    "dln_l1": "l1",
+    "dln_l2": "l2",
+    "dln_linf": "linf",
+}
+MODEL_COLORS = {m: NORM_COLORS[n] for m, n in MODEL_NORM.items()}
+LR_STYLES = ("-", "--", ":", "-.")  # first LR of a figure solid, second dashed, ...
+DPI = 120
+
+
+def model_norm(model: str) -> str:
+    if model in MODEL_NORM:
+        return MODEL_NORM[model]
+    for suffix, norm in (
+        ("_noisy_bn", "noisy_batch"),
+        ("_bn", "batch"),
+        ("_linf", "linf"),
+        ("_l1", "l1"),
+        ("_l2", "l2"),
+    ):
+        if model.endswith(suffix):
+            return norm
+    return "none"
+
+
+def color(model: str) -> str:
+    return MODEL_COLORS.get(model, NORM_COLORS[model_norm(model)])
+
+
+def label(model: str, lr: float | None = None, note: str = "") -> str:
+    text = NORM_LABELS[model_norm(model)]
+    if lr is not None:
+        text += f", LR {float(lr):g}"
+    return text + note
+
+
+def new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: Figure, out_dir: str | Path, name: str, dpi: int = DPI) -> list[Path]:
+    """name.png (dpi) and name.pdf in out_dir."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=dpi)
+    fig.savefig(paths[1])
+    return paths
+
+
+def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def show(fig: Figure, dpi: int = DPI) -> None:
+    """Display a figure in a notebook (as a PNG, whatever matplotlib backend the kernel uses)."""
+    from IPython.display import Image, display
+
+    display(Image(data=png_bytes(fig, dpi)))
+
+
+def footer(fig: Figure, runs: dict) -> None:
+    """Small grey line naming the runs drawn (run ids and scale) for traceability."""
+    rows = list(runs.values())
+    scales = sorted({str(r.get("scale", "?")) for r in rows})
+    text = f"scale {', '.join(scales)} | runs: " + ", ".join(str(r["run_id"]) for r in rows)
+    fig.text(0.5, -0.005, text, ha="center", va="top", fontsize=6, color="0.45", wrap=True)
+
+
+def diverged_note(run) -> str:
+    if str(run.get("status")) == "diverged":
+        return f" (diverged at step {int(run.get('steps_done') or 0)})"
+    return ""
+
+
+# ------------------------------------------------------------------------------------------- curves
+
+
+def smooth_window(n: int) -> int:
+    """Moving-average window for per-step batch curves: about 1/60 of the run, at least 1."""
+    return max(1, int(round(n / 60)))
+
+
+def smoothed(values: pd.Series, window: int) -> pd.Series:
+    return values.rolling(window, min_periods=1, center=False).mean() if window > 1 else values
+
+
+def finite_positive(y) -> np.ndarray:
+    y = np.asarray(y, dtype=float)
+    return np.where(np.isfinite(y) & (y > 0), y, np.nan)
+
+
+def band(ax, x, lo, hi, col: str, lbl: str | None, log: bool = False, alpha: float = 0.25, zorder: float = 2) -> None:
+    """Shaded range [lo, hi] per step with its two edges drawn thin."""
+    x = np.asarray(x, dtype=float)
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    if log:
+        lo, hi = finite_positive(lo), finite_positive(hi)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.fill_between(
+        x, lo, hi, where=ok, color=col, alpha=alpha, linewidth=0, label=lbl, interpolate=False, zorder=zorder
+    )
+    ax.plot(x, lo, color=col, lw=0.8, alpha=0.9, zorder=zorder)
+    ax.plot(x, hi, color=col, lw=0.8, alpha=0.9, zorder=zorder)
+    if ok.sum() == 1:  # one measured step: a vertical bar instead of an invisible band
+        i = int(np.flatnonzero(ok)[0])
+        ax.vlines(x[i], lo[i], hi[i], color=col, lw=3, alpha=0.6)
+    if log:
+        ax.set_yscale("log", nonpositive="mask")
+
+
+def set_labels(ax, title: str | None = None, xlabel: str | None = None, ylabel: str | None = None) -> None:
+    if title:
+        ax.set_title(title, fontsize=10)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3, lw=0.5)
+
+
+def legend(ax, **kw) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize=7, framealpha=0.8, **kw)
+
+
+# --------------------------------------------------------------------------------------- histograms
+
+
+def ridge(ax, h, col: str, max_curves: int = 12, overlap: float = 1.8) -> None:
+    """Stacked per-step histograms of one layer of one run (a ridge / joy plot).
+
+    Each measured step's histogram (fraction of activations per bin) is drawn offset vertically, the first
+    measurement at the top and the last at the bottom; all curves of the panel share one height scale, so
+    a distribution that spreads out over training flattens. At most `max_curves` evenly spaced
+    measurements are drawn.
+    """
+    n = len(h.steps)
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_curves)).round().astype(int)) if n else np.array([], int)
+    centers = 0.5 * (h.edges[:-1] + h.edges[1:])
+    totals = h.counts.sum(1, keepdims=True) + 0.0
+    frac = np.divide(h.counts, totals, out=np.zeros_like(h.counts, dtype=float), where=totals > 0)
+    peak = frac[idx].max() if len(idx) and frac[idx].max() > 0 else 1.0
+    m = len(idx)
+    fill = 0.35 * np.asarray(to_rgb(col)) + 0.65  # opaque light tint: a later curve hides the one behind it
+    for j, i in enumerate(idx):
+        base = m - 1 - j  # first measurement on top
+        y = base + overlap * frac[i] / peak
+        ax.fill_between(centers, base, y, color=fill, lw=0, zorder=2 * j)
+        ax.plot(centers, y, color=col, lw=0.9, zorder=2 * j + 1)
+        ax.plot(centers, np.full_like(centers, base), color=col, lw=0.5, zorder=2 * j + 1)
+    ax.set_yticks([m - 1 - j for j in range(m)], [str(int(h.steps[i])) for i in idx], fontsize=7)
+    ax.set_ylim(-0.3, m - 1 + overlap + 0.2)
+    ax.set_xlim(h.edges[0], h.edges[-1])
+    out = h.outside[idx].max() if len(idx) else 0.0
+    if out > 0.01:
+        ax.text(
+            0.99,
+            0.99,
+            f"up to {100 * out:.0f}% of values\noutside the shown range",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=6,
+            color="0.35",
+        )
+
+
+def step_colorbar(fig: Figure, ax, steps, cmap: str = "viridis"):
+    """A colormap over training steps and its colorbar next to `ax`; returns step -> colour."""
+    steps = np.asarray(steps, dtype=float)
+    lo, hi = (float(steps.min()), float(steps.max())) if len(steps) else (0.0, 1.0)
+    norm = Normalize(lo, hi if hi > lo else lo + 1)
+    cm = colormaps[cmap]
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cm), ax=ax, label="training step", pad=0.01)
+    return lambda s: cm(norm(float(s)))
+
+
+__all__ = [
+    "NORM_COLORS",
+    "NORM_LABELS",
+    "MODEL_COLORS",
+    "color",
+    "label",
+    "new_figure",
+    "save",
+    "png_bytes",
+    "band",
+    "ridge",
+    "step_colorbar",
+    "smoothed",
+    "smooth_window",
+]

@@ -1,0 +1,308 @@
+"""Figures: every paper figure from real smoke-scale records, missing runs, draw_all, the CLI, W&B frames."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from bnopt import figures
+from bnopt.figures.__main__ import main as figures_main
+from bnopt.results import Results, load_runs
+
+from .conftest import REPO, make_cfg
+
+STEPS = 20  # smoke scale: probes every 5 steps -> 4 measurements per run
+VGG = [(m, lr) for m in ("vgg16", "vgg16_bn") for lr in (0.1, 0.5, 0.01)] + [
+    (m, 0.1) for m in ("vgg16_noisy_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf")
+]
+DLN = [(m, lr) for m in ("dln", "dln_bn") for lr in (1e-6, 1e-7)] + [
+    (m, 1e-6) for m in ("dln_l1", "dln_l2", "dln_linf")
+]
+
+
+def build_records(root: Path) -> Path:
+    """The 17 smoke runs every figure needs (a finished run is skipped, so a second call is cheap)."""
+    import torch
+
+    from bnopt.train import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is as fast, and far faster on a busy machine
+    try:
+        for model, lr in VGG + DLN:
+            data = [] if model.startswith("dln") else ["data=synthetic"]
+            cfg = make_cfg(
+                [
+                    f"model={model}",
+                    *data,
+                    "scale=smoke",
+                    "logger=none",
+                    "probes=paper",
+                    f"optim.lr={lr}",
+                    f"scale.steps={STEPS}",
+                    f"paths.results={root}",
+                ]
+            )
+            train(cfg, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return root
+
+
+@pytest.fixture(scope="session")
+def records(tmp_path_factory) -> Path:
+    return build_records(tmp_path_factory.getbasetemp() / "figure_records")
+
+
+@pytest.fixture(scope="session")
+def results(records) -> Results:
+    return load_runs(records)
+
+
+def assert_written(paths: list[Path], name: str) -> None:
+    assert [p.name for p in paths] == [f"{name}.png", f"{name}.pdf"]
+    png, pdf = paths
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5_000
+
+
+# ------------------------------------------------------------------------------ every figure draws
+
+
+@pytest.mark.parametrize("name", figures.FIGURES)
+def test_figure_draws_from_smoke_records(results, tmp_path, name):
+    paths = getattr(figures, name)(results, tmp_path)
+    assert_written(paths, name)
+
+
+def test_alias_draws_both_halves(results, tmp_path):
+    paths = figures.fig5(results, tmp_path)
+    assert [p.name for p in paths] == ["fig5_vgg.png", "fig5_vgg.pdf", "fig5_dln.png", "fig5_dln.pdf"]
+
+
+def test_figures_use_one_colour_per_network(results):
+    fig = figures.make_figure("fig12", results)
+    acc = fig.axes[0]
+    by_label = {line.get_label(): line.get_color() for line in acc.get_lines() if not line.get_label().startswith("_")}
+    assert by_label["Batch Norm, LR 0.1"] == figures.MODEL_COLORS["vgg16_bn"] == figures.MODEL_COLORS["dln_bn"]
+    assert by_label["Standard, LR 0.1"] == figures.MODEL_COLORS["vgg16"]
+    assert len(set(figures.MODEL_COLORS[m] for m in ("dln", "dln_bn", "dln_l1", "dln_l2", "dln_linf"))) == 5
+    # the landscape bands are on a log scale for the predictiveness, linear for the VGG loss
+    assert fig.axes[2].get_yscale() == "log" and fig.axes[1].get_yscale() == "linear"
+
+
+def test_figures_never_train(records, tmp_path, monkeypatch):
+    import bnopt.train
+
+    def no(*a, **k):
+        raise AssertionError("the figures module must not train")
+
+    monkeypatch.setattr(bnopt.train, "train", no)
+    monkeypatch.setattr(bnopt.train, "_train_in_folder", no)
+    report = figures.draw_all(records, tmp_path, figs=["fig4", "fig9"])
+    assert all(isinstance(v, list) for v in report.values()), report
+
+
+# ------------------------------------------------------------------------------------- missing runs
+
+
+def subset(results: Results, keep) -> Results:
+    ids = set(results.runs.loc[keep(results.runs), "run_id"])
+    f = lambda df: df[df["run_id"].isin(ids)].reset_index(drop=True)
+    return Results(f(results.runs), f(results.metrics), f(results.probes))
+
+
+def test_missing_run_names_the_runs_and_the_command(results, tmp_path):
+    only_standard = subset(results, lambda r: r["model"] == "vgg16")
+    with pytest.raises(figures.MissingRuns) as e:
+        figures.fig1(only_standard, tmp_path)
+    msg = str(e.value)
+    assert "vgg16_bn LR 0.1" in msg and "vgg16_bn LR 0.5" in msg and "vgg16 LR" not in msg.replace("vgg16_bn", "")
+    assert e.value.command == "bnopt-train -m experiment=fig1 scale=smoke"
+    assert not list(tmp_path.iterdir())  # no empty plot written
+    no_dln = subset(results, lambda r: r["family"] == "vgg")
+    for name, experiment in [
+        ("fig3_dln", "fig3_ics_dln"),
+        ("fig5_dln", "fig5_lp_dln"),
+        ("fig11_dln", "fig10"),
+        ("fig13", "fig13"),
+    ]:
+        with pytest.raises(figures.MissingRuns, match=f"bnopt-train -m experiment={experiment}$"):
+            figures.make_figure(name, no_dln)
+    with pytest.raises(figures.MissingRuns, match="no runs in the results"):
+        figures.fig4(load_runs(tmp_path / "nothing"), tmp_path)
+
+
+def test_runs_without_probe_records_are_named(results):
+    no_probes = Results(results.runs, results.metrics, results.probes.iloc[0:0])
+    with pytest.raises(figures.MissingRecords, match="has no 'landscape' probe records.*probes=paper"):
+        figures.make_figure("fig4", no_probes)
+    figures.make_figure("fig5_dln", no_probes)  # curves only: drawn without probes
+
+
+def test_scale_filter_and_run_preference(results):
+    runs = results.runs
+    with pytest.raises(figures.MissingRuns, match="at scale paper.*experiment=fig4 scale=paper"):
+        figures.make_figure("fig4", results, scale="paper")
+    # a second, longer but unfinished run of the same (model, lr) loses against the finished one
+    row = runs[runs["model"] == "vgg16_bn"].iloc[0].copy()
+    row["run_id"], row["status"], row["steps"] = "vgg16_bn-unfinished", "running", 10_000
+    more = Results(pd.concat([runs, row.to_frame().T], ignore_index=True), results.metrics, results.probes)
+    chosen = figures.select_runs(more, "t", "fig4", [("vgg16_bn", row["lr"])])
+    assert chosen[("vgg16_bn", row["lr"])]["run_id"] != "vgg16_bn-unfinished"
+
+
+def test_draw_all_reports_missing_figures(records, results, tmp_path):
+    dln_only = subset(results, lambda r: r["family"] == "dln")
+    report = figures.draw_all(dln_only, tmp_path, figs=["fig5_dln", "fig1", "fig6"])
+    assert isinstance(report["fig5_dln"], list)
+    assert report["fig1"].startswith("missing: no runs of vgg16 LR 0.1")
+    assert report["fig1"].endswith("produce them with: bnopt-train -m experiment=fig1")
+    assert "experiment=fig6" in report["fig6"]
+    with pytest.raises(ValueError, match="unknown figure 'fig7'"):
+        figures.draw_all(records, tmp_path, figs=["fig7"])
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli(records, tmp_path, capsys):
+    assert figures_main(["--results", str(records), "--out", str(tmp_path / "f"), "--figs", "fig10", "fig5_dln"]) == 0
+    out = capsys.readouterr().out
+    assert "drew 2 of 2 figures" in out
+    assert (tmp_path / "f" / "fig10.png").exists() and (tmp_path / "f" / "fig5_dln.pdf").exists()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert figures_main(["--results", str(empty), "--figs", "fig1", "fig3"]) == 0
+    out = capsys.readouterr().out
+    assert "drew 0 of 3 figures" in out
+    assert "bnopt-train -m experiment=fig3_ics_vgg" in out and "bnopt-train -m experiment=fig1" in out
+
+    assert figures_main(["--results", str(records), "--figs", "fig99"]) == 2
+    assert "unknown figure 'fig99'" in capsys.readouterr().err
+
+
+def test_cli_module_without_results_dir(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "bnopt.figures", "--results", str(tmp_path / "nope")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------- W&B
+
+
+def fake_history(res: Results, run_id: str) -> list[dict]:
+    """What records.WandbMirror logs for a run, as W&B history rows (one dict per step)."""
+    rows: dict[int, dict] = defaultdict(dict)
+    for r in res.metrics[res.metrics["run_id"] == run_id].to_dict("records"):
+        for k, v in r.items():
+            if k not in ("step", "kind", "run_id") and not (isinstance(v, float) and math.isnan(v)):
+                rows[int(r["step"])][f"{r['kind']}/{k}"] = v
+    p = res.probes[(res.probes["run_id"] == run_id) & res.probes["eta"].isna()]
+    for r in p.to_dict("records"):
+        step, probe, layer, metric = int(r["step"]), r["probe"], int(r["layer"]), r["metric"]
+        key = {
+            "landscape": f"landscape/{metric}",
+            "ics": f"ics/layer{layer}/{metric}",
+            "activations": f"activations/layer{layer}/{metric}",
+            "gradnorms": f"gradnorms/layer{layer}" + ("/weight" if metric == "weight_norm" else ""),
+        }[probe]
+        rows[step][key] = "NaN" if math.isnan(r["value"]) else r["value"]
+        if probe == "activations":  # histograms come as W&B objects: ignored
+            rows[step][f"activations/layer{layer}/hist"] = {"_type": "histogram", "bins": [0, 1], "values": [3]}
+        if probe == "landscape" and metric == "loss_max":
+            rows[step]["landscape/loss_range"] = 1.0  # derived key: ignored
+    return [{"_step": s, "_runtime": 1.0, **d} for s, d in sorted(rows.items())]
+
+
+class FakeRun:
+    def __init__(self, res: Results, row, i: int, wrapped: bool):
+        cfg = OmegaConf.to_container(OmegaConf.load(Path(row["path"]) / "config.yaml"), resolve=True)
+        self.config = {k: {"value": v, "desc": None} for k, v in cfg.items()} if wrapped else cfg
+        self.name, self.id, self.state = row["run_id"], f"wb{i:03d}", "finished"
+        self.summary = {"status": row["status"], "steps_done": int(row["steps_done"]), "_step": 20}
+        self._history = fake_history(res, row["run_id"])
+
+    def scan_history(self, *a, **k):
+        return iter(self._history)
+
+
+def fake_api(results: Results):
+    runs = [FakeRun(results, row, i, wrapped=i % 2 == 1) for i, row in enumerate(results.runs.to_dict("records"))]
+
+    class FakeApi:
+        def __init__(self, *a, **k):
+            pass
+
+        def runs(self, path, *a, **k):
+            assert path == "me/bnopt"
+            return list(runs)
+
+    return FakeApi
+
+
+def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
+    import wandb
+
+    monkeypatch.setattr(wandb, "Api", fake_api(results))
+    wb = figures.load_wandb("me/bnopt")
+    assert wb.source == "wandb" and len(wb.runs) == len(results.runs) == 17
+    cols = ["run_id", "model", "family", "norm", "lr", "scale", "steps", "width", "status", "probes"]
+    pd.testing.assert_frame_equal(
+        wb.runs[cols].sort_values("run_id").reset_index(drop=True),
+        results.runs[cols].sort_values("run_id").reset_index(drop=True),
+        check_dtype=False,
+    )
+    key = ["run_id", "step", "kind"]
+    local = results.metrics.sort_values(key).reset_index(drop=True)
+    remote = wb.metrics.sort_values(key).reset_index(drop=True)
+    assert len(remote) == len(local)
+    for col in ("loss", "acc", "lr", "test_acc", "train_eval_loss"):
+        np.testing.assert_allclose(remote[col].to_numpy(float), local[col].to_numpy(float), equal_nan=True)
+    local_p = results.probes[results.probes["eta"].isna()]
+    pk = ["run_id", "probe", "layer", "metric", "step"]
+    merged = local_p.merge(wb.probes, on=pk, how="outer", suffixes=("", "_wb"), indicator=True)
+    assert (merged["_merge"] == "both").all()
+    np.testing.assert_allclose(merged["value_wb"], merged["value"], equal_nan=True)
+    assert wb.histograms(wb.runs["run_id"].iloc[0]) == {}
+    dln_bn = figures.load_wandb("me/bnopt", model="dln_bn")
+    assert len(dln_bn) == 2 and set(dln_bn.metrics["run_id"]) == set(dln_bn.runs["run_id"])
+
+    # figures from W&B: curves and landscape ranges yes, histograms and per-eta curves with a clear message
+    report = figures.draw_all(wb, tmp_path, figs=["fig4", "fig1", "fig6", "fig11_vgg", "fig13"])
+    assert_written(report["fig4"], "fig4")
+    assert_written(report["fig1"], "fig1")
+    assert isinstance(report["fig13"], list)
+    assert "W&B does not mirror" in report["fig6"] and "not mirrored to W&B" in report["fig11_vgg"]
+
+
+def test_cli_from_wandb(results, tmp_path, monkeypatch, capsys):
+    import wandb
+
+    monkeypatch.setattr(wandb, "Api", fake_api(results))
+    assert figures_main(["--from-wandb", "me/bnopt", "--out", str(tmp_path), "--figs", "fig10", "fig9"]) == 0
+    out = capsys.readouterr().out
+    assert "17 runs from W&B project me/bnopt" in out and "drew 1 of 2 figures" in out
+    assert (tmp_path / "fig10.png").exists()
+
+    def broken(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(wandb, "Api", broken)
+    assert figures_main(["--from-wandb", "me/bnopt"]) == 2
+    assert "could not read W&B project 'me/bnopt' (ConnectionError: no network)" in capsys.readouterr().err
