@@ -476,7 +476,7 @@ def test_presets_and_cadence():
     assert p["ics"].layers == [5, 10] and p["activations"].layers == [2, 3, 9, 11, 13]
     assert p["landscape"].etas == list(VGG_ETAS) and p["landscape"].direction == "gradient"
     _, p = probes_for("probes=paper", "scale=small")
-    assert cadences(p) == (50, 50, 20, 10)
+    assert cadences(p) == (100, 100, 100, 10)
     _, p = probes_for("probes=paper", "scale=small", "probes.every=30")  # an explicit cadence wins
     assert p["landscape"].every == 30 and p["ics"].every == 30
     _, p = probes_for("probes=paper", "scale=small", model="dln_bn")
