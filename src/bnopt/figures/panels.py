@@ -91,7 +91,12 @@ def save(fig: Figure, out_dir: str | Path, name: str, dpi: int = DPI) -> list[Pa
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=dpi)
-    fig.savefig(paths[1])
+    engine = fig.get_layout_engine()
+    fig.set_layout_engine("none")  # the layout the PNG got: the PDF need not solve it again
+    try:
+        fig.savefig(paths[1])
+    finally:
+        fig.set_layout_engine(engine)
     return paths
 
 
@@ -113,7 +118,12 @@ def footer(fig: Figure, runs: dict) -> None:
     rows = list(runs.values())
     scales = sorted({str(r.get("scale", "?")) for r in rows})
     text = f"scale {', '.join(scales)} | runs: " + ", ".join(str(r["run_id"]) for r in rows)
-    fig.text(0.5, -0.005, text, ha="center", va="top", fontsize=6, color="0.45", wrap=True)
+    height = fig.get_figheight()
+    strip = 0.2 / height  # 0.2 inch at the bottom, kept free by the layout
+    engine = fig.get_layout_engine()
+    if engine is not None and hasattr(engine, "set"):
+        engine.set(rect=(0, strip, 1, 1 - strip))
+    fig.text(0.5, 0.25 * strip, text, ha="center", va="bottom", fontsize=6, color="0.45", wrap=True)
 
 
 def diverged_note(run) -> str:
