@@ -83,9 +83,9 @@ def test_figure_draws_from_smoke_records(results, tmp_path, name):
     assert_written(paths, name)
 
 
-def test_alias_draws_both_halves(results, tmp_path):
-    paths = figures.fig5(results, tmp_path)
-    assert [p.name for p in paths] == ["fig5_vgg.png", "fig5_vgg.pdf", "fig5_dln.png", "fig5_dln.pdf"]
+@pytest.mark.parametrize("name", ["fig3_vgg", "fig3_dln", "fig5_vgg", "fig5_dln", "fig11_vgg", "fig11_dln"])
+def test_half_figure_draws_from_smoke_records(results, tmp_path, name):
+    assert_written(getattr(figures, name)(results, tmp_path), name)
 
 
 def test_figures_use_one_colour_per_network(results):
@@ -131,8 +131,10 @@ def test_missing_run_names_the_runs_and_the_command(results, tmp_path):
     no_dln = subset(results, lambda r: r["family"] == "vgg")
     for name, experiment in [
         ("fig3_dln", "fig3_ics_dln"),
-        ("fig5_dln", "fig5_lp_dln"),
+        ("fig3", "fig3_ics_dln"),  # the VGG half is there: only the DLN runs are asked for
+        ("fig5", "fig5_lp_dln"),
         ("fig11_dln", "fig10"),
+        ("fig11", "fig10"),
         ("fig13", "fig13"),
     ]:
         with pytest.raises(figures.MissingRuns, match=f"bnopt-train -m experiment={experiment}$"):
@@ -184,7 +186,8 @@ def test_cli(records, tmp_path, capsys):
     empty.mkdir()
     assert figures_main(["--results", str(empty), "--figs", "fig1", "fig3"]) == 0
     out = capsys.readouterr().out
-    assert "drew 0 of 3 figures" in out
+    assert "drew 0 of 2 figures" in out
+    assert "\n  bnopt-train -m experiment=fig3_ics_dln\n" in out
     assert "bnopt-train -m experiment=fig3_ics_vgg" in out and "bnopt-train -m experiment=fig1" in out
 
     assert figures_main(["--results", str(records), "--figs", "fig99"]) == 2
@@ -284,11 +287,11 @@ def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
     assert len(dln_bn) == 2 and set(dln_bn.metrics["run_id"]) == set(dln_bn.runs["run_id"])
 
     # figures from W&B: curves and landscape ranges yes, histograms and per-eta curves with a clear message
-    report = figures.draw_all(wb, tmp_path, figs=["fig4", "fig1", "fig6", "fig11_vgg", "fig13"])
+    report = figures.draw_all(wb, tmp_path, figs=["fig4", "fig1", "fig6", "fig11", "fig13"])
     assert_written(report["fig4"], "fig4")
     assert_written(report["fig1"], "fig1")
     assert isinstance(report["fig13"], list)
-    assert "W&B does not mirror" in report["fig6"] and "not mirrored to W&B" in report["fig11_vgg"]
+    assert "W&B does not mirror" in report["fig6"] and "not mirrored to W&B" in report["fig11"]
 
 
 def test_cli_from_wandb(results, tmp_path, monkeypatch, capsys):

@@ -62,8 +62,8 @@ def test_figures_notebook(records, kernel_env, tmp_path):
     kernel_env.setenv("BNOPT_FIGURES", str(tmp_path / "figs"))
     nb = run_notebook("figures.ipynb")
     images = outputs(nb, "image/png")
-    assert len(images) >= 15 + 1 + 2  # every paper figure, the re-plotted figure, one run's curves + histogram
-    assert len(list((tmp_path / "figs").glob("*.png"))) == 15
+    assert len(images) == 12 + 1 + 2  # every paper figure, the re-plotted figure, one run's curves + histogram
+    assert len(list((tmp_path / "figs").glob("*.png"))) == 12
 
 
 def test_explore_notebook_on_a_vgg_and_a_dln_run(records, kernel_env):

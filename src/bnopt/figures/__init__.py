@@ -8,11 +8,12 @@
     figures.make_figure("fig4", res)                  # a matplotlib Figure (notebooks)
     figures.load_wandb("entity/project")              # the same frames from W&B instead of run folders
 
-Figure names: fig1, fig2, fig3_vgg, fig3_dln, fig4, fig5_vgg, fig5_dln, fig6, fig8, fig9, fig10, fig11_vgg,
-fig11_dln, fig12, fig13 (fig3, fig5, fig11 = both halves). Figures read records only through a
-`bnopt.results.Results` object and never train; missing runs raise `MissingRuns` with the
-`bnopt-train -m experiment=<name>` command that produces them. One colour per network everywhere
-(`MODEL_COLORS`). Helpers for one run (`plot_run_curves`, `plot_run_histogram`, ...) are in `explore`.
+Figure names (FIGURES, drawn by default): fig1, fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10, fig11, fig12,
+fig13; the (a) VGG / (b) DLN halves of Fig 3, 5, 11 alone: fig3_vgg, fig3_dln, fig5_vgg, fig5_dln, fig11_vgg,
+fig11_dln. Figures read records only through a `bnopt.results.Results` object and never train; missing
+runs raise `MissingRuns` with the `bnopt-train -m experiment=<name>` command that produces them. One colour
+per network everywhere (`MODEL_COLORS`). Helpers for one run (`plot_run_curves`, `plot_run_histogram`, ...)
+are in `explore`.
 """
 
 from __future__ import annotations

@@ -76,7 +76,9 @@ def main(argv=None) -> int:
             print(f"{name:<{width}}  {', '.join(str(p) for p in value)}")
     missing = [v for v in report.values() if isinstance(v, str) and v.startswith("missing")]
     failed = [k for k, v in report.items() if isinstance(v, str) and v.startswith("failed")]
-    commands = sorted({v.split("produce them with: ")[1] for v in missing if "produce them with: " in v})
+    commands = sorted(
+        {c for v in missing if "produce them with: " in v for c in v.split("produce them with: ")[1].split(" ; ")}
+    )
     print(
         f"drew {len(drawn)} of {len(report)} figures into {out}"
         + (f"; {len(missing)} lack runs or records" if missing else "")

@@ -7,19 +7,22 @@
     fig = figures.make_figure("fig4", res)      # the matplotlib Figure, e.g. for a notebook
     figures.draw_all("results", "results/figures")   # every figure it can; {name: paths or message}
 
-Figures made of two experiments' runs are split: fig3_vgg / fig3_dln (Fig 3a/b), fig5_vgg / fig5_dln
-(Fig 5a/b), fig11_vgg / fig11_dln (Fig 11a/b); the names fig3, fig5 and fig11 select both halves.
+Fig 3, 5 and 11 have an (a) VGG and a (b) DLN half, from different experiments' runs: `fig3` draws both
+into fig3.png (and needs both halves' runs); the halves alone are fig3_vgg / fig3_dln (also fig3a / fig3b),
+fig5_vgg / fig5_dln and fig11_vgg / fig11_dln.
 A figure whose runs are missing raises `MissingRuns` (never an empty plot) with the command that trains
 them. Nothing here trains anything.
 """
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import SubFigure
 
 from ..results import Results, load_runs
 from .panels import (
@@ -65,6 +68,10 @@ def _from_wandb(res: Results) -> bool:
 
 
 def _title(fig, text: str, runs: dict) -> None:
+    if isinstance(fig, SubFigure):  # half of a composite figure: "(a) ...", the composite adds the footer
+        fig.suptitle(re.sub(r"^Fig\. \d+([ab]) — ", r"(\1) ", text), fontsize=11)
+        fig.bnopt_runs = runs
+        return
     rows = list(runs.values())
     steps = sorted({int(r["steps"]) for r in rows if r.get("steps") == r.get("steps")})
     scales = sorted({str(r.get("scale", "?")) for r in rows})
@@ -287,10 +294,10 @@ def _fig2(res: Results, scale=None):
     return fig
 
 
-def _ics_figure(res, name, experiment, models, lrs, layers, family, scale):
+def _ics_figure(res, name, experiment, models, lrs, layers, family, scale, fig=None):
     pairs = [(m, lr) for lr in lrs for m in models]
     runs = select_runs(res, name, experiment, pairs, probes=("ics",), scale=scale)
-    fig = new_figure(15, 10)
+    fig = fig or new_figure(15, 10)
     gs = fig.add_gridspec(3, 2 * len(lrs))
     for i, lr in enumerate(lrs):
         sub = {k: v for k, v in runs.items() if same(k[1], lr)}
@@ -333,12 +340,12 @@ def same(a, b) -> bool:
     return abs(float(a) - float(b)) <= 1e-6 * max(abs(float(a)), abs(float(b)))
 
 
-def _fig3_vgg(res, scale=None):
-    return _ics_figure(res, "fig3_vgg", "fig3_ics_vgg", VGG_STD, [VGG_LR, 0.01], (5, 10), "vgg", scale)
+def _fig3_vgg(res, scale=None, fig=None):
+    return _ics_figure(res, "fig3_vgg", "fig3_ics_vgg", VGG_STD, [VGG_LR, 0.01], (5, 10), "vgg", scale, fig)
 
 
-def _fig3_dln(res, scale=None):
-    return _ics_figure(res, "fig3_dln", "fig3_ics_dln", DLN_STD, [DLN_LR, 1e-7], (9, 17), "dln", scale)
+def _fig3_dln(res, scale=None, fig=None):
+    return _ics_figure(res, "fig3_dln", "fig3_ics_dln", DLN_STD, [DLN_LR, 1e-7], (9, 17), "dln", scale, fig)
 
 
 def _landscape_figure(res, name, experiment, models, lr, family, title, scale):
@@ -378,18 +385,18 @@ def _fig10(res, scale=None):
     )
 
 
-def _fig5_vgg(res, scale=None):
+def _fig5_vgg(res, scale=None, fig=None):
     runs = select_runs(res, "fig5_vgg", "fig5_lp_vgg", [(m, VGG_LR) for m in VGG_LP], scale=scale)
-    fig = new_figure(8, 5)
-    _acc_panel(fig.add_subplot(1, 1, 1), res, runs, [VGG_LR], "(a) VGG16: training accuracy")
+    fig = fig or new_figure(8, 5)
+    _acc_panel(fig.add_subplot(1, 1, 1), res, runs, [VGG_LR], "VGG16: training accuracy")
     _title(fig, "Fig. 5a — ℓp normalisations vs BatchNorm, VGG16 on CIFAR-10", runs)
     return fig
 
 
-def _fig5_dln(res, scale=None):
+def _fig5_dln(res, scale=None, fig=None):
     runs = select_runs(res, "fig5_dln", "fig5_lp_dln", [(m, DLN_LR) for m in DLN_LP], scale=scale)
-    fig = new_figure(8, 5)
-    _loss_panel(fig.add_subplot(1, 1, 1), res, runs, [DLN_LR], "(b) Deep linear network: training loss")
+    fig = fig or new_figure(8, 5)
+    _loss_panel(fig.add_subplot(1, 1, 1), res, runs, [DLN_LR], "Deep linear network: training loss")
     _title(fig, "Fig. 5b — ℓp normalisations vs BatchNorm, deep linear network", runs)
     return fig
 
@@ -467,7 +474,7 @@ def _fig9(res, scale=None):
     return fig
 
 
-def _gradient_change_figure(res, name, experiment, models, lr, family, scale):
+def _gradient_change_figure(res, name, experiment, models, lr, family, scale, fig=None):
     if _from_wandb(res):
         raise MissingRecords(
             name,
@@ -480,7 +487,7 @@ def _gradient_change_figure(res, name, experiment, models, lr, family, scale):
         if not len(t):
             raise MissingRecords(name, f"run {runs[k]['run_id']} has no per-η landscape rows", experiment)
     steps = np.concatenate([t.index.to_numpy() for t in tables.values()])
-    fig = new_figure(13, 5)
+    fig = fig or new_figure(13, 5)
     axes = []
     for j in range(len(tables)):
         axes.append(fig.add_subplot(1, len(tables), j + 1, sharey=axes[0] if axes else None))
@@ -508,12 +515,49 @@ def _gradient_change_figure(res, name, experiment, models, lr, family, scale):
     return fig
 
 
-def _fig11_vgg(res, scale=None):
-    return _gradient_change_figure(res, "fig11_vgg", "fig11", VGG_STD, VGG_LR, "vgg", scale)
+def _fig11_vgg(res, scale=None, fig=None):
+    return _gradient_change_figure(res, "fig11_vgg", "fig11", VGG_STD, VGG_LR, "vgg", scale, fig)
 
 
-def _fig11_dln(res, scale=None):
-    return _gradient_change_figure(res, "fig11_dln", "fig10", DLN_STD, DLN_LR, "dln", scale)
+def _fig11_dln(res, scale=None, fig=None):
+    return _gradient_change_figure(res, "fig11_dln", "fig10", DLN_STD, DLN_LR, "dln", scale, fig)
+
+
+# A composite: the paper's two-part figure, (a) VGG and (b) DLN, in one file; both halves' runs needed.
+COMPOSITES = {
+    "fig3": ("Fig. 3 — Internal covariate shift (Definition 2.1)", ("fig3_vgg", "fig3_dln"), "rows", (15, 19)),
+    "fig5": ("Fig. 5 — ℓp normalisations vs BatchNorm", ("fig5_vgg", "fig5_dln"), "cols", (16, 5.8)),
+    "fig11": (
+        "Fig. 11 — Gradient change ‖∇L(w − ηg) − g‖ vs step size η, one curve per measured step",
+        ("fig11_vgg", "fig11_dln"),
+        "rows",
+        (13, 10),
+    ),
+}
+
+
+def _composite(name: str, res, scale=None):
+    title, halves, layout, size = COMPOSITES[name]
+    fig = new_figure(*size)
+    subs = fig.subfigures(2, 1) if layout == "rows" else fig.subfigures(1, 2)
+    missing: list[MissingRuns] = []
+    for half, sub in zip(halves, subs, strict=True):
+        try:
+            HALVES[half](res, scale, sub)
+        except MissingRuns as e:
+            missing.append(e)
+    if missing:
+        commands = [e.command for e in missing if e.command]
+        raise (MissingRuns if any(type(e) is MissingRuns for e in missing) else MissingRecords)(
+            name,
+            "; ".join(f"{e.figure}: {e.detail}" for e in missing),
+            command=" ; ".join(dict.fromkeys(commands)) or None,
+        )
+    runs = {}
+    for sub in subs:
+        runs.update({(k, sub): v for k, v in sub.bnopt_runs.items()})
+    _title(fig, title, runs)
+    return fig
 
 
 def _lp_landscape_figure(res, name, experiment, models, lr, family, title, scale):
@@ -552,85 +596,90 @@ def _fig13(res, scale=None):
 
 # -------------------------------------------------------------------------------------------- registry
 
+HALVES: dict[str, Callable] = {
+    "fig3_vgg": _fig3_vgg,
+    "fig3_dln": _fig3_dln,
+    "fig5_vgg": _fig5_vgg,
+    "fig5_dln": _fig5_dln,
+    "fig11_vgg": _fig11_vgg,
+    "fig11_dln": _fig11_dln,
+}
 BUILDERS: dict[str, Callable] = {
     "fig1": _fig1,
     "fig2": _fig2,
-    "fig3_vgg": _fig3_vgg,
-    "fig3_dln": _fig3_dln,
+    "fig3": lambda res, scale=None: _composite("fig3", res, scale),
     "fig4": _fig4,
-    "fig5_vgg": _fig5_vgg,
-    "fig5_dln": _fig5_dln,
+    "fig5": lambda res, scale=None: _composite("fig5", res, scale),
     "fig6": _fig6,
     "fig8": _fig8,
     "fig9": _fig9,
     "fig10": _fig10,
-    "fig11_vgg": _fig11_vgg,
-    "fig11_dln": _fig11_dln,
+    "fig11": lambda res, scale=None: _composite("fig11", res, scale),
     "fig12": _fig12,
     "fig13": _fig13,
+    **HALVES,
 }
-FIGURES = tuple(BUILDERS)
-# the experiment config (configs/experiment/<name>.yaml) whose runs each figure draws
+# what draw_all draws by default: the paper's figures, one file each (the halves are drawn on request)
+FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13")
+# the experiment config(s) (configs/experiment/<name>.yaml) whose runs each figure draws
 EXPERIMENTS = {
-    "fig1": "fig1",
-    "fig2": "fig2",
-    "fig3_vgg": "fig3_ics_vgg",
-    "fig3_dln": "fig3_ics_dln",
-    "fig4": "fig4",
-    "fig5_vgg": "fig5_lp_vgg",
-    "fig5_dln": "fig5_lp_dln",
-    "fig6": "fig6",
-    "fig8": "fig8",
-    "fig9": "fig9",
-    "fig10": "fig10",
-    "fig11_vgg": "fig11",
-    "fig11_dln": "fig10",
-    "fig12": "fig12",
-    "fig13": "fig13",
+    "fig1": ("fig1",),
+    "fig2": ("fig2",),
+    "fig3": ("fig3_ics_vgg", "fig3_ics_dln"),
+    "fig4": ("fig4",),
+    "fig5": ("fig5_lp_vgg", "fig5_lp_dln"),
+    "fig6": ("fig6",),
+    "fig8": ("fig8",),
+    "fig9": ("fig9",),
+    "fig10": ("fig10",),
+    "fig11": ("fig11", "fig10"),
+    "fig12": ("fig12",),
+    "fig13": ("fig13",),
+    "fig3_vgg": ("fig3_ics_vgg",),
+    "fig3_dln": ("fig3_ics_dln",),
+    "fig5_vgg": ("fig5_lp_vgg",),
+    "fig5_dln": ("fig5_lp_dln",),
+    "fig11_vgg": ("fig11",),
+    "fig11_dln": ("fig10",),
 }
 ALIASES = {
-    "fig3": ("fig3_vgg", "fig3_dln"),
-    "fig5": ("fig5_vgg", "fig5_dln"),
-    "fig11": ("fig11_vgg", "fig11_dln"),
-    "fig3a": ("fig3_vgg",),
-    "fig3b": ("fig3_dln",),
-    "fig5a": ("fig5_vgg",),
-    "fig5b": ("fig5_dln",),
-    "fig11a": ("fig11_vgg",),
-    "fig11b": ("fig11_dln",),
-    "fig3_ics_vgg": ("fig3_vgg",),
-    "fig3_ics_dln": ("fig3_dln",),
-    "fig5_lp_vgg": ("fig5_vgg",),
-    "fig5_lp_dln": ("fig5_dln",),
+    "fig3a": "fig3_vgg",
+    "fig3b": "fig3_dln",
+    "fig5a": "fig5_vgg",
+    "fig5b": "fig5_dln",
+    "fig11a": "fig11_vgg",
+    "fig11b": "fig11_dln",
+    "fig3_ics_vgg": "fig3_vgg",
+    "fig3_ics_dln": "fig3_dln",
+    "fig5_lp_vgg": "fig5_vgg",
+    "fig5_lp_dln": "fig5_dln",
 }
 
 
 def figure_names(figs=None) -> list[str]:
-    """Expand names (aliases such as fig3 -> fig3_vgg, fig3_dln); raises ValueError on an unknown name."""
+    """Figure names to draw (None = FIGURES); aliases such as fig3a -> fig3_vgg resolved; ValueError if unknown."""
     if not figs:
         return list(FIGURES)
     out: list[str] = []
     for name in figs:
-        names = ALIASES.get(name, (name,) if name in BUILDERS else None)
-        if names is None:
-            raise ValueError(f"unknown figure {name!r}; choose from {', '.join([*FIGURES, *ALIASES])}")
-        out += [n for n in names if n not in out]
+        name = ALIASES.get(name, name)
+        if name not in BUILDERS:
+            raise ValueError(f"unknown figure {name!r}; choose from {', '.join([*BUILDERS, *ALIASES])}")
+        if name not in out:
+            out.append(name)
     return out
 
 
 def make_figure(name: str, results: Results, scale: str | None = None):
     """The matplotlib Figure of one figure (for notebooks); raises MissingRuns when runs are missing."""
-    if name not in BUILDERS:
-        raise ValueError(f"make_figure draws one figure; {name!r} is {', '.join(figure_names([name]))}")
+    (name,) = figure_names([name])
     return BUILDERS[name](results, scale)
 
 
 def draw(name: str, results: Results, out_dir: str | Path = DEFAULT_OUT, scale: str | None = None) -> list[Path]:
-    """Draw one figure (or an alias's figures) to out_dir/<name>.png and .pdf; returns the paths."""
-    paths: list[Path] = []
-    for n in figure_names([name]):
-        paths += save(make_figure(n, results, scale), out_dir, n)
-    return paths
+    """Draw one figure to out_dir/<name>.png and .pdf; returns the two paths."""
+    (name,) = figure_names([name])
+    return save(make_figure(name, results, scale), out_dir, name)
 
 
 def _drawer(name: str, doc: str):
@@ -657,9 +706,9 @@ fig11_vgg = _drawer("fig11_vgg", "Fig 11a: VGG16 ||grad L(w - eta g) - g|| vs et
 fig11_dln = _drawer("fig11_dln", "Fig 11b: DLN ||grad L(w - eta g) - g|| vs eta, one curve per step.")
 fig12 = _drawer("fig12", "Fig 12: VGG16 l_p variants: accuracy, loss range, predictiveness, beta.")
 fig13 = _drawer("fig13", "Fig 13: DLN l_p variants: loss, loss range, predictiveness, beta.")
-fig3 = _drawer("fig3", "Fig 3a and 3b (fig3_vgg.png, fig3_dln.png).")
-fig5 = _drawer("fig5", "Fig 5a and 5b (fig5_vgg.png, fig5_dln.png).")
-fig11 = _drawer("fig11", "Fig 11a and 11b (fig11_vgg.png, fig11_dln.png).")
+fig3 = _drawer("fig3", "Fig 3: ICS, (a) VGG16 (fig3_vgg) and (b) DLN (fig3_dln) in one figure.")
+fig5 = _drawer("fig5", "Fig 5: l_p normalisations, (a) VGG16 accuracy (fig5_vgg) and (b) DLN loss (fig5_dln).")
+fig11 = _drawer("fig11", "Fig 11: gradient change vs eta, (a) VGG16 (fig11_vgg) and (b) DLN (fig11_dln).")
 
 
 def draw_all(

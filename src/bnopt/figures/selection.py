@@ -23,9 +23,16 @@ HIST_KEYS = ("edges", "counts", "steps", "unit_mean", "unit_var", "underflow", "
 class MissingRuns(LookupError):
     """A figure's runs (or their records) are not in the results. `command` produces them."""
 
-    def __init__(self, figure: str, message: str, experiment: str | None = None, scale: str | None = None):
+    def __init__(
+        self,
+        figure: str,
+        message: str,
+        experiment: str | None = None,
+        scale: str | None = None,
+        command: str | None = None,
+    ):
         self.figure, self.experiment, self.scale = figure, experiment, scale
-        self.command = train_command(experiment, scale) if experiment else None
+        self.command = command or (train_command(experiment, scale) if experiment else None)
         self.detail = message
         text = f"{figure}: {message}"
         if self.command:
