@@ -32,7 +32,7 @@ def _cadences(model_name: str) -> dict[str, dict[str, int]]:
     return out
 
 
-def time_case(model_name: str, width: float, seconds: float = 8.0, warmup: int = 2) -> dict:
+def time_case(model_name: str, width: float, seconds: float = 8.0, warmup: int = 1) -> dict:
     from ..bench import setup, sync
     from ..train import forward_backward
 
