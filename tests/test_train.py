@@ -103,16 +103,24 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
 
 
 def test_wandb_offline_logs_the_records(tmp_path):
-    res = train(smoke_cfg(tmp_path, "logger=wandb", "logger.mode=offline"), progress=False)
+    res = train(smoke_cfg(tmp_path, "logger=wandb", "logger.mode=offline", "probes=paper"), progress=False)
     files = list(res.path.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(files) == 1
     history = read_history(files[0])
     m = metrics(res)
-    logged = {row["_step"]: row for row in history}
+    logged = {}
+    for row in history:
+        logged.setdefault(row["_step"], {}).update(row)
     train_rows = m[m.kind == "train"].set_index("step")
+    assert all("train/loss" in logged.get(step, {}) for step in range(30))  # no row lost to probe logging
     for step in (0, 17, 29):
         assert logged[step]["train/loss"] == pytest.approx(train_rows.loc[step, "loss"], rel=1e-6)
         assert logged[step]["train/acc"] == pytest.approx(train_rows.loc[step, "acc"])
+    probes = load_runs(tmp_path).probes
+    beta = probes[(probes.probe == "landscape") & (probes.metric == "beta")].set_index("step")["value"]
+    assert len(beta) >= 2
+    for step, value in beta.items():
+        assert logged[step]["landscape/beta"] == pytest.approx(value, rel=1e-6)
     final_eval = m[m.kind == "eval"].iloc[-1]
     assert logged[30]["eval/test_acc"] == pytest.approx(final_eval.test_acc)
 

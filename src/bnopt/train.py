@@ -130,7 +130,9 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     # --- loop -----------------------------------------------------------------------------------
     steps, eval_every, ckpt_every = cfg.scale.steps, cfg.scale.eval_every, cfg.scale.ckpt_every
     lr = cfg.optim.lr
-    pending: list[tuple[int, torch.Tensor, dict]] = []  # per-step values still on the device
+    # per-step values still on the device, with the step's probe payload for W&B: W&B drops rows logged at a
+    # step below one already logged, so probe scalars travel with their step's training row
+    pending: list[tuple[int, torch.Tensor, dict, dict]] = []
     status, t0, train_time, probe_time, images = "done", time.perf_counter(), 0.0, 0.0, 0
     last_eval = next((r for r in reversed(rows) if r["kind"] == "eval"), {})
     if start == 0:
@@ -143,15 +145,15 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
         while step < steps:
             t_step = time.perf_counter()
             x, y, loss, extra = forward_backward(model, task, opt, step)
-            t_probe = time.perf_counter()
+            t_probe, probe_payload = time.perf_counter(), {}
             for probe in probes:
                 if probe.due(step):
                     new_rows = probe(ProbeContext(step, model, x, y, loss, opt, task))
                     probe_rows.extend(new_rows)
-                    wb.log(probe.wandb(new_rows), step=step)
+                    probe_payload.update(probe.wandb(new_rows))
             probe_time += time.perf_counter() - t_probe
             opt.step()
-            pending.append((step, loss.detach(), extra))
+            pending.append((step, loss.detach(), extra, probe_payload))
             step += 1
             images += len(y)
             train_time += time.perf_counter() - t_step  # includes probes; throughput excludes them
@@ -220,10 +222,10 @@ def _flush(pending, rows, wb, lr) -> int | None:
         return None
     losses = torch.stack([p[1] for p in pending]).float().cpu().tolist()
     extras = {k: torch.stack([p[2][k] for p in pending]).float().cpu().tolist() for k in pending[0][2]}
-    for i, (step, _, _) in enumerate(pending):
+    for i, (step, _, _, probe_payload) in enumerate(pending):
         row = {"step": step, "kind": "train", "loss": losses[i], "lr": lr, **{k: v[i] for k, v in extras.items()}}
         rows.append(row)
-        wb.log({f"train/{k}": v for k, v in row.items() if k not in ("step", "kind")}, step=step)
+        wb.log({**{f"train/{k}": v for k, v in row.items() if k not in ("step", "kind")}, **probe_payload}, step=step)
         if not math.isfinite(losses[i]):
             return step + 1
     return None
