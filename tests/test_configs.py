@@ -75,6 +75,8 @@ def test_run_id_hashes_the_scientific_config_only():
     (["model=dln", "data=cifar10"], "trains on data gaussian_linear"),
     (["logger.mode=sometimes"], "unknown logger.mode"),
     (["scale.name=huge"], "unknown scale 'huge'"),
+    (["probes=paper", "probes.ics.layers=[14]"], "out of range|layers"),
+    (["probes=paper", "probes.landscape.etas=[-1]"], "etas must be"),
 ])
 def test_bad_values_are_one_clear_error(override, message, monkeypatch):
     monkeypatch.delenv("BNOPT_DATA", raising=False)

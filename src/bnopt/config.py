@@ -97,6 +97,12 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown logger {cfg.logger.name!r}; choose one of {', '.join(LOGGERS)}")
     if cfg.logger.name == "wandb" and cfg.logger.mode not in WANDB_MODES:
         raise ConfigError(f"unknown logger.mode {cfg.logger.mode!r}; choose one of {', '.join(WANDB_MODES)}")
+    from .probes import check_config as check_probes  # probes import models; keep config light at import
+
+    try:
+        check_probes(cfg)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from None
     try:
         device = pick_device(cfg.device)
     except RuntimeError as e:
