@@ -195,3 +195,19 @@ def test_cli_multirun_sweeps_and_goes_on_after_divergence(tmp_path):
     runs = load_runs(tmp_path).runs.sort_values("lr")
     assert list(runs.status) == ["done", "diverged"]
     assert "DONE" in proc.stdout and "DIVERGED" in proc.stdout
+
+
+def test_a_run_being_trained_elsewhere_is_refused_without_touching_it(tmp_path):
+    from bnopt.config import resolve, run_id
+    from bnopt.records import RunFolder, RunLocked
+
+    cfg = resolve(smoke_cfg(tmp_path))
+    holder = RunFolder(tmp_path, run_id(cfg))
+    holder.open(cfg)  # another process holds the lock
+    try:
+        with pytest.raises(RunLocked, match="being trained by another process"):
+            train(smoke_cfg(tmp_path), progress=False)
+        assert not (holder.path / METRICS_FILE).exists()
+    finally:
+        holder.close()
+    assert train(smoke_cfg(tmp_path), progress=False).status == "done"

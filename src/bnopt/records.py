@@ -83,6 +83,10 @@ def environment() -> dict:
     return info
 
 
+class RunLocked(RuntimeError):
+    """Another process is training this run right now."""
+
+
 class RunFolder:
     """One run's folder. Holds an exclusive lock while a process trains it."""
 
@@ -110,7 +114,9 @@ class RunFolder:
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(f"run {self.run_id} is being trained by another process ({self.path})") from None
+            self._lock.close()
+            self._lock = None
+            raise RunLocked(f"run {self.run_id} is being trained by another process ({self.path})") from None
         atomic_write_text(self.file(CONFIG_FILE), OmegaConf.to_yaml(cfg))
 
     def close(self) -> None:

@@ -124,6 +124,7 @@ def print_plan(runs: list[PlannedRun], scale_note: str) -> float:
 
 
 def train_runs(runs: list[PlannedRun], logger: str | None) -> dict[str, str]:
+    from .records import RunLocked
     from .train import BadInput, train
 
     statuses = {}
@@ -137,6 +138,9 @@ def train_runs(runs: list[PlannedRun], logger: str | None) -> dict[str, str]:
             except BadInput as e:  # planned configs were validated; data can still be missing
                 print(f"bnopt: error: {e}", file=sys.stderr)
                 sys.exit(2)
+            except RunLocked as e:  # e.g. a parallel sweep is on it: leave it to that process
+                print(f"skipping: {e}", file=sys.stderr)
+                statuses[r.run_id] = "locked"
             bar.update(1)
     return statuses
 

@@ -27,7 +27,7 @@ from .config import CONFIG_DIR, ConfigError, pick_device, resolve, run_id, valid
 from .data import DataError
 from .models import build_model, set_noise_generator
 from .probes import ProbeContext, build_probes
-from .records import METRICS_FILE, PROBES_FILE, RunFolder, WandbMirror, check_writable, environment
+from .records import METRICS_FILE, PROBES_FILE, RunFolder, RunLocked, WandbMirror, check_writable, environment
 from .tasks import build_task
 
 LOG_EVERY = 25  # steps between host syncs / record flushes (one .item() per chunk, not per step)
@@ -284,6 +284,8 @@ def hydra_main(cfg: DictConfig) -> None:
         train(cfg, progress=True)
     except BadInput as e:
         fail(str(e))
+    except RunLocked as e:  # not an error of this command: say so and let a sweep go on
+        print(f"bnopt: skipped: {e}", file=sys.stderr)
 
 
 def main() -> None:
