@@ -294,4 +294,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable module's main, not this __main__ copy: launchers that pickle the task function
+    # (submitit) then pickle it by reference instead of by value with all of this module's globals.
+    from bnopt.train import main as module_main
+
+    module_main()
