@@ -102,23 +102,30 @@ def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] 
     return list(runs.values())
 
 
-def estimate_seconds(run: PlannedRun) -> float:
-    """Remaining time from the preset's measured seconds per step (configs/scale/*.yaml)."""
-    per_step = run.cfg.scale.get(run.cfg.model.family, {}).get("measured_s_per_step") or 0.0
+def estimate_seconds(run: PlannedRun) -> float | None:
+    """Remaining time from the preset's measured seconds per step (configs/scale/*.yaml), scaled by the
+    norm's measured relative cost; None when the preset has no measurement for this machine."""
+    family = run.cfg.scale.get(run.cfg.model.family) or {}
+    per_step = family.get("measured_s_per_step")
+    if not per_step:
+        return None
+    per_step *= (family.get("norm_cost") or {}).get(run.cfg.model.norm, 1.0)
     if run.cfg.model.family == "vgg":  # measured at the preset's width; conv cost grows ~ width^2
-        preset_width = run.cfg.scale.get("vgg", {}).get("width") or run.cfg.model.width
-        per_step *= (run.cfg.model.width / preset_width) ** 2
+        per_step *= (run.cfg.model.width / (family.get("width") or run.cfg.model.width)) ** 2
     return max(run.cfg.scale.steps - run.steps_done, 0) * per_step
 
 
-def print_plan(runs: list[PlannedRun], scale_note: str) -> float:
+def print_plan(runs: list[PlannedRun], scale_note: str) -> float | None:
     todo = [r for r in runs if not r.done]
-    total = sum(estimate_seconds(r) for r in todo)
+    estimates = [estimate_seconds(r) for r in todo]
+    total = None if any(e is None for e in estimates) else sum(estimates)
+    total_note = "no measured speed for this preset here" if total is None else f"estimated {total / 60:.0f} min"
     print(f"bnopt reproduce: scale {scale_note}: {len(runs)} runs, {len(runs) - len(todo)} already done, "
-          f"{len(todo)} to train (estimated {total / 60:.0f} min on this machine)")
+          f"{len(todo)} to train ({total_note} on this machine)")
     for r in runs:
         state = "done" if r.done else (f"resume at {r.steps_done}" if r.steps_done else "train")
-        eta = "" if r.done else f"~{estimate_seconds(r) / 60:.1f} min"
+        est = None if r.done else estimate_seconds(r)
+        eta = "" if r.done else ("~? min" if est is None else f"~{est / 60:.1f} min")
         print(f"  {state:>16s}  {r.run_id:34s} {r.label:24s} {eta:>10s}  [{', '.join(r.experiments)}]")
     return total
 
