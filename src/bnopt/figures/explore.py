@@ -49,34 +49,14 @@ def plot_run_curves(results: Results, run_id: str):
     )
     if vgg and w > 1:
         ax.plot(tr["step"], smoothed(tr["loss"], w), color=c, lw=1.4, label=f"moving avg. ({w} steps)")
-    for col, marker in (("test_loss", "s"), ("train_eval_loss", "o")):
-        if col in ev and ev[col].notna().any():
-            ax.plot(
-                ev["step"],
-                ev[col],
-                ls="none",
-                marker=marker,
-                ms=4,
-                color="0.3" if col == "test_loss" else c,
-                label=f"eval: {col}",
-            )
+    _plot_eval_points(ax, ev, ("test_loss", "train_eval_loss"), "none", c)
     ax.set_yscale("log", nonpositive="mask")
     set_labels(ax, f"{lbl}: loss", STEP_LABEL, "loss")
     legend(ax)
     if vgg:
         ax = axes[1]
         ax.plot(tr["step"], smoothed(tr["acc"], w), color=c, lw=1.4, label=f"batch acc (moving avg. {w})")
-        for col, marker in (("test_acc", "s"), ("train_eval_acc", "o")):
-            if col in ev and ev[col].notna().any():
-                ax.plot(
-                    ev["step"],
-                    ev[col],
-                    ls="--",
-                    marker=marker,
-                    ms=4,
-                    color="0.3" if col == "test_acc" else c,
-                    label=f"eval: {col}",
-                )
+        _plot_eval_points(ax, ev, ("test_acc", "train_eval_acc"), "--", c)
         ax.set_ylim(-0.02, 1.02)
         set_labels(ax, f"{lbl}: accuracy", STEP_LABEL, "accuracy")
         legend(ax)
@@ -164,3 +144,11 @@ def plot_ics(results: Results, run_ids, layer: int | None = None):
         set_labels(b, None, STEP_LABEL, "cos(G, G′)")
         legend(a)
     return fig
+
+
+def _plot_eval_points(ax, ev, cols: tuple[str, str], ls: str, color) -> None:
+    """The eval rows of a (test, train-subset) column pair: test in grey squares, train in the run's colour."""
+    for col, marker in zip(cols, ("s", "o"), strict=True):
+        if col in ev and ev[col].notna().any():
+            ax.plot(ev["step"], ev[col], ls=ls, marker=marker, ms=4, color="0.3" if col == cols[0] else color,
+                    label=f"eval: {col}")
