@@ -10,7 +10,7 @@ FIGS ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint bench reproduce figures plan train-example clean
+.PHONY: help install test test-fast lint bench reproduce figures plan notebooks train-example clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ figures: $(STAMP) ## redraw figures and REPORT.md from existing records (never t
 
 plan: $(STAMP) ## print what `make reproduce` would train and its time estimate
 	$(BIN)/python -m bnopt.reproduce --dry-run --scale $(SCALE) $(if $(FIGS),--figs $(FIGS))
+
+notebooks: $(STAMP) ## open the notebooks in JupyterLab (reads results/ through bnopt.results)
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 train-example: $(STAMP) ## one small VGG16+BN run with the paper's probes
 	$(BIN)/bnopt-train model=vgg16_bn scale=small probes=paper
