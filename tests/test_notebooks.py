@@ -1,8 +1,11 @@
-"""The notebooks run top to bottom without an error against smoke-scale records (nbclient)."""
+"""The notebooks run top to bottom without an error against smoke-scale records (nbclient), and
+figures.ipynb shows, per figure, the figure drawn from records, else the committed PNG, else "missing"."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +20,7 @@ pytest.importorskip("ipykernel")
 
 NOTEBOOKS = REPO / "notebooks"
 KERNEL = "bnopt-test-python"
+FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13")
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +36,23 @@ def kernel_env(tmp_path, monkeypatch):
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "bnopt tests", "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    for name in ("BNOPT_RESULTS", "BNOPT_SCALE", "BNOPT_FIGURES", "BNOPT_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
 
-def run_notebook(name: str) -> nbformat.NotebookNode:
+def parameters_index(nb) -> int:
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    return tagged[0]
+
+
+def run_notebook(name: str, **params) -> nbformat.NotebookNode:
+    """Execute a notebook; `params` go into a cell right after its 'parameters' cell (as papermill does)."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    if params:
+        source = "\n".join(f"{k} = {v!r}" for k, v in params.items())
+        nb.cells.insert(parameters_index(nb) + 1, nbformat.v4.new_code_cell(source, id="injected-parameters"))
     client = nbclient.NotebookClient(
         nb, kernel_name=KERNEL, timeout=300, resources={"metadata": {"path": str(NOTEBOOKS)}}
     )
@@ -48,6 +64,35 @@ def outputs(nb, kind: str) -> list:
     return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if kind in o.get("data", {})]
 
 
+def shown_figures(nb) -> dict[str, tuple[str, list[bytes]]]:
+    """{figure: (its markdown, the PNGs shown under it)} from the cell listing every figure: a markdown
+    output starting with '### figN' opens a figure's section, the images that follow belong to it."""
+    shown: dict[str, tuple[str, list[bytes]]] = {}
+    for cell in nb.cells:
+        current = None
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = out.get("data", {})
+            heading = re.match(r"### (fig\d+)\b", data.get("text/markdown", ""))
+            if heading:
+                current = heading.group(1)
+                assert current not in shown, f"{current} shown twice"
+                shown[current] = (data["text/markdown"], [])
+            elif current and "image/png" in data:
+                shown[current][1].append(base64.b64decode(data["image/png"]))
+    return shown
+
+
+def write_png(path: Path, color: str) -> Path:
+    """A small real PNG, different per colour (stands for a committed figure)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    fig.patch.set_facecolor(color)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=20)
+    return path
+
+
 @pytest.mark.parametrize("name", ["figures.ipynb", "explore_run.ipynb"])
 def test_notebooks_are_saved_without_outputs(name):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -57,13 +102,59 @@ def test_notebooks_are_saved_without_outputs(name):
             assert cell.outputs == [] and cell.execution_count is None, f"{name}: saved with outputs"
 
 
+def test_figures_notebook_parameters_come_first():
+    nb = nbformat.read(NOTEBOOKS / "figures.ipynb", as_version=4)
+    i = parameters_index(nb)
+    assert i == next(j for j, c in enumerate(nb.cells) if c.cell_type == "code"), "parameters: the first code cell"
+    for name in ("RESULTS", "SCALE", "FIGURE_DIRS"):
+        assert re.search(rf"^{name} = ", nb.cells[i].source, re.M), f"parameter {name} not in the parameters cell"
+
+
 def test_figures_notebook(records, kernel_env, tmp_path):
-    kernel_env.setenv("BNOPT_RESULTS", str(records))
-    kernel_env.setenv("BNOPT_FIGURES", str(tmp_path / "figs"))
-    nb = run_notebook("figures.ipynb")
+    decoy = write_png(tmp_path / "committed" / "fig1.png", "red")  # records exist: the drawn figure wins
+    nb = run_notebook(
+        "figures.ipynb", RESULTS=str(records), SAVE_DIR=str(tmp_path / "figs"), FIGURE_DIRS=[str(decoy.parent)]
+    )
+    shown = shown_figures(nb)
+    assert list(shown) == list(FIGURES)
+    for name, (text, images) in shown.items():
+        assert "drawn from the run records" in text and "committed" not in text and "missing" not in text, text
+        assert len(images) == 1, name
+    assert shown["fig1"][1][0] != decoy.read_bytes()
     images = outputs(nb, "image/png")
     assert len(images) == 12 + 1 + 2  # every paper figure, the re-plotted figure, one run's curves + histogram
     assert len(list((tmp_path / "figs").glob("*.png"))) == 12
+
+
+def test_figures_notebook_shows_committed_pngs_without_runs(kernel_env, tmp_path):
+    """A fresh clone: no run records, committed PNGs in the per-scale and the flat figure folders."""
+    root = tmp_path / "results"
+    small4 = write_png(root / "small" / "figures" / "fig4.png", "red")
+    write_png(root / "figures" / "fig4.png", "blue")  # behind results/small/figures in FIGURE_DIRS
+    paper1 = write_png(root / "paper" / "figures" / "fig1.png", "green")
+    flat2 = write_png(root / "figures" / "fig2.png", "black")
+    nb = run_notebook("figures.ipynb", RESULTS=str(root), SCALE=None)
+    shown = shown_figures(nb)
+    assert list(shown) == list(FIGURES)
+    for name, png, command in [
+        ("fig4", small4, "make reproduce SCALE=small FIGS=fig4"),
+        ("fig1", paper1, "make reproduce SCALE=paper FIGS=fig1"),
+        ("fig2", flat2, "make reproduce FIGS=fig2"),
+    ]:
+        text, images = shown[name]
+        assert "missing" not in text.replace(str(png), "").lower(), text
+        assert "committed image" in text and str(png) in text and command in text, text
+        assert images == [png.read_bytes()], f"{name}: not the committed {png}"
+    for name in set(FIGURES) - {"fig1", "fig2", "fig4"}:
+        text, images = shown[name]
+        assert "**missing**" in text and "bnopt-train -m experiment=" in text and not images, text
+    assert len(outputs(nb, "image/png")) == 3
+
+    # SCALE puts that preset's folder first
+    paper4 = write_png(root / "paper" / "figures" / "fig4.png", "yellow")
+    shown = shown_figures(run_notebook("figures.ipynb", RESULTS=str(root), SCALE="paper"))
+    text, images = shown["fig4"]
+    assert images == [paper4.read_bytes()] and "make reproduce SCALE=paper FIGS=fig4" in text, text
 
 
 def test_explore_notebook_on_a_vgg_and_a_dln_run(records, kernel_env):
@@ -75,7 +166,9 @@ def test_explore_notebook_on_a_vgg_and_a_dln_run(records, kernel_env):
 
 
 def test_figures_notebook_without_runs(kernel_env, tmp_path):
-    kernel_env.setenv("BNOPT_RESULTS", str(tmp_path / "no-results"))
+    kernel_env.setenv("BNOPT_RESULTS", str(tmp_path / "no-results"))  # the parameters' default from the environment
     nb = run_notebook("figures.ipynb")
     text = json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
     assert "bnopt-train -m experiment=fig1" in text and "no runs yet" in text
+    shown = shown_figures(nb)
+    assert list(shown) == list(FIGURES) and all("**missing**" in t and not i for t, i in shown.values())
