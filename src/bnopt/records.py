@@ -2,14 +2,17 @@
 
 results/runs/<run_id>/
     config.yaml       the resolved config
-    status.json       status (running | done | diverged | failed), timing, hardware, versions
+    status.json       status (running | done | diverged | failed), timing, hardware, versions, schema_version
     metrics.parquet   one row per training step (kind=train) and one per evaluation (kind=eval)
     probes.parquet    probe records (when probes are on)
     checkpoint.pt     model, optimiser, RNG states, records so far: what a resume needs
+    wandb_id          the W&B run id of this run's current training (logger=wandb)
     wandb/            the offline W&B run (logger=wandb)
 
-Every file is written atomically (temp file in the same folder, then os.replace), so a kill never leaves
-a half-written file that later reads as valid.
+The layout is declared once here (SCHEMA_VERSION, *_FILE, *_COLUMNS) and checked by `read_run`, which
+every reader goes through. Every file is written atomically (temp file in the same folder, then
+os.replace), so a kill never leaves a half-written file that later reads as valid; `read_run` catches the
+rest (a full disk, a copy cut short, a hand edit).
 """
 
 from __future__ import annotations
@@ -19,20 +22,34 @@ import io
 import json
 import os
 import platform
+import secrets
+import shutil
 import socket
 import sys
 import tempfile
 import time
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-STATUS_FILE, CONFIG_FILE, METRICS_FILE, PROBES_FILE, CKPT_FILE = (
-    "status.json", "config.yaml", "metrics.parquet", "probes.parquet", "checkpoint.pt")
+# --- the records schema -------------------------------------------------------------------------------
+# Bump SCHEMA_VERSION when a file or column changes meaning. status.json without it was written before
+# versioning, in the layout of version 1.
+SCHEMA_VERSION = 1
+STATUS_FILE, CONFIG_FILE, METRICS_FILE, PROBES_FILE, CKPT_FILE, WANDB_ID_FILE = (
+    "status.json", "config.yaml", "metrics.parquet", "probes.parquet", "checkpoint.pt", "wandb_id")
 FINAL_STATUSES = ("done", "diverged")
+# Columns every reader may rely on. metrics.parquet has more (acc, lr, test_acc, ...) depending on the task.
+METRICS_COLUMNS = ["step", "kind", "loss"]
+PROBE_COLUMNS = ["step", "probe", "layer", "eta", "metric", "value"]
+# config.yaml keys the run table (results.run_summary) is built from.
+CONFIG_KEYS = ("model.name", "model.family", "model.norm", "model.width", "optim.lr", "optim.momentum",
+               "scale.name", "scale.steps", "scale.batch_size", "seed", "data.name", "probes.name")
+CKPT_KEYS = ("step", "model", "optimizer", "noise_gen", "torch_rng", "rows", "probe_rows", "elapsed")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -86,6 +103,88 @@ def environment() -> dict:
 class RunLocked(RuntimeError):
     """Another process is training this run right now."""
 
+    def __init__(self, run_id: str, path: Path):
+        super().__init__(f"run {run_id} is being trained by another process ({path})")
+        self.run_id, self.path = run_id, Path(path)
+
+
+class CorruptRun(Exception):
+    """A run folder whose records cannot be read; str() is one line: '<path>: <reason>'."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
+def _one_line(e: BaseException) -> str:
+    """'Type: first sentence' of an exception: torch and pyarrow add paragraphs of advice."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0].split('. ')[0]}" if text else type(e).__name__
+
+
+@dataclass
+class RunRecords:
+    """A validated run folder: config and status, and its frames when read (None when absent)."""
+
+    path: Path
+    config: DictConfig
+    status: dict
+    metrics: pd.DataFrame | None = None
+    probes: pd.DataFrame | None = None
+
+
+def _read_frame(path: Path, columns: list[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise CorruptRun(path.parent, f"{path.name} unreadable ({_one_line(e)})") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise CorruptRun(path.parent, f"{path.name} lacks column(s) {', '.join(missing)}")
+    return frame
+
+
+def read_run(folder: Path, frames: bool = True, probes: bool = True) -> RunRecords:
+    """Read and validate one run folder; raise CorruptRun naming the first problem.
+
+    config.yaml must parse and hold CONFIG_KEYS; status.json, when present (a run killed while starting
+    has none yet), must parse and not come from a newer schema; metrics.parquet (required once the run is
+    done or diverged) and probes.parquet, when present, must read and hold their columns. With
+    frames=False only config and status are read (cheap: for filtering before reading frames).
+    """
+    folder = Path(folder)
+    try:
+        cfg = OmegaConf.load(folder / CONFIG_FILE)
+    except FileNotFoundError:
+        raise CorruptRun(folder, f"no {CONFIG_FILE}") from None
+    except Exception as e:  # yaml and omegaconf raise many types for a damaged file
+        raise CorruptRun(folder, f"{CONFIG_FILE} unreadable ({_one_line(e)})") from None
+    if not isinstance(cfg, DictConfig):
+        raise CorruptRun(folder, f"{CONFIG_FILE} is not a mapping")
+    missing = [k for k in CONFIG_KEYS if OmegaConf.select(cfg, k, throw_on_missing=False) is None]
+    if missing:
+        raise CorruptRun(folder, f"{CONFIG_FILE} lacks {', '.join(missing)}")
+    try:
+        status = json.loads((folder / STATUS_FILE).read_text())
+    except FileNotFoundError:
+        status = {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptRun(folder, f"{STATUS_FILE} unreadable ({_one_line(e)})") from None
+    if not isinstance(status, dict):
+        raise CorruptRun(folder, f"{STATUS_FILE} is not a JSON object")
+    if status.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
+        raise CorruptRun(folder, f"written by a newer bnopt (schema {status['schema_version']} > {SCHEMA_VERSION})")
+    rec = RunRecords(folder, cfg, status)
+    if not frames:
+        return rec
+    if (folder / METRICS_FILE).exists():
+        rec.metrics = _read_frame(folder / METRICS_FILE, METRICS_COLUMNS)
+    elif status.get("status") in FINAL_STATUSES:
+        raise CorruptRun(folder, f"{status['status']} but no {METRICS_FILE}")
+    if probes and (folder / PROBES_FILE).exists():
+        rec.probes = _read_frame(folder / PROBES_FILE, PROBE_COLUMNS)
+    return rec
+
 
 class RunFolder:
     """One run's folder. Holds an exclusive lock while a process trains it."""
@@ -105,8 +204,19 @@ class RunFolder:
             return None
 
     def is_finished(self) -> bool:
-        st = self.status()
-        return bool(st) and st.get("status") in FINAL_STATUSES
+        """Done or diverged with readable records. A finished run whose records are corrupt is not
+        finished: training it again (open() sets the damaged records aside) is the repair."""
+        return (self.status() or {}).get("status") in FINAL_STATUSES and self._corrupt_final() is None
+
+    def _corrupt_final(self) -> CorruptRun | None:
+        """The problem of a run that says it is finished but whose records do not read; None otherwise."""
+        if (self.status() or {}).get("status") not in FINAL_STATUSES:
+            return None
+        try:
+            read_run(self.path)
+        except CorruptRun as e:
+            return e
+        return None
 
     def open(self, cfg) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -116,8 +226,23 @@ class RunFolder:
         except BlockingIOError:
             self._lock.close()
             self._lock = None
-            raise RunLocked(f"run {self.run_id} is being trained by another process ({self.path})") from None
+            raise RunLocked(self.run_id, self.path) from None
+        problem = self._corrupt_final()
+        if problem is not None:
+            self._set_aside(problem.reason)
         atomic_write_text(self.file(CONFIG_FILE), OmegaConf.to_yaml(cfg))
+
+    def _set_aside(self, reason: str) -> None:
+        """Move a finished run's damaged records (all of them: the checkpoint is of the finished run and
+        cannot repair them) into corrupt-<time>/ inside the folder, so the run trains again from the
+        start and nothing is deleted. Readers list runs/*/ only, so they never see the old copy."""
+        dest = self.file(f"corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        dest.mkdir()
+        for entry in self.path.iterdir():
+            if entry.name != ".lock" and not entry.name.startswith("corrupt-"):
+                shutil.move(str(entry), str(dest / entry.name))
+        print(f"bnopt: run {self.run_id} has corrupt records ({reason}); moved them to {dest} and "
+              "training it again from the start", file=sys.stderr)
 
     def close(self) -> None:
         if self._lock is not None:
@@ -126,7 +251,8 @@ class RunFolder:
 
     def write_status(self, status: str, **fields) -> None:
         st = self.status() or {}
-        st.update(fields, status=status, run_id=self.run_id, updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        st.update(fields, status=status, run_id=self.run_id, schema_version=SCHEMA_VERSION,
+                  updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
         atomic_write_text(self.file(STATUS_FILE), json.dumps(st, indent=2, default=str))
 
     def write_frame(self, name: str, rows: list[dict]) -> None:
@@ -142,10 +268,34 @@ class RunFolder:
         if not path.exists():
             return None
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # an unreadable checkpoint means: start again, loudly
-            warnings.warn(f"checkpoint {path} unreadable ({e}); training from the start", stacklevel=2)
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            missing = [k for k in CKPT_KEYS if k not in ckpt]
+            if missing:
+                raise KeyError(f"no {', '.join(missing)}")
+            return ckpt
+        except Exception as e:  # torch.load raises many types; an unreadable checkpoint means: start again, loudly
+            print(f"bnopt: warning: checkpoint {path} unreadable ({_one_line(e)}); training from the start",
+                  file=sys.stderr)
             return None
+
+    def wandb_id(self, new: bool = False) -> str:
+        """The W&B run id of this run's training, saved so that a resumed run appends to the same W&B
+        run (online, or one `wandb sync` target offline) instead of making a duplicate. new=True (a
+        start from step 0) draws a fresh one: a restart must not write over the steps of an earlier W&B
+        run, which W&B would drop as out of order."""
+        path = self.file(WANDB_ID_FILE)
+        if not new and path.exists():
+            saved = path.read_text().strip()
+            if saved:
+                return saved
+        wid = f"{self.run_id[-10:]}-{secrets.token_hex(4)}"  # the config hash, then random: unique, legible
+        atomic_write_text(path, wid + "\n")
+        return wid
+
+
+# wandb.init waits 90 s by default before giving up on an unreachable server; a run should not sit
+# silently that long before its local training starts.
+WANDB_INIT_TIMEOUT_S = 20
 
 
 class WandbMirror:
@@ -159,14 +309,17 @@ class WandbMirror:
         try:
             import wandb
 
-            (run_folder.path / "wandb").parent.mkdir(parents=True, exist_ok=True)
+            run_folder.path.mkdir(parents=True, exist_ok=True)
+            timeout = float(lg.get("init_timeout") or WANDB_INIT_TIMEOUT_S)
+            if lg.mode == "online":
+                print(f"bnopt: connecting to W&B (online) ... (gives up after {timeout:g} s; "
+                      "logger.mode=offline needs no network)", flush=True)
             self.run = wandb.init(
                 project=lg.project, entity=lg.get("entity"), mode=lg.mode, dir=str(run_folder.path),
                 group=cfg.experiment_name, tags=[str(t) for t in cfg.get("tags", [])] + [cfg.model.name],
-                name=run_folder.run_id, id=run_folder.run_id if lg.mode == "online" else None,
-                resume="allow" if lg.mode == "online" else None,
+                name=run_folder.run_id, id=run_folder.wandb_id(new=not resume), resume="allow",
                 config=OmegaConf.to_container(cfg, resolve=True), reinit="finish_previous",
-                settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+                settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, init_timeout=timeout),
             )
             if resume:
                 self.run.tags = tuple(self.run.tags) + ("resumed",)

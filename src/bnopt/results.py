@@ -12,18 +12,18 @@ Filters (keyword = value or list of values) apply to columns of `runs`.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
-from .records import CONFIG_FILE, METRICS_FILE, PROBES_FILE, STATUS_FILE
+# PROBE_COLUMNS is declared in records (the schema) and re-exported here for existing imports
+from .records import CONFIG_FILE, METRICS_COLUMNS, PROBE_COLUMNS, CorruptRun, RunRecords, read_run
 
 HISTOGRAM_FILE = "activations.npz"
-PROBE_COLUMNS = ["step", "probe", "layer", "eta", "metric", "value"]
+CORRUPT_COLUMNS = ["run_id", "path", "reason"]
 
 
 @dataclass
@@ -31,6 +31,9 @@ class Results:
     runs: pd.DataFrame
     metrics: pd.DataFrame
     probes: pd.DataFrame
+    # run folders load_runs skipped as unreadable (run_id, path, reason); keyword-only so that subclasses'
+    # positional fields (figures.wandb_source.WandbResults) keep their places
+    corrupt: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CORRUPT_COLUMNS), kw_only=True)
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -63,16 +66,15 @@ class Results:
         return Results(keep(self.runs), keep(self.metrics), keep(self.probes))
 
 
-def run_summary(folder: Path) -> dict | None:
-    """One row of `runs` from a run folder, or None if the folder holds no config."""
-    try:
-        cfg = OmegaConf.load(folder / CONFIG_FILE)
-    except FileNotFoundError:
-        return None
-    try:
-        status = json.loads((folder / STATUS_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        status = {}
+def run_summary(folder: Path, records: RunRecords | None = None) -> dict | None:
+    """One row of `runs` from a run folder, or None if the folder holds no config (not a run yet).
+    Raises records.CorruptRun when the folder's config or status cannot be read."""
+    folder = Path(folder)
+    if records is None:
+        if not (folder / CONFIG_FILE).exists():
+            return None
+        records = read_run(folder, frames=False)
+    cfg, status = records.config, records.status
     summary = status.get("summary", {})
     return {
         "run_id": folder.name, "path": str(folder), "model": cfg.model.name, "family": cfg.model.family,
@@ -101,22 +103,34 @@ def _matches(row: dict, filters: dict) -> bool:
 
 
 def load_runs(root: str | Path = "results", with_probes: bool = True, **filters) -> Results:
-    """All runs under root/runs (or root itself if it is a `runs` folder) matching the filters."""
+    """All runs under root/runs (or root itself if it is a `runs` folder) matching the filters.
+
+    Every folder is read through records.read_run. A corrupt one is left out, listed in
+    `Results.corrupt` and reported in one line on stderr; a folder without config.yaml (a run still
+    being set up) is not a run yet and is passed over silently."""
     root = Path(root)
     runs_dir = root if root.name == "runs" else root / "runs"
-    rows, metrics, probes = [], [], []
+    rows, metrics, probes, corrupt = [], [], [], []
     for folder in sorted(runs_dir.glob("*/")) if runs_dir.is_dir() else []:
-        row = run_summary(folder)
-        if row is None or not _matches(row, filters):
+        if not (folder / CONFIG_FILE).exists():
+            continue
+        try:
+            row = run_summary(folder, read_run(folder, frames=False))
+            if not _matches(row, filters):
+                continue  # filter on config and status first: frames are read only for the runs asked for
+            rec = read_run(folder, probes=with_probes)
+        except CorruptRun as e:
+            print(f"bnopt: skipping corrupt run {folder.name}: {e.reason}", file=sys.stderr)
+            corrupt.append({"run_id": folder.name, "path": str(folder), "reason": e.reason})
             continue
         rows.append(row)
-        if (folder / METRICS_FILE).exists():
-            metrics.append(pd.read_parquet(folder / METRICS_FILE).assign(run_id=row["run_id"]))
-        if with_probes and (folder / PROBES_FILE).exists():
-            probes.append(pd.read_parquet(folder / PROBES_FILE).assign(run_id=row["run_id"]))
+        if rec.metrics is not None:
+            metrics.append(rec.metrics.assign(run_id=row["run_id"]))
+        if rec.probes is not None:
+            probes.append(rec.probes.assign(run_id=row["run_id"]))
     runs = pd.DataFrame(rows, columns=None if rows else ["run_id", "path", "model", "norm", "lr", "status"])
     metric_frame = pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(
-        columns=["step", "kind", "loss", "run_id"])
+        columns=[*METRICS_COLUMNS, "run_id"])
     probe_frame = pd.concat(probes, ignore_index=True) if probes else pd.DataFrame(
         columns=[*PROBE_COLUMNS, "run_id"])
-    return Results(runs, metric_frame, probe_frame)
+    return Results(runs, metric_frame, probe_frame, corrupt=pd.DataFrame(corrupt, columns=CORRUPT_COLUMNS))

@@ -278,19 +278,29 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+EXIT_LOCKED = 3  # some run was not trained because another process holds it: scripts can tell
+# Runs refused in this process. A SystemExit inside hydra_main would stop a sweep under the basic
+# launcher, so refusals are collected and main() exits non-zero after the sweep. (Launchers that run jobs
+# in other processes, submitit, keep their own list: there the refusal is the job's stderr line.)
+REFUSED: list[str] = []
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
     try:
         train(cfg, progress=True)
     except BadInput as e:
         fail(str(e))
-    except RunLocked as e:  # not an error of this command: say so and let a sweep go on
-        print(f"bnopt: skipped: {e}", file=sys.stderr)
+    except RunLocked as e:  # not this run's error: say so, let a sweep go on, exit EXIT_LOCKED at the end
+        print(f"bnopt: skipped run {e.run_id}: another process is training it ({e.path})", file=sys.stderr)
+        REFUSED.append(e.run_id)
 
 
 def main() -> None:
     precheck_overrides(sys.argv[1:])
     hydra_main()
+    if REFUSED:
+        sys.exit(EXIT_LOCKED)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,237 @@
+"""Run records: the schema check (read_run), corrupt runs skipped and retrained, unreadable checkpoints,
+the W&B run id kept across a resume, the W&B online init timeout, and the exit code of a locked run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import pandas as pd
+import pytest
+import torch
+
+from bnopt.config import resolve, run_id
+from bnopt.records import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    PROBES_FILE,
+    SCHEMA_VERSION,
+    STATUS_FILE,
+    WANDB_INIT_TIMEOUT_S,
+    CorruptRun,
+    RunFolder,
+    WandbMirror,
+    read_run,
+)
+from bnopt.results import Results, load_runs
+from bnopt.train import train
+
+from .conftest import SMOKE, run_cli, smoke_cfg
+
+METRIC_ROWS = [{"step": 0, "kind": "eval", "loss": float("nan"), "test_acc": 0.1},
+               {"step": 0, "kind": "train", "loss": 2.3, "acc": 0.1}]
+PROBE_ROWS = [{"step": 0, "probe": "landscape", "layer": 0, "eta": 0.1, "metric": "loss", "value": 2.0}]
+
+
+def truncate(path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def finished_folder(tmp_path) -> RunFolder:
+    """A hand-made finished run folder with valid records (no training)."""
+    cfg = resolve(smoke_cfg(tmp_path))
+    folder = RunFolder(tmp_path, run_id(cfg))
+    folder.open(cfg)
+    folder.close()
+    folder.write_frame(METRICS_FILE, METRIC_ROWS)
+    folder.write_frame(PROBES_FILE, PROBE_ROWS)
+    folder.write_status("done", steps_done=1)
+    return folder
+
+
+# --------------------------------------------------------------------------------------- schema
+
+
+def test_read_run_accepts_valid_records_and_status_carries_the_schema_version(tmp_path):
+    folder = finished_folder(tmp_path)
+    assert json.loads(folder.file(STATUS_FILE).read_text())["schema_version"] == SCHEMA_VERSION
+    rec = read_run(folder.path)
+    assert rec.status["status"] == "done" and rec.config.model.name == "vgg16_bn"
+    assert list(rec.metrics.step) == [0, 0] and list(rec.probes.metric) == ["loss"]
+    # records from before versioning (no schema_version) read as version 1
+    st = json.loads(folder.file(STATUS_FILE).read_text())
+    del st["schema_version"]
+    folder.file(STATUS_FILE).write_text(json.dumps(st))
+    assert read_run(folder.path).status["status"] == "done"
+    assert folder.is_finished()
+
+
+def _bad_yaml(f):
+    f.file(CONFIG_FILE).write_text("model: [unclosed\n")
+
+
+def _no_model_name(f):
+    f.file(CONFIG_FILE).write_text(f.file(CONFIG_FILE).read_text().replace("name: vgg16_bn", "name: null"))
+
+
+def _bad_status(f):
+    f.file(STATUS_FILE).write_text('{"status": "do')
+
+
+def _newer_schema(f):
+    st = json.loads(f.file(STATUS_FILE).read_text())
+    f.file(STATUS_FILE).write_text(json.dumps({**st, "schema_version": SCHEMA_VERSION + 1}))
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (_bad_yaml, "config.yaml unreadable"),
+    (_no_model_name, "config.yaml lacks model.name"),
+    (_bad_status, "status.json unreadable"),
+    (_newer_schema, f"schema {SCHEMA_VERSION + 1} > {SCHEMA_VERSION}"),
+    (lambda f: f.file(METRICS_FILE).unlink(), "done but no metrics.parquet"),
+    (lambda f: truncate(f.file(METRICS_FILE)), "metrics.parquet unreadable"),
+    (lambda f: f.file(METRICS_FILE).write_bytes(b""), "metrics.parquet unreadable"),
+    (lambda f: f.write_frame(METRICS_FILE, [{"step": 0, "kind": "train"}]), "metrics.parquet lacks column(s) loss"),
+    (lambda f: truncate(f.file(PROBES_FILE)), "probes.parquet unreadable"),
+])
+def test_read_run_names_the_damage_in_one_line(tmp_path, damage, reason):
+    folder = finished_folder(tmp_path)
+    damage(folder)
+    with pytest.raises(CorruptRun) as info:
+        read_run(folder.path)
+    assert reason in info.value.reason and "\n" not in str(info.value)
+    assert info.value.path == folder.path
+    assert not folder.is_finished()
+
+
+def test_running_run_without_metrics_yet_is_not_corrupt(tmp_path):
+    folder = finished_folder(tmp_path)
+    folder.file(METRICS_FILE).unlink()
+    folder.write_status("running", steps_done=0)
+    assert read_run(folder.path).metrics is None
+
+
+def test_results_default_to_no_corrupt_runs():
+    empty = pd.DataFrame()
+    assert list(Results(empty, empty, empty).corrupt.columns) == ["run_id", "path", "reason"]
+
+
+# ------------------------------------------------------------------ corrupt finished run, end to end
+
+
+def test_corrupt_finished_run_is_skipped_in_one_line_and_retrained(tmp_path, capsys):
+    first = train(smoke_cfg(tmp_path), progress=False)
+    assert first.status == "done"
+    copy = first.path.parent / "copy-of-a-good-run"
+    shutil.copytree(first.path, copy)
+    truncate(first.path / METRICS_FILE)
+    capsys.readouterr()
+
+    res = load_runs(tmp_path)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"bnopt: skipping corrupt run {first.run_id}: metrics.parquet unreadable (")
+    assert list(res.runs.run_id) == ["copy-of-a-good-run"] and set(res.metrics.run_id) == {"copy-of-a-good-run"}
+    assert list(res.corrupt.run_id) == [first.run_id]
+    assert not RunFolder(tmp_path, first.run_id).is_finished()
+
+    again = train(smoke_cfg(tmp_path), progress=False)
+    out = capsys.readouterr()
+    assert again.status == "done" and "already done" not in out.out and "resuming" not in out.out
+    assert f"bnopt: run {first.run_id} has corrupt records (metrics.parquet unreadable" in out.err
+    aside = list(first.path.glob("corrupt-*"))
+    assert len(aside) == 1 and (aside[0] / METRICS_FILE).stat().st_size > 0  # the damaged copy is kept
+    res = load_runs(tmp_path)
+    assert capsys.readouterr().err == "" and not len(res.corrupt) and len(res) == 2
+    pd.testing.assert_frame_equal(pd.read_parquet(first.path / METRICS_FILE), pd.read_parquet(copy / METRICS_FILE))
+
+
+# ---------------------------------------------------------------------------------------- checkpoint
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", "half"])
+def test_unreadable_checkpoint_is_one_line_not_a_python_warning(tmp_path, capsys, content):
+    folder = RunFolder(tmp_path, "some-run")
+    folder.path.mkdir(parents=True)
+    ckpt = folder.file("checkpoint.pt")
+    if content == "half":
+        torch.save({"step": 3, "model": {"w": torch.zeros(1000)}}, ckpt)
+        truncate(ckpt)
+    else:
+        ckpt.write_bytes(content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert folder.load_checkpoint() is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"bnopt: warning: checkpoint {ckpt} unreadable (")
+    assert err[0].endswith("); training from the start")
+
+
+def test_checkpoint_without_its_keys_is_unreadable(tmp_path, capsys):
+    folder = RunFolder(tmp_path, "some-run")
+    folder.path.mkdir(parents=True)
+    torch.save({"step": 3}, folder.file("checkpoint.pt"))
+    assert folder.load_checkpoint() is None
+    assert "unreadable (KeyError" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- W&B
+
+
+def test_wandb_offline_resume_appends_to_the_same_run_id(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = resolve(smoke_cfg(tmp_path, "logger=wandb", "logger.mode=offline"))
+    folder = RunFolder(tmp_path, run_id(cfg))
+    ids = []
+    for resume in (False, True, True, False):  # start, resume twice, then a start from step 0
+        wb = WandbMirror(cfg, folder, resume=resume)
+        assert wb.run is not None
+        ids.append(wb.run.id)
+        wb.log({"x": 1.0}, step=len(ids))
+        wb.finish()
+    assert ids[0] == ids[1] == ids[2] and ids[3] != ids[0]
+    dirs = sorted(p.name for p in folder.path.glob("wandb/offline-run-*"))
+    # offline-run-<time>-<id>, with -1, -2 ... appended by W&B when two start in the same second
+    assert len(dirs) == 4 and sum(f"-{ids[0]}" in d for d in dirs) == 3
+    assert folder.file("wandb_id").read_text().strip() == ids[3]
+
+
+def test_wandb_online_says_so_and_gives_up_quickly(tmp_path, monkeypatch, capsys):
+    import wandb
+
+    seen = {}
+
+    def unreachable(**kwargs):
+        seen.update(kwargs)
+        raise wandb.errors.CommError("Run initialization has timed out")
+
+    monkeypatch.setattr(wandb, "init", unreachable)
+    cfg = resolve(smoke_cfg(tmp_path, "logger=wandb", "logger.mode=online"))
+    wb = WandbMirror(cfg, RunFolder(tmp_path, run_id(cfg)), resume=False)
+    assert wb.run is None
+    assert seen["settings"].init_timeout == WANDB_INIT_TIMEOUT_S < 90
+    assert seen["resume"] == "allow" and seen["id"]
+    out = capsys.readouterr()
+    assert out.out.count("bnopt: connecting to W&B (online) ...") == 1
+    assert "warning: W&B init failed (CommError" in out.err
+
+
+# ------------------------------------------------------------------------------------------ locking
+
+
+def test_cli_run_locked_elsewhere_exits_3_after_the_sweep(tmp_path):
+    cfg = resolve(smoke_cfg(tmp_path, "optim.lr=0.05"))
+    holder = RunFolder(tmp_path, run_id(cfg))
+    holder.open(cfg)  # another process holds the lock
+    try:
+        proc = run_cli("-m", "model=vgg16_bn", *SMOKE, "optim.lr=0.05,0.1", f"paths.results={tmp_path}")
+    finally:
+        holder.close()
+    assert proc.returncode == 3, proc.stderr
+    assert f"bnopt: skipped run {holder.run_id}: another process is training it" in proc.stderr
+    assert not holder.file(METRICS_FILE).exists()
+    runs = load_runs(tmp_path).runs
+    assert list(runs[runs.status == "done"].lr) == [0.1]  # the sweep went on past the refused run
