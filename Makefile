@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 SCALE ?= auto
 FIGS ?=
+LAUNCHER ?= basic
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
@@ -26,23 +27,24 @@ install: $(STAMP) ## create .venv and install bnopt with its dev tools (idempote
 test: $(STAMP) ## run the whole test suite (real-CIFAR test runs when BNOPT_DATA or ../shared has the data)
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP) ## the test suite without subprocess/CLI and real-data tests
-	$(BIN)/pytest -q -k "not cli and not kill and not real"
+test-fast: $(STAMP) ## the test suite without the tests marked slow (subprocesses, CLI, real data)
+	$(BIN)/pytest -q -m "not slow"
 
-lint: $(STAMP) ## ruff on sources and tests
+lint: $(STAMP) ## ruff check and ruff format --check on sources and tests
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 bench: $(STAMP) ## measure train-loop and probe speed on this machine -> results/bench.json
 	$(BIN)/python -m bnopt.bench --out results/bench.json
 
-reproduce: $(STAMP) ## train every run the figures need (SCALE=auto|paper|small, FIGS="fig1 fig4"), draw figures, write REPORT.md
-	$(BIN)/python -m bnopt.reproduce --scale $(SCALE) $(if $(FIGS),--figs $(FIGS))
+reproduce: $(STAMP) ## train what the figures need (SCALE=auto|paper|small|smoke FIGS="fig1 fig4" LAUNCHER=basic|joblib|submitit_local|submitit_slurm), draw them, write results/<scale>/REPORT.md
+	$(BIN)/python -m bnopt.reproduce --scale $(SCALE) --launcher $(LAUNCHER) $(if $(FIGS),--figs $(FIGS))
 
-figures: $(STAMP) ## redraw figures and REPORT.md from existing records (never trains)
-	$(BIN)/python -m bnopt.reproduce --no-train --scale $(SCALE) $(if $(FIGS),--figs $(FIGS))
+figures: $(STAMP) ## redraw results/<scale>/ figures and REPORT.md from existing records (never trains)
+	$(BIN)/python -m bnopt.reproduce --no-train --scale $(SCALE) --launcher $(LAUNCHER) $(if $(FIGS),--figs $(FIGS))
 
 plan: $(STAMP) ## print what `make reproduce` would train and its time estimate
-	$(BIN)/python -m bnopt.reproduce --dry-run --scale $(SCALE) $(if $(FIGS),--figs $(FIGS))
+	$(BIN)/python -m bnopt.reproduce --dry-run --scale $(SCALE) --launcher $(LAUNCHER) $(if $(FIGS),--figs $(FIGS))
 
 notebooks: $(STAMP) ## open the notebooks in JupyterLab (reads results/ through bnopt.results)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bnopt.config import CONFIG_DIR, ConfigError, resolve, run_id, scientific_config, validate
+from bnopt.config import CONFIG_DIR, ConfigError, identity, resolve, run_id, validate
 
 from .conftest import make_cfg
 
@@ -50,16 +50,73 @@ def test_explicit_width_wins_over_scale():
     assert cfg.model.width == 0.5
 
 
-def test_run_id_hashes_the_scientific_config_only():
-    a = resolve(make_cfg(["scale=smoke", "paths.results=/x", "logger=none"]))
-    b = resolve(make_cfg(["scale=smoke", "paths.results=/y", "logger=wandb", "data.root=/elsewhere"]))
-    assert run_id(a) == run_id(b)
-    c = resolve(make_cfg(["scale=smoke", "optim.lr=0.5"]))
-    assert run_id(c) != run_id(a) and run_id(c).startswith("vgg16_bn-lr0.5-")
-    # the same numbers reached through a different preset name are the same run
-    d = resolve(make_cfg(["scale=paper", "scale.steps=30", "scale.batch_size=32", "scale.eval_every=10",
-                          "model.width=0.0625"]))
-    assert scientific_config(d)["scale"] == scientific_config(a)["scale"]
+SMOKE_VGG = ["scale=smoke", "probes=paper"]
+
+
+def rid(*overrides: str, base=SMOKE_VGG) -> str:
+    return run_id(resolve(make_cfg([*base, *overrides])))
+
+
+def test_run_id_ignores_where_and_how_a_run_is_stored_or_shown():
+    a = rid("paths.results=/x", "logger=none")
+    assert rid("paths.results=/y", "logger=wandb", "logger.mode=disabled", "data.root=/elsewhere", "device=cpu",
+               "experiment_name=other", "model.channels_last=false") == a
+    assert rid("data.source=npz") == a and rid("data.source=torchvision") == a  # the same images
+
+
+@pytest.mark.parametrize("override", [
+    "seed=1", "optim.lr=0.5", "optim.momentum=0.9", "optim.weight_decay=1e-4", "model=vgg16", "model.width=0.5",
+    "model.bias=false", "model.eps=1e-3", "data.augment=true", "data.train_eval_size=100", "data.test_size=500",
+    "scale.steps=31", "scale.batch_size=64", "scale.eval_every=5",
+    "probes.landscape.every=6", "probes.ics.every=7", "probes.activations.every=8", "probes.gradnorms.every=2",
+    "probes.every=9", "probes.landscape.etas=[0.1]", "probes.landscape.direction=random", "probes.landscape.seed=5",
+    "probes.ics.layers=[1]", "probes.activations.layers=[2]", "probes.activations.bins=32",
+    "probes.landscape.enabled=false", "probes=none", "scale.vgg.probe_every.landscape=6",
+])
+def test_every_recorded_setting_changes_the_run_id(override):
+    assert rid(override) != rid()
+
+
+def test_probe_cadence_from_the_scale_preset_is_in_the_run_id():
+    """The bug of issue 9: runs differing only in the preset's probe cadence shared one folder."""
+    a = resolve(make_cfg([*SMOKE_VGG, "scale.vgg.probe_every.landscape=5"]))
+    b = resolve(make_cfg([*SMOKE_VGG, "scale.vgg.probe_every.landscape=6"]))
+    assert (a.probes.landscape.every, b.probes.landscape.every) == (5, 6)
+    assert run_id(a) != run_id(b)
+
+
+def test_derived_values_are_resolved_in_the_config():
+    cfg = resolve(make_cfg(["scale=small", "probes=paper"]))
+    assert cfg.model.width == 0.25 and cfg.scale.steps == 2000
+    assert (cfg.probes.landscape.every, cfg.probes.gradnorms.every) == (100, 10)
+    assert cfg.probes.landscape.etas[0] == 0.05 and len(cfg.probes.landscape.etas) == 8
+    assert list(cfg.probes.ics.layers) == [5, 10] and cfg.probes.landscape.seed == 2
+    dln = resolve(make_cfg(["model=dln_bn", "scale=small", "probes=paper", "seed=3"]))
+    assert list(dln.probes.ics.layers) == [9, 17] and dln.probes.landscape.etas[0] == 1e-8
+    assert dln.probes.landscape.seed == 5
+    assert resolve(make_cfg(["scale=small", "probes=paper", "probes.every=7"])).probes.gradnorms.every == 7
+
+
+def test_the_same_numbers_through_two_presets_are_one_run():
+    small = resolve(make_cfg(["model=dln_bn", "scale=small", "probes=paper"]))
+    paper = resolve(make_cfg(["model=dln_bn", "scale=paper", "probes=paper"]))
+    assert small.scale.name != paper.scale.name and run_id(small) == run_id(paper)
+    assert "name" not in identity(small)["scale"]
+    vgg_small = rid("probes=paper", base=["scale=small"])
+    assert rid("probes=paper", base=["scale=paper"]) != vgg_small
+
+
+def test_cfg_job_resolve_prints_what_the_hash_sees():
+    from .conftest import run_cli
+
+    proc = run_cli("model=vgg16", "scale=smoke", "probes=paper", "--cfg", "job", "--resolve")
+    assert proc.returncode == 0, proc.stderr
+    from omegaconf import OmegaConf
+
+    printed = OmegaConf.create(proc.stdout)
+    expected = resolve(make_cfg(["model=vgg16", "scale=smoke", "probes=paper"]))
+    assert identity(printed) == identity(expected)
+    assert printed.probes.landscape.every == 5 and printed.model.width == 0.0625
 
 
 @pytest.mark.parametrize("override, message", [
@@ -75,6 +132,8 @@ def test_run_id_hashes_the_scientific_config_only():
     (["model=dln", "data=cifar10"], "trains on data gaussian_linear"),
     (["logger.mode=sometimes"], "unknown logger.mode"),
     (["scale.name=huge"], "unknown scale 'huge'"),
+    (["seed=-1"], "seed must be an integer"),
+    (["data.source=synthetic"], "use data=synthetic"),
     (["probes=paper", "probes.ics.layers=[14]"], "out of range|layers"),
     (["probes=paper", "probes.landscape.etas=[-1]"], "etas must be"),
 ])

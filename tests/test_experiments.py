@@ -1,106 +1,159 @@
-"""Experiment configs, the reproduce planner, run sharing, `make figures` not training, submitit sweeps."""
+"""The experiment registry, the reproduce planner, run sharing, launchers, failures, and kept outputs."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from bnopt import reproduce
-from bnopt.config import CONFIG_DIR, resolve
+import pytest
+import yaml
+
+from bnopt import experiments, reproduce
+from bnopt.config import run_id
+from bnopt.figures import FIGURES
 
 from .conftest import REPO, run_cli
 
-EXPECTED = {  # experiment -> (models, LRs) of its sweep
-    "fig1": ({"vgg16", "vgg16_bn"}, {0.1, 0.5}),
-    "fig2": ({"vgg16", "vgg16_bn", "vgg16_noisy_bn"}, {0.1}),
-    "fig3_ics_vgg": ({"vgg16", "vgg16_bn"}, {0.1, 0.01}),
-    "fig3_ics_dln": ({"dln", "dln_bn"}, {1e-6, 1e-7}),
-    "fig4": ({"vgg16", "vgg16_bn"}, {0.1}),
-    "fig5_lp_vgg": ({"vgg16", "vgg16_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf"}, {0.1}),
-    "fig5_lp_dln": ({"dln", "dln_bn", "dln_l1", "dln_l2", "dln_linf"}, {1e-6}),
-    "fig6": ({"vgg16", "vgg16_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf"}, {0.1}),
-    "fig8": ({"vgg16", "vgg16_bn", "vgg16_noisy_bn"}, {0.1}),
-    "fig9": ({"dln", "dln_bn"}, {1e-6}),
-    "fig10": ({"dln", "dln_bn"}, {1e-6}),
-    "fig11": ({"vgg16", "vgg16_bn"}, {0.1}),
-    "fig12": ({"vgg16", "vgg16_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf"}, {0.1}),
-    "fig13": ({"dln", "dln_bn", "dln_l1", "dln_l2", "dln_linf"}, {1e-6}),
-}
+SMOKE_FAST = ["data=synthetic", "logger=none", "scale.steps=4", "scale.eval_every=2", "scale.ckpt_every=2"]
 
 
-def test_every_experiment_config_is_listed_here():
-    assert {p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")} == set(EXPECTED)
+def test_every_experiment_config_is_a_multirun_sweep_with_a_figure_and_claims():
+    reg = experiments.registry()
+    assert reg, "configs/experiment is empty"
+    for name, exp in reg.items():
+        text = (experiments.EXPERIMENT_DIR / f"{name}.yaml").read_text()
+        assert text.startswith("# @package _global_"), name
+        d = yaml.safe_load(text)
+        assert d["hydra"]["mode"] == "MULTIRUN" and d["experiment_name"] == name
+        assert exp.params and exp.figure.startswith("fig") and exp.claims
+        assert all(c in {f"C{i}" for i in range(1, 10)} for c in exp.claims)
 
 
-@pytest.mark.parametrize("experiment", sorted(EXPECTED))
-def test_experiment_sweep_expands_to_the_figure_runs(experiment):
-    models, lrs = EXPECTED[experiment]
-    sweep = reproduce.sweep_overrides(experiment, ["scale=smoke"])
-    assert len(sweep) == len(models) * len(lrs)
-    cfgs = [resolve(reproduce.compose_run(o)) for o in sweep]
-    assert {(c.model.name, c.optim.lr) for c in cfgs} == {(m, lr) for m in models for lr in lrs}
+def test_every_drawn_figure_has_experiments_and_every_experiment_a_figure():
+    assert set(experiments.figures()) == set(FIGURES)
+
+
+@pytest.mark.parametrize("name", sorted(experiments.registry()))
+def test_sweep_expands_with_hydra_to_runs_of_one_family(name):
+    sweep = experiments.get(name).sweep(["scale=smoke"])
+    cfgs = experiments.runs(name, ("scale=smoke",))
+    assert len(cfgs) == len(sweep) == len({run_id(c) for c in cfgs}) >= 2
+    assert len({c.model.family for c in cfgs}) == 1
     for c in cfgs:
-        assert c.probes.name == "paper" and c.experiment_name == experiment
-        assert c.model.family == ("dln" if c.model.name.startswith("dln") else "vgg")
+        assert c.probes.name == "paper" and c.experiment_name == name and c.figure == experiments.get(name).figure
+    assert experiments.pairs(name) == [(c.model.name, float(c.optim.lr)) for c in cfgs]
 
 
-def test_every_figure_names_existing_experiments_and_claims():
-    specs = reproduce.figure_specs()
-    assert [s.figure for s in specs] == ["fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9",
-                                         "fig10", "fig11", "fig12", "fig13"]
-    for s in specs:
-        assert s.experiments and all(e in EXPECTED for e in s.experiments)
-        assert all(c in {f"C{i}" for i in range(1, 10)} for c in s.claims)
+def test_the_paper_figures_use_the_paper_learning_rates():
+    lrs = {lr for e in experiments.registry() for _, lr in experiments.pairs(e)}
+    assert {0.1, 0.5, 0.01, 1e-6, 1e-7} == lrs
+    assert ("vgg16", 0.5) in experiments.pairs("fig1")  # C2: the standard net at LR 0.5
 
 
 def test_plan_shares_runs_between_figures(tmp_path):
     runs = reproduce.plan(None, "smoke", tmp_path)
     assert len(runs) == 17  # 10 VGG + 7 DLN runs serve all figures
     shared = {r.label: r.experiments for r in runs}
-    assert set(shared["vgg16_bn lr=0.1"]) >= {"fig1", "fig2", "fig4", "fig6", "fig8"}
-    assert len({r.run_id for r in runs}) == len(runs)
+    assert set(shared["vgg16_bn lr=0.1 seed=0"]) >= {"fig1", "fig2", "fig4", "fig6", "fig8"}
 
 
-def test_two_experiments_asking_for_one_run_train_it_once(tmp_path):
-    common = ["scale=smoke", "data=synthetic", "logger=none", f"paths.results={tmp_path}", "scale.steps=10"]
-    first = run_cli("-m", "experiment=fig4", *common)
-    assert first.returncode == 0, first.stderr
-    assert len(list(tmp_path.glob("runs/*"))) == 2
-    second = run_cli("-m", "experiment=fig11", *common)
-    assert second.returncode == 0, second.stderr
-    assert second.stdout.count("already done") == 2
-    assert len(list(tmp_path.glob("runs/*"))) == 2
-    plan = reproduce.plan(["fig4"], "smoke", tmp_path, ["data=synthetic", "scale.steps=10"])
-    assert all(r.done for r in plan)
+def test_dln_runs_are_shared_by_the_small_and_paper_scales(tmp_path):
+    small = {r.run_id for r in reproduce.plan(["fig10"], "small", tmp_path)}
+    paper = {r.run_id for r in reproduce.plan(["fig10"], "paper", tmp_path)}
+    assert small == paper and len(small) == 2
+    vgg_small = {r.run_id for r in reproduce.plan(["fig4"], "small", tmp_path)}
+    assert vgg_small.isdisjoint(r.run_id for r in reproduce.plan(["fig4"], "paper", tmp_path))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--figs", "fig99"], "unknown figure(s) fig99; choose from fig1, fig2"),
+    (["--scale", "huge"], "unknown scale 'huge'; choose one of auto, paper, small, smoke"),
+    (["--launcher", "rocket"], "unknown launcher 'rocket'; choose one of basic, joblib"),
+])
+def test_bad_reproduce_arguments_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    (tmp_path / "keep.txt").write_text("x")
+    assert reproduce.main([*args, "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bnopt: error: ") and message in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_make_with_a_bad_scale_is_one_line(tmp_path):
+    import subprocess
+
+    proc = subprocess.run(["make", "-s", "plan", "SCALE=huge"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "bnopt: error: unknown scale 'huge'" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_reproduce_dry_run_prints_the_plan(tmp_path, capsys):
     assert reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 runs, 0 already done, 2 to train" in out and "vgg16_bn lr=0.1" in out and "estimated" in out
+    assert not (tmp_path / "runs").exists()
 
 
-def test_reproduce_unknown_figure_is_one_line_exit_2(tmp_path, capsys):
-    assert reproduce.main(["--figs", "fig7", "--results", str(tmp_path), "--dry-run"]) == 2
-    assert "unknown figure(s) fig7" in capsys.readouterr().err
+def test_paper_plan_on_a_cpu_warns_and_totals(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(reproduce, "_has_cuda", lambda: False)
+    assert reproduce.main(["--scale", "paper", "--figs", "fig4", "--results", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "takes hours on a CPU" in out and "no time estimate" in out and "~? min" not in out
 
 
-def test_make_figures_does_not_train(tmp_path, monkeypatch):
-    import bnopt.train
+@pytest.mark.slow
+def test_an_experiment_is_a_sweep_and_two_experiments_train_a_shared_run_once(tmp_path):
+    common = ["scale=smoke", *SMOKE_FAST, f"paths.results={tmp_path}"]
+    first = run_cli("experiment=fig4", *common)  # no -m: the experiment config sets hydra.mode=MULTIRUN
+    assert first.returncode == 0, first.stderr
+    assert len(list(tmp_path.glob("runs/*"))) == 2
+    second = run_cli("experiment=fig11_vgg", *common)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("already done") == 2 and len(list(tmp_path.glob("runs/*"))) == 2
+    plan = reproduce.plan(["fig4"], "smoke", tmp_path, SMOKE_FAST)
+    assert all(r.done for r in plan)
 
-    def no_training(*a, **k):
-        raise AssertionError("make figures must not train")
 
-    monkeypatch.setattr(bnopt.train, "train", no_training)
-    assert reproduce.main(["--no-train", "--scale", "smoke", "--figs", "fig4", "--results", str(tmp_path)]) == 0
-    assert (tmp_path / "REPORT.md").exists()
-    assert "figures:" in (REPO / "Makefile").read_text() and "--no-train" in (REPO / "Makefile").read_text()
+@pytest.mark.slow
+def test_a_bad_value_in_a_sweep_stops_it_before_any_run(tmp_path):
+    proc = run_cli("-m", "model=vgg16", "optim.lr=0.1,-1", "scale=smoke", *SMOKE_FAST, f"paths.results={tmp_path}")
+    assert proc.returncode == 2 and "bnopt: error: optim.lr must be a positive" in proc.stderr
+    assert not (tmp_path / "runs").exists()
 
 
-def test_submitit_local_launcher_runs_a_two_run_sweep(tmp_path):
-    proc = run_cli("-m", "hydra/launcher=local_parallel", "model=vgg16,vgg16_bn", "data=synthetic", "scale=smoke",
-                   "logger=none", f"paths.results={tmp_path}", "scale.steps=10")
-    assert proc.returncode == 0, proc.stderr
-    from bnopt.results import load_runs
+@pytest.mark.slow
+def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsys, monkeypatch):
+    """A run whose records cannot be written fails; the other run of the sweep still trains."""
+    monkeypatch.setattr(reproduce, "run_overrides",
+                        lambda scale, results, extra=(): [f"scale={scale}", f"paths.results={results}", *SMOKE_FAST])
+    runs = reproduce.plan(["fig4"], "smoke", tmp_path)
+    broken = next(r for r in runs if r.cfg.model.name == "vgg16")
+    (tmp_path / "runs" / broken.run_id / "metrics.parquet").mkdir(parents=True)  # a folder: writing fails
+    code = reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(tmp_path), "--launcher", "joblib"])
+    captured = capsys.readouterr()
+    assert code == 1 and f"FAILED {broken.run_id}" in captured.err
+    states = {r.run_id: r.state for r in reproduce.plan(["fig4"], "smoke", tmp_path)}
+    assert states[broken.run_id] == "failed" and sorted(states.values()) == ["done", "failed"]
+    assert (tmp_path / "smoke" / "REPORT.md").exists()
 
-    runs = load_runs(tmp_path).runs
-    assert sorted(runs.model) == ["vgg16", "vgg16_bn"] and set(runs.status) == {"done"}
+
+def test_figures_keep_outputs_drawn_from_runs_that_are_not_here(tmp_path, capsys):
+    """`make figures` on a fresh clone (no run folders) must not overwrite the committed report."""
+    out = tmp_path / "small"
+    out.mkdir()
+    (out / "REPORT.md").write_text("committed report\n")
+    (out / "manifest.json").write_text(json.dumps({"scale": "small", "runs": {"vgg16-lr0.1-abc": {}}}))
+    assert reproduce.main(["--no-train", "--scale", "small", "--results", str(tmp_path)]) == 0
+    assert (out / "REPORT.md").read_text() == "committed report\n"
+    assert "keeping" in capsys.readouterr().err
+
+
+def test_smoke_reports_have_no_verdicts(tmp_path):
+    from bnopt.report import NOT_JUDGED, write_report
+    from tests.test_claims import Maker
+
+    res = Maker(tmp_path).run("vgg16", 0.1).run("vgg16_bn", 0.1, acc_rate=0.05).results()
+    res.runs["steps"], res.runs["batch_size"], res.runs["width"] = 30, 32, 0.0625  # the smoke preset's numbers
+    path, checks = write_report(tmp_path, "smoke", res)
+    text = path.read_text()
+    assert checks[0].verdict == NOT_JUDGED and f"Verdict: **{NOT_JUDGED}**" in text
+    assert "Verdict: **reproduced**" not in text and "| reproduced |" not in text

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .results import Results
+from .results import MissingRuns, Results
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RUN = "reproduced", "partly", "not reproduced", "not run"
 
@@ -51,10 +51,10 @@ class Missing(Exception):
 # ----------------------------------------------------------------------------------------------- readers
 
 def _rid(res: Results, model: str, lr: float, scale: str | None) -> str:
-    rid = res.pick(model, lr, scale)
-    if rid is None:
-        raise Missing(f"no run of {model} at LR {lr:g}")
-    return rid
+    try:
+        return str(res.select([(model, lr)], scale=scale)[(model, float(lr))]["run_id"])
+    except MissingRuns:
+        raise Missing(f"no run of {model} at LR {lr:g}") from None
 
 
 def evals(res: Results, rid: str) -> pd.DataFrame:

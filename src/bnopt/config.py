@@ -1,10 +1,12 @@
 """Turning a composed Hydra config into a resolved, validated run config and its run id.
 
-- `resolve`: scale=auto becomes paper (CUDA) or small (CPU); the scale's per-family values
-  (scale.vgg / scale.dln) fill scale.steps etc. unless set explicitly; model.width comes from the
-  scale unless set explicitly; interpolations are resolved.
+- Every derived value (the scale preset's per-family numbers, scale=auto, VGG width, probe cadences,
+  layers and step sizes) is an interpolation or a `bnopt.*` resolver inside the config itself
+  (bnopt.resolvers), so `bnopt-train ... --cfg job --resolve` shows exactly what a run uses.
+- `resolve`: the composed config with every interpolation resolved (nothing is filled in here).
 - `validate`: every bad value gets one `ConfigError` line, before any data is read or anything written.
-- `run_id`: a short hash of the scientific config, so the same run asked twice is the same folder.
+- `run_id`: a short hash of `identity(cfg)`: every resolved value that changes what is trained or
+  recorded, and nothing else (paths, logger, device, experiment names).
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from . import resolvers
 from .data import CIFAR_TRAIN_SIZE
 from .models import FAMILIES, NORMS
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-SCALES = ("paper", "small", "smoke", "auto")
+resolvers.register()
+
+CONFIG_DIR = resolvers.CONFIG_DIR
+SCALES = ("paper", "small", "smoke")  # what scale.name resolves to (auto -> paper or small)
 DATASETS = ("cifar10", "synthetic", "gaussian_linear")
-SOURCES = ("auto", "torchvision", "npz", "synthetic", "generated")
+SOURCES = ("auto", "npz", "torchvision", "synthetic", "generated")
 SCALE_KEYS = ("steps", "batch_size", "eval_every", "ckpt_every")
 LOGGERS = ("wandb", "none")
 WANDB_MODES = ("offline", "online", "disabled")
@@ -41,28 +47,16 @@ def pick_device(requested: str) -> torch.device:
 
 
 def resolve(cfg: DictConfig) -> DictConfig:
-    """A resolved copy of cfg with concrete scale values; `scale.name` keeps the preset's name."""
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    """A copy of cfg with every interpolation and resolver evaluated (the values the run uses)."""
+    try:
+        cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    except (OmegaConfBaseException, KeyError, ValueError) as e:
+        msg = str(e).splitlines()[0]
+        raise ConfigError(f"config does not resolve: {msg}") from None
     if cfg.scale.name not in SCALES:
-        raise ConfigError(f"unknown scale {cfg.scale.name!r}; choose one of {', '.join(SCALES)}")
+        raise ConfigError(f"unknown scale {cfg.scale.name!r}; choose one of {', '.join(SCALES)} or auto")
     if cfg.model.get("family") not in FAMILIES:
         raise ConfigError(f"unknown model family {cfg.model.get('family')!r}; choose one of {', '.join(FAMILIES)}")
-    if cfg.scale.name == "auto":
-        device = pick_device(cfg.device) if cfg.device in ("auto", "cpu") or "cuda" in cfg.device else None
-        preset = "paper" if device is not None and device.type == "cuda" else "small"
-        base = OmegaConf.load(CONFIG_DIR / "scale" / f"{preset}.yaml")
-        explicit = {k: cfg.scale[k] for k in SCALE_KEYS if cfg.scale.get(k) is not None}
-        cfg.scale = OmegaConf.merge(base, explicit)
-        cfg.scale.auto_from = "auto"
-    family = cfg.model.family
-    per_family = cfg.scale.get(family) or {}
-    for key in SCALE_KEYS:
-        if cfg.scale.get(key) is None:
-            cfg.scale[key] = per_family.get(key)
-    if cfg.probes.get("every") is None:  # probe cadence follows the scale preset
-        cfg.probes.every = per_family.get("probe_every", 0)
-    if cfg.model.get("width") is None:
-        cfg.model.width = per_family.get("width", 1.0)
     return cfg
 
 
@@ -75,9 +69,14 @@ def validate(cfg: DictConfig) -> None:
     if d.name not in DATA_FOR_FAMILY[m.family]:
         raise ConfigError(f"model {m.name} trains on data {' or '.join(DATA_FOR_FAMILY[m.family])}, not {d.name}")
     if d.source not in SOURCES:
-        raise ConfigError(f"unknown data.source {d.source!r}; choose one of {', '.join(SOURCES[:4])}")
+        raise ConfigError(f"unknown data.source {d.source!r}; choose one of {', '.join(SOURCES[:3])}")
+    if d.name == "cifar10" and d.source in ("synthetic", "generated"):
+        raise ConfigError(f"data.source={d.source} is not a CIFAR-10 source (auto, npz, torchvision); "
+                          "for the tiny test data use data=synthetic")
     if o.name != "sgd":
         raise ConfigError(f"unknown optimiser {o.name!r}; the paper uses plain SGD (optim=sgd)")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {cfg.seed!r}")
     _positive("optim.lr", o.lr)
     if o.momentum < 0 or o.weight_decay < 0:
         raise ConfigError("optim.momentum and optim.weight_decay must be >= 0")
@@ -127,25 +126,31 @@ def dataset_size(cfg: DictConfig) -> int:
     return CIFAR_TRAIN_SIZE
 
 
-def scientific_config(cfg: DictConfig) -> dict:
-    """What determines the numbers a run produces. Location and logging settings are left out, and the
-    scale enters through its resolved numbers, so the same run reached through two presets is one run."""
-    data = {k: v for k, v in OmegaConf.to_container(cfg.data).items() if k not in ("root", "download")}
-    if data.get("source") in ("auto", "npz", "torchvision"):
-        data["source"] = "cifar10-files"  # the same images whichever way they reach us
-    scale = {k: cfg.scale[k] for k in ("steps", "batch_size", "eval_every")}
-    model = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "channels_last"}
-    return {
-        "model": model,
-        "data": data,
-        "optim": OmegaConf.to_container(cfg.optim),
-        "scale": scale,
-        "probes": OmegaConf.to_container(cfg.probes),
-        "seed": cfg.seed,
-    }
+# Top-level keys that say where a run is stored, how it is shown or which figure asked for it: not
+# what it trains or records, so not part of the run id.
+NOT_IDENTITY = ("paths", "logger", "device", "experiment_name", "figure", "claims", "hydra")
+# Within groups: locations, download switches, presentation and memory layout (same numbers).
+NOT_IDENTITY_IN = {"data": ("root", "download"), "model": ("channels_last",), "probes": ("name",)}
+# The scale preset enters only through the numbers a run uses (probe cadences are in probes.*.every;
+# checkpoints do not change records), so the same run reached through two presets is one run.
+SCALE_IDENTITY = ("steps", "batch_size", "eval_every")
+
+
+def identity(cfg: DictConfig) -> dict:
+    """What determines the numbers a run trains and records: the resolved config minus NOT_IDENTITY."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_IDENTITY:
+        c.pop(key, None)
+    for group, keys in NOT_IDENTITY_IN.items():
+        for key in keys:
+            c.get(group, {}).pop(key, None)
+    c["scale"] = {k: c["scale"][k] for k in SCALE_IDENTITY}
+    if c["data"].get("source") in ("auto", "npz", "torchvision"):
+        c["data"]["source"] = "cifar10-files"  # the same images whichever way they reach us
+    return c
 
 
 def run_id(cfg: DictConfig) -> str:
-    blob = json.dumps(scientific_config(cfg), sort_keys=True, default=str)
+    blob = json.dumps(identity(cfg), sort_keys=True, default=str)
     digest = hashlib.sha1(blob.encode()).hexdigest()[:10]
     return f"{cfg.model.name}-lr{cfg.optim.lr:g}-{digest}"

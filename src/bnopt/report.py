@@ -1,7 +1,12 @@
-"""results/REPORT.md: for each claim C1-C9 the verdict, our numbers beside the paper's, the figure, and
-the runs behind it (scale, hardware, versions, wall time). Generated; never edited by hand.
+"""results/<scale>/REPORT.md: for each claim C1-C9 the verdict, our numbers beside the paper's, the figure,
+and the runs behind it (scale, hardware, versions, wall time). Generated; never edited by hand.
 
     python -m bnopt.report [--results results] [--scale small]
+
+`publish` writes a scale's outputs (figures/, REPORT.md, manifest.json) into results/<scale>/. The
+manifest lists the runs they were drawn from; outputs are only replaced by ones drawn from at least
+those runs (so `make figures` on a fresh clone, whose run folders are not in git, keeps the committed
+evidence). Smoke-scale runs (seconds of training) never produce verdicts.
 """
 
 from __future__ import annotations
@@ -10,14 +15,19 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .claims import NOT_RUN, run_checks
 from .records import atomic_write_text
 from .results import load_runs
 
+NOT_JUDGED = "not judged (smoke scale)"
+
 VERDICT_MARK = {"reproduced": "reproduced", "partly": "partly", "not reproduced": "**not reproduced**",
-                "not run": "not run"}
+                "not run": "not run", NOT_JUDGED: NOT_JUDGED}
+MANIFEST = "manifest.json"
+NO_VERDICT_SCALES = ("smoke",)  # too short to judge anything: numbers are shown, verdicts are not
 
 
 def _finite(x) -> float | None:
@@ -38,14 +48,18 @@ def _environment(res) -> dict:
     return {}
 
 
-def render(results_root: Path, scale: str | None = None, res=None) -> tuple[str, list]:
-    """(markdown text, claim checks)."""
+def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path | None = None) -> tuple[str, list]:
+    """(markdown text, claim checks). Figures are linked from out_dir/figures (default: results_root)."""
+    results_root = Path(results_root)
+    out_dir = Path(out_dir) if out_dir is not None else results_root
     res = load_runs(results_root) if res is None else res
-    if scale and len(res.runs):
-        keep = res.runs[res.runs.scale == scale].run_id
-        res = type(res)(res.runs[res.runs.run_id.isin(keep)], res.metrics[res.metrics.run_id.isin(keep)],
-                        res.probes[res.probes.run_id.isin(keep)] if len(res.probes) else res.probes)
+    if scale:
+        res = res.at_scale(scale)  # by the preset's resolved numbers, not its name
     checks = run_checks(res, scale)
+    if scale in NO_VERDICT_SCALES:
+        for c in checks:
+            if c.verdict != NOT_RUN:
+                c.verdict = NOT_JUDGED
     env = _environment(res)
     runs = res.runs
     wall = float(runs.elapsed_s.fillna(0).sum()) if len(runs) and "elapsed_s" in runs else 0.0
@@ -80,7 +94,7 @@ def render(results_root: Path, scale: str | None = None, res=None) -> tuple[str,
             lines += [f"Paper: {c.reference}.", ""]
         lines += [f"- {e}" for e in c.evidence] + [""]
         figs = [f.strip() for f in c.figure.split(",") if f.strip().startswith("fig")]
-        lines += [f"![{f}](figures/{f}.png)" for f in figs if (results_root / "figures" / f"{f}.png").exists()]
+        lines += [f"![{f}](figures/{f}.png)" for f in figs if (out_dir / "figures" / f"{f}.png").exists()]
         lines.append("")
     lines += ["## Runs", "", "| run | status | steps | final test acc | samples/s | wall min |",
               "|---|---|---|---|---|---|"]
@@ -95,15 +109,64 @@ def render(results_root: Path, scale: str | None = None, res=None) -> tuple[str,
     return "\n".join(lines) + "\n", checks
 
 
-def write_report(results_root: Path | str = "results", scale: str | None = None, res=None) -> tuple[Path, list]:
-    """Write REPORT.md from the records under results_root (or from `res`, a Results already loaded);
-    returns its path and the claim checks."""
+def write_report(results_root: Path | str = "results", scale: str | None = None, res=None,
+                 out_dir: Path | str | None = None) -> tuple[Path, list]:
+    """Write REPORT.md (into out_dir, default results_root) from the records under results_root (or from
+    `res`, a Results already loaded); returns its path and the claim checks."""
     results_root = Path(results_root)
-    path = results_root / "REPORT.md"
-    results_root.mkdir(parents=True, exist_ok=True)
-    text, checks = render(results_root, scale, res)
+    out_dir = Path(out_dir) if out_dir is not None else results_root
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text, checks = render(results_root, scale, res, out_dir)
+    path = out_dir / "REPORT.md"
     atomic_write_text(path, text)
     return path, checks
+
+
+@dataclass
+class Published:
+    summary: str
+    checks: list = field(default_factory=list)
+    figures: dict = field(default_factory=dict)
+    kept: bool = False
+
+
+def read_manifest(out_dir: Path) -> dict:
+    try:
+        return json.loads((Path(out_dir) / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None, force: bool = False) -> Published:
+    """Draw the figures and write REPORT.md + manifest.json of one scale into out_dir, from the runs with
+    that scale's numbers. Outputs drawn from runs that are not all here any more are kept, not replaced."""
+    from . import figures
+
+    results_root, out_dir = Path(results_root), Path(out_dir)
+    res = load_runs(results_root).at_scale(scale)
+    old = read_manifest(out_dir)
+    lost = sorted(set(old.get("runs", {})) - set(res.runs.get("run_id", [])))
+    if lost and not force:
+        print(f"bnopt: keeping {out_dir}/REPORT.md and its figures: they were drawn from {len(old['runs'])} runs, "
+              f"{len(lost)} of which are not under {results_root}/runs (e.g. {lost[0]}); train them "
+              f"(make reproduce SCALE={scale}) or pass --force to replace them", file=sys.stderr)
+        return Published(f"kept the outputs in {out_dir}", kept=True)
+    drawn = figures.draw_all(res, out_dir / "figures", figs=figs, scale=scale)
+    path, checks = write_report(results_root, scale, res, out_dir)
+    made = {k: v for k, v in drawn.items() if not isinstance(v, str)}
+    manifest = {
+        "scale": scale,
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "runs": {r.run_id: {"model": r.model, "lr": float(r.lr), "seed": int(r.get("seed", 0)), "status": r.status,
+                            "steps_done": int(r.steps_done)} for _, r in res.runs.iterrows()} if len(res.runs) else {},
+        "figures": {k: [Path(p).name for p in v] for k, v in made.items()},
+        "claims": {c.claim: c.verdict for c in checks},
+    }
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    for name, v in drawn.items():
+        if isinstance(v, str):
+            print(f"  {name}: not drawn: {v}")
+    return Published(f"{len(made)} figure(s) in {out_dir / 'figures'}, report {path}", checks, drawn)
 
 
 def print_verdicts(checks) -> None:
@@ -112,14 +175,19 @@ def print_verdicts(checks) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Write results/REPORT.md from the run records.")
+    ap = argparse.ArgumentParser(description="Write REPORT.md from the run records.")
     ap.add_argument("--results", default="results")
-    ap.add_argument("--scale", default=None, help="only runs of this scale preset (default: all)")
+    ap.add_argument("--scale", default=None, help="only runs with this scale preset's numbers (default: all)")
+    ap.add_argument("--out", default=None, help="folder of REPORT.md (default: results/<scale>, or results)")
     args = ap.parse_args(argv)
     if not Path(args.results).is_dir():
         print(f"bnopt: error: results directory {args.results} does not exist", file=sys.stderr)
         return 2
-    path, checks = write_report(args.results, args.scale)
+    if args.scale is not None and args.scale not in ("paper", "small", "smoke"):
+        print(f"bnopt: error: unknown scale {args.scale!r}; choose one of paper, small, smoke", file=sys.stderr)
+        return 2
+    out = args.out or (Path(args.results) / args.scale if args.scale else args.results)
+    path, checks = write_report(args.results, args.scale, out_dir=out)
     print_verdicts(checks)
     print(f"wrote {path}")
     return 0

@@ -1,104 +1,100 @@
-"""`make reproduce`: walk experiments/, train the runs every figure needs, draw the figures, write the report.
+"""`make reproduce` / `make plan` / `make figures`: train what the figures need, draw them, write the report.
 
     python -m bnopt.reproduce [--scale auto|paper|small|smoke] [--figs fig1 fig4] [--results results]
-                              [--no-train] [--dry-run] [--logger wandb|none]
+                              [--launcher basic|joblib|submitit_local|submitit_slurm] [--seed N]
+                              [--no-train] [--dry-run] [--force] [--logger wandb|none]
 
-1. Plan: expand the sweep of every experiment the selected figures name (configs/experiment/*.yaml,
-   `hydra.sweeper.params`), resolve each run's config and run id; runs shared by figures appear once.
-   Print the runs to train, the runs already done, and the time estimate from the scale preset's
-   measured seconds per step on this machine.
-2. Train the missing runs one after the other (an overall progress bar across runs; each run has its
-   own); a killed `make reproduce` resumes where it stopped.
-3. Draw every figure (`bnopt.figures`) and write results/REPORT.md (`bnopt.report`).
+1. Plan: the runs of every experiment the chosen figures name (configs/experiment/*.yaml, the one
+   registry, expanded by Hydra's sweeper), each resolved and validated, with its run id and state;
+   runs shared by figures appear once. Time estimates from the scale preset's measured speed.
+2. Train: each experiment's sweep through Hydra multirun with the chosen launcher, in a child process
+   (`python -m bnopt.train experiment=<name> scale=<scale> hydra/launcher=<launcher>`). Finished runs
+   are skipped, killed ones resume; a run that fails is recorded as failed and the others go on.
+3. Draw the figures and write REPORT.md + manifest.json into results/<scale>/ from whatever is done.
+   A committed report is only replaced by one drawn from at least the runs it was drawn from, and
+   smoke-scale reports carry no verdicts. Exits non-zero at the end, naming any failed runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import os
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
-from tqdm.auto import tqdm
 
-from .config import CONFIG_DIR, ConfigError, resolve, run_id, validate
+from . import experiments
+from .config import ConfigError, run_id, validate
 from .records import RunFolder
 
-REPO = CONFIG_DIR.parent
-EXPERIMENTS_DIR = REPO / "experiments"
-
-
-@dataclass
-class FigureSpec:
-    figure: str
-    title: str
-    experiments: list[str]
-    claims: list[str]
+SCALES = ("auto", "paper", "small", "smoke")
+LAUNCHERS = {  # name -> hydra/launcher choice
+    "basic": "basic", "joblib": "joblib", "submitit_local": "submitit_local", "submitit_slurm": "submitit_slurm",
+    "local_parallel": "local_parallel", "slurm": "slurm",
+}
+SLURM_LAUNCHERS = ("submitit_slurm", "slurm")
 
 
 @dataclass
 class PlannedRun:
     run_id: str
-    overrides: list[str]
     cfg: DictConfig
     experiments: list[str]
-    done: bool
+    state: str  # done | diverged | failed | running | resume | train
     steps_done: int
 
     @property
     def label(self) -> str:
-        return f"{self.cfg.model.name} lr={self.cfg.optim.lr:g}"
+        return f"{self.cfg.model.name} lr={self.cfg.optim.lr:g} seed={self.cfg.seed}"
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("done", "diverged")
 
 
-def figure_specs(directory: Path = EXPERIMENTS_DIR) -> list[FigureSpec]:
-    specs = []
-    for f in sorted(directory.glob("fig*.yaml"), key=lambda p: int(p.stem[3:])):
-        d = yaml.safe_load(f.read_text())
-        title = f.read_text().splitlines()[0].lstrip("# ").strip()
-        specs.append(FigureSpec(d["figure"], title, list(d["experiments"]), list(d.get("claims", []))))
-    return specs
+def check_args(scale: str, figures: list[str] | None, launcher: str) -> None:
+    """Every bad argument as one ConfigError line, before anything is composed, trained or written."""
+    if scale not in SCALES:
+        raise ConfigError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
+    known = experiments.figures()
+    unknown = [f for f in figures or [] if f not in known]
+    if unknown:
+        raise ConfigError(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
+    if launcher in SLURM_LAUNCHERS and shutil.which("sbatch") is None:
+        raise ConfigError(f"launcher {launcher} needs SLURM, but `sbatch` is not on this machine's PATH")
 
 
-def sweep_overrides(experiment: str, extra: list[str] = ()) -> list[list[str]]:
-    """The override lists of an experiment's sweep (cartesian product of `hydra.sweeper.params`)."""
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}", *extra], return_hydra_config=True)
-    params = cfg.hydra.sweeper.params or {}
-    keys = list(params)
-    choices = [str(params[k]).split(",") for k in keys]
-    return [[f"experiment={experiment}", *extra, *(f"{k}={v.strip()}" for k, v in zip(keys, combo, strict=True))]
-            for combo in itertools.product(*choices)]
+def selected_experiments(figures: list[str] | None) -> list[experiments.Experiment]:
+    return [e for e in experiments.registry().values() if not figures or e.figure in figures]
 
 
-def compose_run(overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
+def run_overrides(scale: str, results: Path, extra: list[str] = ()) -> list[str]:
+    return [f"scale={scale}", f"paths.results={results}", *extra]
 
 
 def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] = ()) -> list[PlannedRun]:
-    specs = [s for s in figure_specs() if not figures or s.figure in figures]
-    if figures:
-        unknown = sorted(set(figures) - {s.figure for s in specs})
-        if unknown:
-            raise ConfigError(f"unknown figure(s) {', '.join(unknown)}; choose from "
-                              f"{', '.join(s.figure for s in figure_specs())}")
     runs: dict[str, PlannedRun] = {}
-    for exp in dict.fromkeys(e for s in specs for e in s.experiments):
-        for overrides in sweep_overrides(exp, [f"scale={scale}", f"paths.results={results}", *extra]):
-            cfg = resolve(compose_run(overrides))
+    for exp in selected_experiments(figures):
+        for cfg in experiments.runs(exp.name, tuple(run_overrides(scale, results, extra))):
             validate(cfg)
             rid = run_id(cfg)
             if rid in runs:
-                runs[rid].experiments.append(exp)
+                runs[rid].experiments.append(exp.name)
                 continue
             folder = RunFolder(results, rid)
             st = folder.status() or {}
-            runs[rid] = PlannedRun(rid, overrides, cfg, [exp], folder.is_finished(), int(st.get("steps_done", 0)))
+            state = st.get("status")
+            steps_done = int(st.get("steps_done", 0))
+            if state not in ("done", "diverged", "failed", "running"):
+                state = "resume" if steps_done else "train"
+            runs[rid] = PlannedRun(rid, cfg, [exp.name], state, steps_done)
     return list(runs.values())
 
 
@@ -115,77 +111,99 @@ def estimate_seconds(run: PlannedRun) -> float | None:
     return max(run.cfg.scale.steps - run.steps_done, 0) * per_step
 
 
-def print_plan(runs: list[PlannedRun], scale_note: str) -> float | None:
+def print_plan(runs: list[PlannedRun], scale_note: str) -> None:
     todo = [r for r in runs if not r.done]
     estimates = [estimate_seconds(r) for r in todo]
-    total = None if any(e is None for e in estimates) else sum(estimates)
-    total_note = "no measured speed for this preset here" if total is None else f"estimated {total / 60:.0f} min"
+    known = [e for e in estimates if e is not None]
+    total = f"estimated {sum(known) / 60:.0f} min" if known else "no time estimate"
+    if known and len(known) < len(todo):
+        total += f" for {len(known)} of them; {len(todo) - len(known)} without a measured speed here"
     print(f"bnopt reproduce: scale {scale_note}: {len(runs)} runs, {len(runs) - len(todo)} already done, "
-          f"{len(todo)} to train ({total_note} on this machine)")
+          f"{len(todo)} to train ({total} on this machine)")
+    for r, est in zip(todo, estimates, strict=True):
+        r.estimate = est
     for r in runs:
-        state = "done" if r.done else (f"resume at {r.steps_done}" if r.steps_done else "train")
-        est = None if r.done else estimate_seconds(r)
-        eta = "" if r.done else ("~? min" if est is None else f"~{est / 60:.1f} min")
-        print(f"  {state:>16s}  {r.run_id:34s} {r.label:24s} {eta:>10s}  [{', '.join(r.experiments)}]")
-    return total
+        state = {"resume": f"resume at {r.steps_done}", "failed": "failed: retry"}.get(r.state, r.state)
+        est = getattr(r, "estimate", None)
+        eta = "" if r.done else ("?" if est is None else f"~{est / 60:.1f} min")
+        print(f"  {state:>16s}  {r.run_id:34s} {r.label:30s} {eta:>10s}  [{', '.join(r.experiments)}]")
+    slow = [r for r in todo if r.cfg.scale.name == "paper" and r.cfg.model.family == "vgg"]
+    if slow and not _has_cuda():
+        print(f"  note: no GPU here: each of the {len(slow)} paper-scale VGG runs takes hours on a CPU "
+              "(results/bench.json: ~1.5 s per width-1 step on 2 cores); use a GPU or SCALE=small")
 
 
-def train_runs(runs: list[PlannedRun], logger: str | None) -> dict[str, str]:
-    from .records import RunLocked
-    from .train import BadInput, train
+def _has_cuda() -> bool:
+    import torch
 
-    statuses = {}
-    todo = [r for r in runs if not r.done]
-    with tqdm(total=len(todo), desc="runs", unit="run", position=0, dynamic_ncols=True) as bar:
-        for r in todo:
-            bar.set_postfix_str(r.label)
-            cfg = compose_run(r.overrides + ([f"logger={logger}"] if logger else []))
-            try:
-                statuses[r.run_id] = train(cfg).status
-            except BadInput as e:  # planned configs were validated; data can still be missing
-                print(f"bnopt: error: {e}", file=sys.stderr)
-                sys.exit(2)
-            except RunLocked as e:  # e.g. a parallel sweep is on it: leave it to that process
-                print(f"skipping: {e}", file=sys.stderr)
-                statuses[r.run_id] = "locked"
-            bar.update(1)
-    return statuses
+    return torch.cuda.is_available()
+
+
+def train_experiments(exps, scale: str, results: Path, launcher: str, extra: list[str], logger: str | None) -> None:
+    """Each experiment's sweep through Hydra multirun in a child process; a failure does not stop the rest."""
+    for i, exp in enumerate(exps, 1):
+        cmd = [sys.executable, "-m", "bnopt.train", f"experiment={exp.name}", *run_overrides(scale, results, extra),
+               f"hydra/launcher={LAUNCHERS[launcher]}"]
+        if logger:
+            cmd.append(f"logger={logger}")
+        print(f"\n--- reproduce [{i}/{len(exps)}] {exp.name}: {' '.join(cmd[2:])}", flush=True)
+        code = subprocess.call(cmd, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
+        if code:
+            print(f"--- {exp.name}: exited with code {code}; its finished runs are kept, the others go on",
+                  flush=True)
+
+
+def output_dir(results: Path, scale: str) -> Path:
+    return results / scale
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train every run the paper's figures need, draw them, write the report.")
     ap.add_argument("--scale", default="auto", help="auto (paper on CUDA, small on CPU), paper, small or smoke")
     ap.add_argument("--figs", nargs="*", default=None, help="figures to reproduce (default: all), e.g. fig1 fig4")
-    ap.add_argument("--results", default="results", help="results root (run folders, figures, report)")
+    ap.add_argument("--results", default="results", help="results root: runs/ and <scale>/ (figures, report)")
+    ap.add_argument("--launcher", default="basic", help=f"Hydra launcher: {', '.join(LAUNCHERS)}")
     ap.add_argument("--logger", default=None, choices=["wandb", "none"], help="override the logger")
     ap.add_argument("--no-train", action="store_true", help="only draw figures and write the report")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    ap.add_argument("--force", action="store_true", help="replace a report even if runs it was drawn from are gone")
     args = ap.parse_args(argv)
     results = Path(args.results)
     figs = [f for arg in (args.figs or []) for f in arg.split()] or None
     try:
+        check_args(args.scale, figs, args.launcher)
         runs = plan(figs, args.scale, results)
     except ConfigError as e:
         print(f"bnopt: error: {e}", file=sys.stderr)
         return 2
-    scale_note = runs[0].cfg.scale.name + (" (auto)" if args.scale == "auto" else "") if runs else args.scale
+    scale = runs[0].cfg.scale.name if runs else args.scale
+    scale_note = scale + (" (auto)" if args.scale == "auto" else "")
     t0 = time.time()
     if not args.no_train:
         print_plan(runs, scale_note)
         if args.dry_run:
             return 0
-        train_runs(runs, args.logger)
-    from . import figures, report
+        todo = {e for r in runs if not r.done for e in r.experiments}
+        exps = [e for e in selected_experiments(figs) if e.name in todo]
+        train_experiments(exps, scale, results, args.launcher, [], args.logger)
+        runs = plan(figs, scale, results)
+    from . import report
 
-    drawn = figures.draw_all(results, results / "figures", figs=figs)
-    report_path, checks = report.write_report(results, scale=runs[0].cfg.scale.name if runs else None)
-    made = [k for k, v in drawn.items() if not isinstance(v, str)]
-    print(f"\n=== reproduce: {len(made)} figure(s) in {results / 'figures'}, report {report_path}, "
-          f"{(time.time() - t0) / 60:.1f} min ===")
-    report.print_verdicts(checks)
-    for name, v in drawn.items():
-        if isinstance(v, str):
-            print(f"  {name}: not drawn: {v}")
+    out = output_dir(results, scale)
+    written = report.publish(results, out, scale, figs=figs, force=args.force)
+    print(f"\n=== reproduce ({scale_note}): {written.summary}, {(time.time() - t0) / 60:.1f} min ===")
+    report.print_verdicts(written.checks)
+    failed = [r for r in runs if r.state == "failed"]
+    unfinished = [r for r in runs if not r.done and r.state != "failed"]
+    if not args.no_train and (failed or unfinished):
+        for r in failed:
+            err = (RunFolder(results, r.run_id).status() or {}).get("error", "")
+            print(f"  FAILED {r.run_id} ({r.label}): {err}", file=sys.stderr)
+        for r in unfinished:
+            print(f"  NOT FINISHED {r.run_id} ({r.label}): {r.state}", file=sys.stderr)
+        print(f"bnopt: {len(failed)} run(s) failed, {len(unfinished)} not finished; "
+              "rerun the same command to retry them", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -44,28 +44,9 @@ def _get(node, key, default=None):
 
 
 def probe_cadence(cfg, sub) -> int:
-    """Steps between measurements of one probe (0 = off).
-
-    1. `probes.<probe>.every` when set;
-    2. else `probes.<probe>.every_by_scale[<scale name>]` (a number, or {family: number}) when given for
-       the run's scale preset and model family, unless `probes.every` was set to something other than
-       the preset's cadence;
-    3. else `probes.every` (null in the preset files = the scale preset's probe_every, filled by
-       config.resolve: paper 100, small 20, smoke 5).
-    """
-    if _get(sub, "every") is not None:
-        return int(sub.get("every"))
-    base = int(_get(cfg.probes, "every", 0))
-    scale = cfg.get("scale") or {}
-    preset = _get(_get(scale, cfg.model.family, {}), "probe_every")
-    by_scale = _get(sub, "every_by_scale", {})
-    name = _get(scale, "name")
-    value = by_scale.get(name) if hasattr(by_scale, "get") else None
-    if hasattr(value, "get"):  # {family: every}
-        value = value.get(cfg.model.family)
-    if value is not None and (preset is None or base == int(preset)):
-        return int(value)
-    return base
+    """Steps between measurements of one probe (0 = off): `probes.<probe>.every`, which the config
+    resolves (configs/probes/paper.yaml: probes.every if set, else the scale preset's cadence)."""
+    return int(_get(sub, "every", 0))
 
 
 def _wandb_on(cfg) -> bool:
@@ -91,7 +72,7 @@ def build_probes(cfg, model, task=None) -> list[Probe]:
             continue
         if key == "landscape":
             etas = _get(sub, "etas") or DEFAULT_ETAS[family]
-            seed = _get(sub, "seed", int(cfg.get("seed", 0)) + 2)  # noisy-BN noise uses seed + 1
+            seed = _get(sub, "seed", int(cfg.get("seed", 0)) + 2)  # as the config: noisy-BN noise uses seed + 1
             probes.append(LandscapeProbe(every, list(etas), _get(sub, "direction", "gradient"), seed))
         elif key == "ics":
             probes.append(ICSProbe.for_model(every, model, _get(sub, "layers"), family))

@@ -1,0 +1,106 @@
+"""The one registry of runs: configs/experiment/*.yaml, one Hydra sweep per figure (or figure half).
+
+Each file declares `figure`, `claims` and its sweep (`hydra.sweeper.params`, `hydra.mode: MULTIRUN`).
+Everything that needs to know which runs a figure or a claim rests on reads it from here: `make
+reproduce` / `make plan`, the figures, the claim checks, the notebooks and the tests.
+
+    from bnopt import experiments
+    experiments.registry()["fig1"].sweep(["scale=small"])   # override lists, expanded by Hydra
+    experiments.for_figure("fig3")                         # [fig3_ics_vgg, fig3_ics_dln]
+    experiments.pairs("fig1")                              # [(model, lr), ...] of the sweep
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
+
+from .config import CONFIG_DIR, ConfigError, resolve
+
+EXPERIMENT_DIR = CONFIG_DIR / "experiment"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    figure: str
+    claims: tuple[str, ...]
+    title: str  # the file's first comment line
+    params: tuple[tuple[str, str], ...]  # the sweep: (key, comma-separated values) as Hydra reads them
+
+    def sweep(self, extra: list[str] | tuple[str, ...] = ()) -> list[list[str]]:
+        """One override list per run, expanded by Hydra's own sweeper (same order as `bnopt-train`)."""
+        parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in self.params] + list(extra))
+        batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+        return [[f"experiment={self.name}", *overrides] for batch in batches for overrides in batch]
+
+    @property
+    def command(self) -> str:
+        return f"bnopt-train experiment={self.name}"
+
+
+def _figure_key(name: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in name.split("_")[0] if ch.isdigit())
+    return (int(digits) if digits else 10**6, name)
+
+
+@cache
+def registry() -> dict[str, Experiment]:
+    """Every experiment config, in figure order."""
+    out = {}
+    for path in sorted(EXPERIMENT_DIR.glob("*.yaml"), key=lambda p: _figure_key(p.stem)):
+        text = path.read_text()
+        d = yaml.safe_load(text) or {}
+        sweep = ((d.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+        title = next((ln.lstrip("# ").strip() for ln in text.splitlines()
+                      if ln.startswith("#") and "@package" not in ln), path.stem)
+        out[path.stem] = Experiment(path.stem, str(d.get("figure") or path.stem), tuple(d.get("claims") or ()),
+                                    title, tuple((str(k), str(v)) for k, v in sweep.items()))
+    return out
+
+
+def figures() -> list[str]:
+    """The figures the registry declares, in paper order."""
+    return list(dict.fromkeys(e.figure for e in registry().values()))
+
+
+def for_figure(figure: str) -> list[Experiment]:
+    return [e for e in registry().values() if e.figure == figure]
+
+
+def for_claim(claim: str) -> list[Experiment]:
+    return [e for e in registry().values() if claim in e.claims]
+
+
+def get(name: str) -> Experiment:
+    reg = registry()
+    if name not in reg:
+        raise ConfigError(f"unknown experiment {name!r}; choose one of {', '.join(reg)}")
+    return reg[name]
+
+
+def compose_run(overrides: list[str]) -> DictConfig:
+    """The composed (unresolved) config of one run, as `bnopt-train <overrides>` would see it."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@cache
+def _resolved(overrides: tuple[str, ...]) -> DictConfig:
+    return resolve(compose_run(list(overrides)))
+
+
+def runs(name: str, extra: tuple[str, ...] = ()) -> list[DictConfig]:
+    """The resolved config of every run of one experiment's sweep (with extra overrides, e.g. scale=)."""
+    return [_resolved(tuple(o)) for o in get(name).sweep(list(extra))]
+
+
+def pairs(name: str) -> list[tuple[str, float]]:
+    """(model, lr) of every run of the sweep, in sweep order (the same at every scale)."""
+    return list(dict.fromkeys((c.model.name, float(c.optim.lr)) for c in runs(name, ("scale=smoke",))))

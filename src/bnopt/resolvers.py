@@ -1,0 +1,68 @@
+"""OmegaConf resolvers: every derived config value is computed inside the composed config.
+
+So `bnopt-train ... --cfg job --resolve` prints exactly the values a run trains with and its run id
+hashes; no Python fills in config after composition. Registered on import of `bnopt.config`.
+
+    ${bnopt.get:${scale.vgg},steps}          a key of a mapping (works on a resolver's output too)
+    ${bnopt.first:${probes.every},20}        the first argument that is not null
+    ${bnopt.auto_scale:${device}}            paper on CUDA, small on a CPU
+    ${bnopt.preset:small,vgg}                the family block of configs/scale/<preset>.yaml
+    ${bnopt.probe_default:landscape.etas,vgg} the paper's default of a probe setting for a model family
+    ${bnopt.add:${seed},2}                   integer sum
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def get(mapping, key: str):
+    if mapping is None or key not in mapping:
+        raise KeyError(f"no {key!r} in {OmegaConf.to_container(mapping) if mapping is not None else None}")
+    return mapping[key]
+
+
+def first(*values):
+    return next((v for v in values if v is not None), None)
+
+
+def auto_scale(device: str) -> str:
+    """The preset `scale=auto` stands for: the paper's protocol where a GPU runs it, small on a CPU."""
+    import torch
+
+    wants_cuda = device == "auto" or str(device).startswith("cuda")
+    return "paper" if wants_cuda and torch.cuda.is_available() else "small"
+
+
+@cache
+def _preset_file(name: str) -> dict:
+    path = CONFIG_DIR / "scale" / f"{name}.yaml"
+    if name.startswith("_") or name == "auto" or not path.is_file():
+        raise ValueError(f"unknown scale {name!r}; choose one of paper, small, smoke or auto")
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+
+
+def preset(name: str, family: str):
+    # containers go back as OmegaConf nodes so that `--cfg job --resolve` can resolve them in place
+    return OmegaConf.create(_preset_file(name)[family])
+
+
+def probe_default(setting: str, family: str):
+    """The paper's layers and step sizes per model family, defined once next to the probe code."""
+    from .probes.activations import DEFAULT_LAYERS as ACTIVATION_LAYERS
+    from .probes.ics import DEFAULT_LAYERS as ICS_LAYERS
+    from .probes.landscape import DEFAULT_ETAS
+
+    table = {"landscape.etas": DEFAULT_ETAS, "ics.layers": ICS_LAYERS, "activations.layers": ACTIVATION_LAYERS}
+    return OmegaConf.create(list(table[setting][family]))
+
+
+def register() -> None:
+    for name, fn in (("get", get), ("first", first), ("auto_scale", auto_scale), ("preset", preset),
+                     ("probe_default", probe_default), ("add", lambda a, b: int(a) + int(b))):
+        OmegaConf.register_new_resolver(f"bnopt.{name}", fn, replace=True)
