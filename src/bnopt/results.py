@@ -12,6 +12,7 @@ Filters (keyword = value or list of values) apply to columns of `runs`.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,18 +49,17 @@ class Results:
         with np.load(f, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
-    def pick(self, model: str, lr: float, scale: str | None = None) -> str | None:
-        """run_id of the run of `model` at `lr` (optionally at `scale`): finished runs first, then the
-        longest; None when there is none."""
-        if not len(self.runs):
-            return None
-        r = self.runs[(self.runs.model == model) & np.isclose(self.runs.lr.astype(float), float(lr))]
-        if scale is not None:
-            r = r[r.scale == scale]
-        if not len(r):
-            return None
-        r = r.assign(_final=r.status.isin(["done", "diverged"])).sort_values(["_final", "steps"], ascending=False)
-        return str(r.run_id.iloc[0])
+    def select(self, pairs, scale: str | None = None, probes=(), figure: str = "runs",
+               experiment: str | None = None) -> dict:
+        """One run per (model, lr) pair: see `select_runs`."""
+        return select_runs(self, pairs, scale=scale, probes=probes, figure=figure, experiment=experiment)
+
+    def at_scale(self, scale: str) -> Results:
+        """The runs whose resolved numbers are those of a scale preset (see `scale_numbers`)."""
+        keep = self.runs[[_at_scale(row, scale) for _, row in self.runs.iterrows()]] if len(self.runs) else self.runs
+        ids = set(keep.run_id) if len(keep) else set()
+        sub = lambda df: df[df["run_id"].isin(ids)].reset_index(drop=True) if len(df) else df
+        return Results(keep.reset_index(drop=True), sub(self.metrics), sub(self.probes))
 
     def run(self, run_id: str) -> Results:
         keep = lambda df: df[df["run_id"] == run_id].reset_index(drop=True) if len(df) else df
@@ -134,3 +134,125 @@ def load_runs(root: str | Path = "results", with_probes: bool = True, **filters)
     probe_frame = pd.concat(probes, ignore_index=True) if probes else pd.DataFrame(
         columns=[*PROBE_COLUMNS, "run_id"])
     return Results(runs, metric_frame, probe_frame, corrupt=pd.DataFrame(corrupt, columns=CORRUPT_COLUMNS))
+
+
+# ------------------------------------------------------------------------------------------ selection
+# The one way figures, claims, the report and notebooks choose runs. A run is matched by its resolved
+# numbers (model, learning rate and, for a scale, the preset's steps, batch size and VGG width), never
+# by the preset's name: runs with equal numbers are the same run whichever preset asked for them.
+
+FINAL_STATUSES = ("done", "diverged")
+SCALE_ORDER = ("paper", "small", "smoke")  # preference when no scale is asked for: the larger first
+
+
+class MissingRuns(LookupError):
+    """Runs a figure or claim needs are not in the results; `command` says how to train them."""
+
+    def __init__(self, figure: str, message: str, experiment: str | None = None, scale: str | None = None,
+                 command: str | None = None):
+        self.figure, self.experiment, self.scale, self.detail = figure, experiment, scale, message
+        if command is None and experiment:
+            command = f"bnopt-train experiment={experiment}" + (f" scale={scale}" if scale and scale != "auto" else "")
+        self.command = command
+        super().__init__(f"{figure}: {message}" + (f"; produce them with: {command}" if command else ""))
+
+
+class MissingRecords(MissingRuns):
+    """The runs exist but lack records the figure needs (probes off, histograms not in W&B, ...)."""
+
+
+def same_lr(a, b) -> bool:
+    """Learning rates are equal (relative tolerance 1e-9: 1e-8 and 1e-9 differ)."""
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+
+
+def scale_numbers(scale: str, family: str) -> dict:
+    """The resolved numbers a preset gives a model family's runs: steps, batch_size (and width for VGG)."""
+    from .resolvers import auto_scale, preset
+
+    block = preset(auto_scale("auto") if scale == "auto" else scale, family)
+    numbers = {"steps": int(block["steps"]), "batch_size": int(block["batch_size"])}
+    if family == "vgg":
+        numbers["width"] = float(block["width"])
+    return numbers
+
+
+def _at_scale(row, scale: str) -> bool:
+    family = row.get("family")
+    if family not in ("vgg", "dln"):
+        return False
+    for key, want in scale_numbers(scale, family).items():
+        value = row.get(key)
+        if value is None or not math.isclose(float(value), float(want), rel_tol=1e-9):
+            return False
+    return True
+
+
+def runs_with_probe(res: Results, probe: str) -> set[str]:
+    p = res.probes
+    if p is None or not len(p) or "probe" not in p:
+        return set()
+    return set(p.loc[p["probe"] == probe, "run_id"].unique())
+
+
+def _best_run(frame: pd.DataFrame) -> pd.Series:
+    """Finished runs first, then done over diverged, the longest, the furthest trained; ties by run id."""
+    status = frame["status"] if "status" in frame else pd.Series("unknown", index=frame.index)
+    key = pd.DataFrame({
+        "final": status.isin(FINAL_STATUSES).astype(int),
+        "done": (status == "done").astype(int),
+        "steps": pd.to_numeric(frame.get("steps", 0), errors="coerce").fillna(0),
+        "steps_done": pd.to_numeric(frame.get("steps_done", 0), errors="coerce").fillna(0),
+        "run_id": frame["run_id"],
+    }, index=frame.index)
+    order = key.sort_values(["final", "done", "steps", "steps_done", "run_id"], ascending=False).index
+    return frame.loc[order[0]]
+
+
+def select_runs(res: Results, pairs, scale: str | None = None, probes=(), figure: str = "runs",
+                experiment: str | None = None, seed: int | None = None) -> dict:
+    """One `runs` row per (model, lr) pair, {pair: row}; raises MissingRuns / MissingRecords.
+
+    With `scale`, only runs with that preset's numbers (`scale_numbers`). Without, the preset (paper,
+    then small, then smoke) that covers the most pairs; if no preset covers any, the best run of any
+    numbers. `probes`: records the chosen runs must have. `seed`: only runs of that seed."""
+    pairs = [(str(m), float(lr)) for m, lr in pairs]
+    runs = res.runs
+    if runs is None or not len(runs) or "model" not in runs:
+        raise MissingRuns(figure, "no runs in the results", experiment, scale)
+    if seed is not None and "seed" in runs:
+        runs = runs[runs["seed"] == seed]
+    probed = [runs_with_probe(res, p) for p in probes]
+
+    def candidates(frame):
+        out, lacking = {}, {}
+        for model, lr in pairs:
+            ok = frame[(frame["model"] == model) & frame["lr"].map(lambda v, lr=lr: same_lr(v, lr))]
+            for probe, ids in zip(probes, probed, strict=True):
+                good = ok[ok["run_id"].isin(ids)]
+                if len(ok) and not len(good):
+                    used = ok["probes"].iloc[0] if "probes" in ok else "?"
+                    lacking[(model, lr)] = (f"{model} LR {lr:g} has no '{probe}' probe records "
+                                            f"(run {ok['run_id'].iloc[0]} trained with probes={used})")
+                ok = good
+            out[(model, lr)] = ok
+        return out, lacking
+
+    if scale is not None:
+        chosen, lacking = candidates(runs[[_at_scale(r, scale) for _, r in runs.iterrows()]])
+    else:
+        options = [(s, *candidates(runs[[_at_scale(r, s) for _, r in runs.iterrows()]])) for s in SCALE_ORDER]
+        best = max(options, key=lambda o: sum(1 for c in o[1].values() if len(c)))
+        if sum(1 for c in best[1].values() if len(c)):
+            scale, chosen, lacking = best
+        else:
+            chosen, lacking = candidates(runs)
+    missing = [k for k, c in chosen.items() if not len(c)]
+    if missing:
+        absent = [k for k in missing if k not in lacking]
+        where = f" at scale {scale}" if scale else ""
+        parts = (["no runs of " + ", ".join(f"{m} LR {lr:g}" for m, lr in absent) + where] if absent else [])
+        parts += [lacking[k] for k in missing if k in lacking]
+        cls = MissingRuns if absent else MissingRecords
+        raise cls(figure, "; ".join(parts), experiment, scale)
+    return {k: _best_run(c) for k, c in chosen.items()}

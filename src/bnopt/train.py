@@ -13,6 +13,7 @@ killed one from its checkpoint, with bit-identical records on CPU.
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,29 +47,38 @@ class BadInput(Exception):
     """Raised for a bad config or data; `main` prints it as one line and exits with code 2."""
 
 
-def prepare(cfg: DictConfig):
-    """Everything that can fail on bad input, before anything is trained or written."""
+def prepare(cfg: DictConfig) -> DictConfig:
+    """Everything about the config that can fail on bad input, before anything is read or written."""
     try:
         cfg = resolve(cfg)
         validate(cfg)
         check_writable(Path(cfg.paths.results))
-        device = pick_device(cfg.device)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
-        task = build_task(cfg, device)
-    except (ConfigError, DataError, OSError) as e:
+    except (ConfigError, OSError) as e:
         raise BadInput(str(e)) from None
-    return cfg, device, task
+    return cfg
+
+
+def load_task(cfg: DictConfig):
+    """The device and the run's data on it; bad or missing data is BadInput."""
+    device = pick_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+    try:
+        return device, build_task(cfg, device)
+    except (DataError, OSError) as e:
+        raise BadInput(str(e)) from None
 
 
 def train(cfg: DictConfig, progress: bool = True) -> RunResult:
-    cfg, device, task = prepare(cfg)
+    cfg = prepare(cfg)
     folder = RunFolder(Path(cfg.paths.results), run_id(cfg))
-    if folder.is_finished():
+    if folder.is_finished():  # before loading data: a sweep over finished runs costs seconds
         st = folder.status()
         print(f"run {folder.run_id} is already {st['status']}: results in {folder.path}")
         return RunResult(folder.run_id, folder.path, st["status"], st.get("steps_done", 0), st.get("summary", {}))
-    scale_note = f"{cfg.scale.name}" + (" (auto: CUDA -> paper, CPU -> small)" if cfg.scale.get("auto_from") else "")
+    device, task = load_task(cfg)
+    auto = cfg.scale.get("requested") == "auto"
+    scale_note = cfg.scale.name + (" (auto: CUDA -> paper, CPU -> small)" if auto else "")
     print(f"bnopt: {cfg.model.name} lr={cfg.optim.lr:g} scale={scale_note} steps={cfg.scale.steps} "
           f"batch={cfg.scale.batch_size} width={cfg.model.width:g} device={device} data={task.source}")
 
@@ -260,17 +270,51 @@ GROUPS = ("model", "data", "optim", "probes", "logger", "scale", "paths", "exper
 
 
 def precheck_overrides(argv: list[str]) -> None:
-    """Unknown config-group choices (model=foo) as one line and exit 2, before Hydra prints a traceback."""
+    """Unknown config-group choices (model=foo) and launchers this machine cannot run, as one line and
+    exit 2, before Hydra prints a traceback."""
     for arg in argv:
         if arg.startswith("-") or "=" not in arg:
             continue
         key, value = arg.lstrip("+~").split("=", 1)
+        if key == "hydra/launcher" and value in ("slurm", "submitit_slurm") and shutil.which("sbatch") is None:
+            fail(f"hydra/launcher={value} needs SLURM, but `sbatch` is not on this machine's PATH")
         if key not in GROUPS or value in ("null", "") or "(" in value:
             continue
         for choice in value.split(","):
             if not (CONFIG_DIR / key / f"{choice}.yaml").is_file():
                 options = sorted(p.stem for p in (CONFIG_DIR / key).glob("*.yaml") if not p.stem.startswith("_"))
                 fail(f"unknown {key} {choice!r}; choose one of {', '.join(options)}")
+
+
+def precheck_sweep(argv: list[str]) -> None:
+    """Resolve and validate every run of a sweep (-m, or an experiment, whose configs are sweeps) before
+    the first one trains: a bad value in the fifth run is one line and exit 2, not a half-done sweep."""
+    from hydra.errors import HydraException
+
+    from .experiments import compose_run
+
+    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
+    experiment = next((a.split("=", 1)[1] for a in overrides if a.split("=", 1)[0] == "experiment"), None)
+    if not ({"-m", "--multirun"} & set(argv) or experiment):
+        return
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        params = []
+        if experiment and experiment != "null":
+            from .experiments import get
+
+            params = [f"{k}={v}" for k, v in get(experiment).params]
+        job_overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]  # launcher, sweep dir
+        parsed = OverridesParser.create().parse_overrides(params + job_overrides)
+        for batch in BasicSweeper.split_arguments(parsed, max_batch_size=None):
+            for job in batch:
+                validate(resolve(compose_run(job)))
+    except ConfigError as e:
+        fail(str(e))
+    except HydraException as e:
+        fail(str(e).splitlines()[0])
 
 
 def fail(message: str) -> None:
@@ -298,6 +342,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     precheck_overrides(sys.argv[1:])
+    precheck_sweep(sys.argv[1:])
     hydra_main()
     if REFUSED:
         sys.exit(EXIT_LOCKED)
