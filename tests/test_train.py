@@ -179,14 +179,18 @@ def test_bad_data_file_is_bad_input(tmp_path, cifar_dir, monkeypatch):
     (["scale=huge"], "unknown scale 'huge'"),
     (["optim.lr=-1"], "optim.lr must be a positive"),
     (["data=cifar10", "data.source=npz", "data.root=/nope"], "data path /nope does not exist"),
+    (["seed=abc"], "seed must be an integer >= 0, got 'abc'"),
+    (["data=cifar10", "data.source=synthetic"], "for the tiny test data use data=synthetic"),
+    (["data=cifar10", "data.source=auto", "data.download=false", "data.root=DATA"], "Point BNOPT_DATA at"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     base = SMOKE[1:] if any(a.startswith("data=") for a in args) else SMOKE
-    proc = run_cli(*base, f"paths.results={tmp_path}", *args, env={"BNOPT_DATA": ""})
+    args = [a.replace("DATA", str(tmp_path / "data" / "cifar10")) for a in args]
+    proc = run_cli(*base, f"paths.results={tmp_path / 'res'}", *args, env={"BNOPT_DATA": ""})
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("bnopt: error: ") and message in lines[0], proc.stderr
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "res").exists() and not (tmp_path / "data").exists()  # nothing left behind
 
 
 def test_cli_multirun_sweeps_and_goes_on_after_divergence(tmp_path):

@@ -113,10 +113,14 @@ def load_npz(root: Path) -> tuple[ImageSplit, ImageSplit]:
 def load_torchvision(root: Path, download: bool) -> tuple[ImageSplit, ImageSplit]:
     from torchvision.datasets import CIFAR10
 
+    created = [p for p in (root, *root.parents) if not p.exists()]  # folders a failed download would leave
     try:
         train = CIFAR10(str(root), train=True, download=download)
         test = CIFAR10(str(root), train=False, download=download)
     except Exception as e:
+        for folder in created:  # deepest first; only what we made and is still empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         raise DataError(f"torchvision CIFAR10 under {root}: {type(e).__name__}: {e}") from None
     out = []
     for ds, n in ((train, CIFAR_TRAIN_SIZE), (test, CIFAR_TEST_SIZE)):
@@ -169,7 +173,8 @@ def load_cifar10(cfg) -> tuple[ImageSplit, ImageSplit, str]:
     except DataError as e:
         tried.append(str(e))
     raise DataError("no CIFAR-10 found; tried: " + "; ".join(tried)
-                    + ". Set BNOPT_DATA to a folder of .npz shards or allow the torchvision download.")
+                    + ". Point BNOPT_DATA at a folder of the .npz shards (e.g. BNOPT_DATA=../shared/data/cifar10 "
+                    "make reproduce) or allow the torchvision download (needs internet).")
 
 
 def gaussian_linear(n_samples: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -77,11 +77,14 @@ def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def check_writable(root: Path) -> None:
-    """Raise OSError with a clear message unless `root` can hold run folders."""
+    """Raise OSError with a clear message unless `root` can hold run folders. Creates nothing: a run that
+    stops on bad input later must not leave an empty results folder behind."""
     root = Path(root)
+    existing = next(p for p in (root, *root.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise OSError(f"results directory {root} is not writable ({existing} is not a folder)")
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as e:
         raise OSError(f"results directory {root} is not writable ({e.strerror or e})") from None
@@ -316,7 +319,8 @@ class WandbMirror:
                       "logger.mode=offline needs no network)", flush=True)
             self.run = wandb.init(
                 project=lg.project, entity=lg.get("entity"), mode=lg.mode, dir=str(run_folder.path),
-                group=cfg.experiment_name, tags=[str(t) for t in cfg.get("tags", [])] + [cfg.model.name],
+                group=cfg.experiment_name,
+                tags=[str(t) for t in (cfg.get("figure"), *cfg.get("claims", []), cfg.model.name) if t],
                 name=run_folder.run_id, id=run_folder.wandb_id(new=not resume), resume="allow",
                 config=OmegaConf.to_container(cfg, resolve=True), reinit="finish_previous",
                 settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, init_timeout=timeout),

@@ -40,11 +40,11 @@ def _finite(x) -> float | None:
 
 
 def _environment(res) -> dict:
-    for path in res.runs.get("path", []):
-        try:
-            return json.loads((Path(path) / "status.json").read_text()).get("environment", {})
-        except (OSError, json.JSONDecodeError):
-            continue
+    """Hardware and versions of the first run that recorded them (all runs of a report share a machine
+    in `make reproduce`; the runs table lists each run's device)."""
+    for env in res.runs.get("environment", []):
+        if isinstance(env, dict) and env:
+            return env
     return {}
 
 

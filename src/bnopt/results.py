@@ -86,7 +86,7 @@ def run_summary(folder: Path, records: RunRecords | None = None) -> dict | None:
         "steps_done": status.get("steps_done", 0), "elapsed_s": status.get("elapsed_s"),
         "test_acc": summary.get("test_acc"), "test_acc_exact": summary.get("test_acc_exact"),
         "images_per_s": summary.get("images_per_s"), "device": "cuda" if status.get("environment", {}).get("cuda")
-        else "cpu",
+        else "cpu", "environment": status.get("environment", {}),
     }
 
 
