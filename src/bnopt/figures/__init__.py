@@ -14,15 +14,17 @@ fig11_dln. Figures read records only through a `bnopt.results.Results` object an
 runs raise `MissingRuns` with the `bnopt-train -m experiment=<name>` command that produces them. One colour
 per network everywhere (`MODEL_COLORS`). Helpers for one run (`plot_run_curves`, `plot_run_histogram`, ...)
 are in `explore`.
+
+Modules: `catalog` (names, composites, make_figure / draw / draw_all), one per figure family: `training`
+(Fig 1, 2, 5, 6), `ics` (Fig 3), `landscape` (Fig 4, 10, 11, 12, 13), `drift` (Fig 8, 9); what they share:
+`common` (networks, learning rates, title), `curves` (accuracy / loss panels), `panels` (style, panel
+types), `selection` (which runs, record slices); `wandb_source` (the W&B reader).
 """
 
 from __future__ import annotations
 
-from .explore import plot_ics, plot_landscape, plot_run_curves, plot_run_histogram
-from .panels import MODEL_COLORS, NORM_COLORS, NORM_LABELS, color, label, png_bytes, save, show
-from .paper import (
+from .catalog import (
     ALIASES,
-    EXPERIMENTS,
     FIGURES,
     draw,
     draw_all,
@@ -47,13 +49,14 @@ from .paper import (
     figure_names,
     make_figure,
 )
+from .explore import plot_ics, plot_landscape, plot_run_curves, plot_run_histogram
+from .panels import MODEL_COLORS, NORM_COLORS, NORM_LABELS, color, label, png_bytes, save, show
 from .selection import MissingRecords, MissingRuns, select_runs, train_command
 from .wandb_source import WandbResults, load_wandb
 
 __all__ = [
     "FIGURES",
     "ALIASES",
-    "EXPERIMENTS",
     "MODEL_COLORS",
     "NORM_COLORS",
     "NORM_LABELS",

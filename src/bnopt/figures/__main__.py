@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .paper import ALIASES, FIGURES, draw_all, figure_names
+from .catalog import ALIASES, FIGURES, draw_all, figure_names
 
 
 def parse_args(argv=None) -> argparse.Namespace:

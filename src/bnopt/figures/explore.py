@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..results import Results
+from .common import STEP_LABEL
+from .landscape import landscape_panels
 from .panels import band, color, label, legend, new_figure, ridge, set_labels, smooth_window, smoothed, step_colorbar
-from .paper import STEP_LABEL, _landscape_panels
 from .selection import eval_rows, landscape_by_eta, layer_histogram, probe_table, train_rows
 
 
@@ -96,7 +97,7 @@ def plot_landscape(results: Results, run_ids):
     family = rows[0].get("family", "vgg")
     fig = new_figure(16, 8.5)
     gs = fig.add_gridspec(2, max(3, len(ids)))
-    _landscape_panels([fig.add_subplot(gs[0, i]) for i in range(3)], results, dict(zip(ids, rows, strict=True)), family)
+    landscape_panels([fig.add_subplot(gs[0, i]) for i in range(3)], results, dict(zip(ids, rows, strict=True)), family)
     axes = [fig.add_subplot(gs[1, i]) for i in range(len(ids))]
     tables = [landscape_by_eta(results, r, "grad_diff") for r in ids]
     steps = np.concatenate([t.index.to_numpy() for t in tables if len(t)] or [np.zeros(1)])
@@ -150,5 +151,12 @@ def _plot_eval_points(ax, ev, cols: tuple[str, str], ls: str, color) -> None:
     """The eval rows of a (test, train-subset) column pair: test in grey squares, train in the run's colour."""
     for col, marker in zip(cols, ("s", "o"), strict=True):
         if col in ev and ev[col].notna().any():
-            ax.plot(ev["step"], ev[col], ls=ls, marker=marker, ms=4, color="0.3" if col == cols[0] else color,
-                    label=f"eval: {col}")
+            ax.plot(
+                ev["step"],
+                ev[col],
+                ls=ls,
+                marker=marker,
+                ms=4,
+                color="0.3" if col == cols[0] else color,
+                label=f"eval: {col}",
+            )

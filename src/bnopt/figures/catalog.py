@@ -1,0 +1,186 @@
+"""The figure registry: names -> builders, the composites (a)+(b) in one file, and the ways to draw them.
+
+    figures.make_figure("fig4", res)                  # the matplotlib Figure, e.g. for a notebook
+    figures.draw("fig4", res, "results/figures")      # -> [results/figures/fig4.png, results/figures/fig4.pdf]
+    figures.fig4(res, "results/figures")              # the same, one function per figure
+    figures.draw_all("results", "results/figures")    # every figure it can; {name: paths or message}
+
+Fig 3, 5 and 11 have an (a) VGG and a (b) DLN half, from different experiments' runs: `fig3` draws both
+into fig3.png (and needs both halves' runs); the halves alone are fig3_vgg / fig3_dln (also fig3a / fig3b),
+fig5_vgg / fig5_dln and fig11_vgg / fig11_dln.
+A figure whose runs are missing raises `MissingRuns` (never an empty plot) with the command that trains
+them. Nothing here trains anything.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from ..results import Results, load_runs
+from .common import DEFAULT_OUT, figure_title
+from .drift import build_fig8, build_fig9
+from .ics import build_fig3_dln, build_fig3_vgg
+from .landscape import build_fig4, build_fig10, build_fig11_dln, build_fig11_vgg, build_fig12, build_fig13
+from .panels import new_figure, save
+from .selection import MissingRecords, MissingRuns
+from .training import build_fig1, build_fig2, build_fig5_dln, build_fig5_vgg, build_fig6
+
+# The halves of the two-part figures: builder(res, scale, fig) draws into `fig` (a SubFigure) when given.
+HALVES: dict[str, Callable] = {
+    "fig3_vgg": build_fig3_vgg,
+    "fig3_dln": build_fig3_dln,
+    "fig5_vgg": build_fig5_vgg,
+    "fig5_dln": build_fig5_dln,
+    "fig11_vgg": build_fig11_vgg,
+    "fig11_dln": build_fig11_dln,
+}
+# A composite: the paper's two-part figure, (a) VGG and (b) DLN, in one file; both halves' runs needed.
+COMPOSITES = {
+    "fig3": ("Fig. 3 — Internal covariate shift (Definition 2.1)", ("fig3_vgg", "fig3_dln"), "rows", (15, 19)),
+    "fig5": ("Fig. 5 — ℓp normalisations vs BatchNorm", ("fig5_vgg", "fig5_dln"), "cols", (16, 5.8)),
+    "fig11": (
+        "Fig. 11 — Gradient change ‖∇L(w − ηg) − g‖ vs step size η, one curve per measured step",
+        ("fig11_vgg", "fig11_dln"),
+        "rows",
+        (13, 10),
+    ),
+}
+
+
+def _composite(name: str, res, scale=None):
+    title, halves, layout, size = COMPOSITES[name]
+    fig = new_figure(*size)
+    subs = fig.subfigures(2, 1) if layout == "rows" else fig.subfigures(1, 2)
+    missing: list[MissingRuns] = []
+    for half, sub in zip(halves, subs, strict=True):
+        try:
+            HALVES[half](res, scale, sub)
+        except MissingRuns as e:
+            missing.append(e)
+    if missing:
+        commands = [e.command for e in missing if e.command]
+        raise (MissingRuns if any(type(e) is MissingRuns for e in missing) else MissingRecords)(
+            name,
+            "; ".join(f"{e.figure}: {e.detail}" for e in missing),
+            command=" ; ".join(dict.fromkeys(commands)) or None,
+        )
+    runs = {}
+    for sub in subs:
+        runs.update({(k, sub): v for k, v in sub.bnopt_runs.items()})
+    figure_title(fig, title, runs)
+    return fig
+
+
+BUILDERS: dict[str, Callable] = {
+    "fig1": build_fig1,
+    "fig2": build_fig2,
+    "fig3": lambda res, scale=None: _composite("fig3", res, scale),
+    "fig4": build_fig4,
+    "fig5": lambda res, scale=None: _composite("fig5", res, scale),
+    "fig6": build_fig6,
+    "fig8": build_fig8,
+    "fig9": build_fig9,
+    "fig10": build_fig10,
+    "fig11": lambda res, scale=None: _composite("fig11", res, scale),
+    "fig12": build_fig12,
+    "fig13": build_fig13,
+    **HALVES,
+}
+# what draw_all draws by default: the paper's figures, one file each (the halves are drawn on request)
+FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13")
+ALIASES = {
+    "fig3a": "fig3_vgg",
+    "fig3b": "fig3_dln",
+    "fig5a": "fig5_vgg",
+    "fig5b": "fig5_dln",
+    "fig11a": "fig11_vgg",
+    "fig11b": "fig11_dln",
+    "fig3_ics_vgg": "fig3_vgg",
+    "fig3_ics_dln": "fig3_dln",
+    "fig5_lp_vgg": "fig5_vgg",
+    "fig5_lp_dln": "fig5_dln",
+}
+
+
+def figure_names(figs=None) -> list[str]:
+    """Figure names to draw (None = FIGURES); aliases such as fig3a -> fig3_vgg resolved; ValueError if unknown."""
+    if not figs:
+        return list(FIGURES)
+    out: list[str] = []
+    for name in figs:
+        name = ALIASES.get(name, name)
+        if name not in BUILDERS:
+            raise ValueError(f"unknown figure {name!r}; choose from {', '.join([*BUILDERS, *ALIASES])}")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def make_figure(name: str, results: Results, scale: str | None = None):
+    """The matplotlib Figure of one figure (for notebooks); raises MissingRuns when runs are missing."""
+    (name,) = figure_names([name])
+    return BUILDERS[name](results, scale)
+
+
+def draw(name: str, results: Results, out_dir: str | Path = DEFAULT_OUT, scale: str | None = None) -> list[Path]:
+    """Draw one figure to out_dir/<name>.png and .pdf; returns the two paths."""
+    (name,) = figure_names([name])
+    return save(make_figure(name, results, scale), out_dir, name)
+
+
+def _drawer(name: str, doc: str):
+    def fn(results: Results, out_dir: str | Path = DEFAULT_OUT, scale: str | None = None) -> list[Path]:
+        return draw(name, results, out_dir, scale)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"{doc}\n\nWrites out_dir/{name}.png and .pdf; raises MissingRuns when runs are missing."
+    return fn
+
+
+fig1 = _drawer("fig1", "Fig 1: VGG16 vs VGG16+BN at LR 0.1 and 0.5: train/test accuracy, histograms #3, #11.")
+fig2 = _drawer("fig2", "Fig 2: standard, BN, noisy BN at LR 0.1: train accuracy, histograms #2, #9, #13.")
+fig3_vgg = _drawer("fig3_vgg", "Fig 3a: VGG16 ICS at LR 0.1 and 0.01, layers #5, #10.")
+fig3_dln = _drawer("fig3_dln", "Fig 3b: DLN ICS at LR 1e-6 and 1e-7, layers #9, #17.")
+fig4 = _drawer("fig4", "Fig 4: VGG16 loss range, gradient predictiveness, effective beta at LR 0.1.")
+fig5_vgg = _drawer("fig5_vgg", "Fig 5a: VGG16 train accuracy, standard, BN, l1, l2, l_inf at LR 0.1.")
+fig5_dln = _drawer("fig5_dln", "Fig 5b: DLN train loss, standard, BN, l1, l2, l_inf at LR 1e-6.")
+fig6 = _drawer("fig6", "Fig 6: histograms of VGG16 layer #11, standard, BN, l1, l2, l_inf.")
+fig8 = _drawer("fig8", "Fig 8: moment drift of VGG16 layers #2, #9, #13, standard, BN, noisy BN.")
+fig9 = _drawer("fig9", "Fig 9: DLN histograms of layers #1, #11, #24, standard vs BN.")
+fig10 = _drawer("fig10", "Fig 10: DLN loss range, gradient predictiveness, effective beta at LR 1e-6.")
+fig11_vgg = _drawer("fig11_vgg", "Fig 11a: VGG16 ||grad L(w - eta g) - g|| vs eta, one curve per step.")
+fig11_dln = _drawer("fig11_dln", "Fig 11b: DLN ||grad L(w - eta g) - g|| vs eta, one curve per step.")
+fig12 = _drawer("fig12", "Fig 12: VGG16 l_p variants: accuracy, loss range, predictiveness, beta.")
+fig13 = _drawer("fig13", "Fig 13: DLN l_p variants: loss, loss range, predictiveness, beta.")
+fig3 = _drawer("fig3", "Fig 3: ICS, (a) VGG16 (fig3_vgg) and (b) DLN (fig3_dln) in one figure.")
+fig5 = _drawer("fig5", "Fig 5: l_p normalisations, (a) VGG16 accuracy (fig5_vgg) and (b) DLN loss (fig5_dln).")
+fig11 = _drawer("fig11", "Fig 11: gradient change vs eta, (a) VGG16 (fig11_vgg) and (b) DLN (fig11_dln).")
+
+
+def draw_all(
+    results_root: str | Path | Results = "results",
+    out_dir: str | Path | None = None,
+    figs=None,
+    scale: str | None = None,
+) -> dict[str, list[Path] | str]:
+    """Every figure it can draw. Returns {name: [png, pdf]} for drawn figures and {name: message} for the
+    others: "missing: ... ; produce them with: bnopt-train -m experiment=..." or "failed: ..." (a bug)."""
+    names = figure_names(figs)
+    if isinstance(results_root, Results):
+        results = results_root
+        out = Path(out_dir) if out_dir is not None else DEFAULT_OUT
+    else:
+        results = load_runs(results_root)
+        out = Path(out_dir) if out_dir is not None else Path(results_root) / "figures"
+    report: dict[str, list[Path] | str] = {}
+    for name in names:
+        try:
+            report[name] = save(make_figure(name, results, scale), out, name)
+        except MissingRuns as e:
+            report[name] = f"missing: {e.detail}" + (f"; produce them with: {e.command}" if e.command else "")
+        except Exception as e:  # one broken figure must not stop the others
+            tb = traceback.extract_tb(e.__traceback__)[-1]
+            report[name] = f"failed: {type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})"
+    return report

@@ -1,0 +1,121 @@
+"""Training curves and activation histograms of VGG16: Fig 1, 2, 5 (with the DLN's half) and 6.
+
+Each `build_*` returns a matplotlib Figure from a `Results` object (or raises `MissingRuns`); `catalog`
+names, saves and draws them.
+"""
+
+from __future__ import annotations
+
+from ..results import Results
+from .common import DLN_LP, DLN_LR, VGG_LP, VGG_LR, VGG_NOISE, VGG_STD, figure_title, from_wandb
+from .curves import acc_panel, eval_acc_panel, loss_panel
+from .panels import color, label, new_figure, ridge, set_labels
+from .selection import layer_histogram, select_runs
+
+
+def build_fig1(res: Results, scale=None):
+    """VGG16 vs VGG16+BN at LR 0.1 and 0.5: train/test accuracy, histograms of layers #3, #11."""
+    lrs = [VGG_LR, 0.5]
+    pairs = [(m, lr) for lr in lrs for m in VGG_STD]
+    runs = select_runs(res, "fig1", "fig1", pairs, scale=scale)
+    hist = not from_wandb(res)
+    layers = (3, 11)
+    hists = (
+        {(m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig1", "fig1") for k in layers for m in VGG_STD}
+        if hist
+        else {}
+    )
+    fig = new_figure(14, 9 if hist else 4.8)
+    gs = fig.add_gridspec(2 if hist else 1, 4, height_ratios=[1, 1.3] if hist else None)
+    acc_panel(fig.add_subplot(gs[0, 0:2]), res, runs, lrs, "(a) Training accuracy")
+    eval_acc_panel(fig.add_subplot(gs[0, 2:4]), res, runs, lrs)
+    fig.axes[-1].set_title("(b) Test accuracy", fontsize=10)
+    if hist:
+        for j, (k, m) in enumerate([(k, m) for k in layers for m in VGG_STD]):
+            ax = fig.add_subplot(gs[1, j])
+            ridge(ax, hists[(m, k)], color(m))
+            set_labels(
+                ax,
+                f"(c) layer #{k}, {label(m, VGG_LR)}",
+                "activation (after norm, before ReLU)",
+                "training step" if j == 0 else None,
+            )
+    else:
+        fig.text(
+            0.5,
+            0.0,
+            "(c) histograms omitted: W&B does not mirror activations.npz",
+            ha="center",
+            fontsize=8,
+            color="0.3",
+        )
+    figure_title(fig, "Fig. 1 — VGG16 with and without BatchNorm on CIFAR-10", runs)
+    return fig
+
+
+def build_fig2(res: Results, scale=None):
+    """Standard, BN and noisy BN VGG16 at LR 0.1: train accuracy, histograms of layers #2, #9, #13."""
+    pairs = [(m, VGG_LR) for m in VGG_NOISE]
+    runs = select_runs(res, "fig2", "fig2", pairs, scale=scale)
+    layers = (2, 9, 13)
+    hist = not from_wandb(res)
+    hists = (
+        {
+            (m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig2", "fig2")
+            for k in layers
+            for m in VGG_NOISE
+        }
+        if hist
+        else {}
+    )
+    fig = new_figure(15 if hist else 7, 10 if hist else 4.8)
+    gs = fig.add_gridspec(3 if hist else 1, 4 if hist else 1, width_ratios=[1.5, 1, 1, 1] if hist else None)
+    acc_panel(fig.add_subplot(gs[:, 0] if hist else gs[0, 0]), res, runs, [VGG_LR], "Training accuracy")
+    for r, k in enumerate(layers if hist else ()):
+        for c, m in enumerate(VGG_NOISE):
+            ax = fig.add_subplot(gs[r, c + 1])
+            ridge(ax, hists[(m, k)], color(m))
+            set_labels(
+                ax,
+                f"{label(m)}, layer #{k}",
+                "activation (after norm [+ noise], before ReLU)" if r == len(layers) - 1 else None,
+                "training step" if c == 0 else None,
+            )
+    figure_title(
+        fig,
+        f"Fig. 2 — Standard, BatchNorm and noisy BatchNorm VGG16 at LR {VGG_LR:g}"
+        + ("" if hist else " (histograms omitted: not in W&B)"),
+        runs,
+    )
+    return fig
+
+
+def build_fig5_vgg(res, scale=None, fig=None):
+    """Fig 5a: VGG16 training accuracy, standard, BN, l1, l2, l_inf at LR 0.1 (fig: a SubFigure of Fig 5)."""
+    runs = select_runs(res, "fig5_vgg", "fig5_lp_vgg", [(m, VGG_LR) for m in VGG_LP], scale=scale)
+    fig = fig or new_figure(8, 5)
+    acc_panel(fig.add_subplot(1, 1, 1), res, runs, [VGG_LR], "VGG16: training accuracy")
+    figure_title(fig, "Fig. 5a — ℓp normalisations vs BatchNorm, VGG16 on CIFAR-10", runs)
+    return fig
+
+
+def build_fig5_dln(res, scale=None, fig=None):
+    """Fig 5b: DLN training loss, standard, BN, l1, l2, l_inf at LR 1e-6 (fig: a SubFigure of Fig 5)."""
+    runs = select_runs(res, "fig5_dln", "fig5_lp_dln", [(m, DLN_LR) for m in DLN_LP], scale=scale)
+    fig = fig or new_figure(8, 5)
+    loss_panel(fig.add_subplot(1, 1, 1), res, runs, [DLN_LR], "Deep linear network: training loss")
+    figure_title(fig, "Fig. 5b — ℓp normalisations vs BatchNorm, deep linear network", runs)
+    return fig
+
+
+def build_fig6(res, scale=None):
+    """Histograms of VGG16 layer #11 under each normalisation (standard, BN, l1, l2, l_inf)."""
+    runs = select_runs(res, "fig6", "fig6", [(m, VGG_LR) for m in VGG_LP], probes=("activations",), scale=scale)
+    hists = {m: layer_histogram(res, runs[(m, VGG_LR)]["run_id"], 11, "fig6", "fig6") for m in VGG_LP}
+    fig = new_figure(17, 5.5)
+    for j, m in enumerate(VGG_LP):
+        ax = fig.add_subplot(1, len(VGG_LP), j + 1)
+        ridge(ax, hists[m], color(m))
+        set_labels(ax, label(m, VGG_LR), "activation (after norm, before ReLU)", "training step" if j == 0 else None)
+    figure_title(fig, "Fig. 6 — Activation histograms of VGG16 layer #11 under each normalisation", runs)
+    return fig
