@@ -136,15 +136,21 @@ def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsy
     assert (tmp_path / "smoke" / "REPORT.md").exists()
 
 
-def test_figures_keep_outputs_drawn_from_runs_that_are_not_here(tmp_path, capsys):
+@pytest.mark.parametrize("manifest", [True, False])
+def test_figures_keep_outputs_drawn_from_runs_that_are_not_here(tmp_path, capsys, manifest):
     """`make figures` on a fresh clone (no run folders) must not overwrite the committed report."""
     out = tmp_path / "small"
-    out.mkdir()
+    (out / "figures").mkdir(parents=True)
     (out / "REPORT.md").write_text("committed report\n")
-    (out / "manifest.json").write_text(json.dumps({"scale": "small", "runs": {"vgg16-lr0.1-abc": {}}}))
+    (out / "figures" / "fig1.png").write_bytes(b"png")
+    if manifest:
+        (out / "manifest.json").write_text(json.dumps({"scale": "small", "runs": {"vgg16-lr0.1-abc": {}}}))
     assert reproduce.main(["--no-train", "--scale", "small", "--results", str(tmp_path)]) == 0
     assert (out / "REPORT.md").read_text() == "committed report\n"
+    assert (out / "figures" / "fig1.png").read_bytes() == b"png"
     assert "keeping" in capsys.readouterr().err
+    assert reproduce.main(["--no-train", "--scale", "small", "--results", str(tmp_path), "--force"]) == 0
+    assert "not run" in (out / "REPORT.md").read_text()
 
 
 def test_smoke_reports_have_no_verdicts(tmp_path):

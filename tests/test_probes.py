@@ -1,4 +1,4 @@
-"""Probes against closed forms, and the no-trace hygiene of every probe (PAPER.md, Protocol and Pitfalls)."""
+"""Probes against closed forms, and the no-trace hygiene of every probe (docs/PROTOCOL.md, Protocol and Pitfalls)."""
 
 from __future__ import annotations
 

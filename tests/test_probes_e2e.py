@@ -1,5 +1,5 @@
 """Probes inside real (smoke) training runs: training is bit-identical with and without them, records,
-resume, W&B, failure. PAPER.md, Pitfalls: a probe must leave the training trajectory exactly as it was."""
+resume, W&B, failure. docs/PROTOCOL.md, Known pitfalls: a probe must leave the training trajectory exactly as it was."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The paper's claims C1-C9 (PAPER.md) as numeric checks against run records.
+"""The paper's claims C1-C9 (docs/PROTOCOL.md) as numeric checks against run records.
 
 Each check reads a `Results` (from `load_runs`), measures named numbers, puts the paper's reference
 beside them and returns a verdict: reproduced | partly | not reproduced | not run. Thresholds are

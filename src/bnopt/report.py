@@ -146,6 +146,10 @@ def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None
     res = load_runs(results_root).at_scale(scale)
     old = read_manifest(out_dir)
     lost = sorted(set(old.get("runs", {})) - set(res.runs.get("run_id", [])))
+    if not old and (out_dir / "REPORT.md").exists() and not len(res.runs) and not force:
+        print(f"bnopt: keeping {out_dir}/REPORT.md and its figures: no runs with the {scale} preset's numbers "
+              f"under {results_root}/runs to draw new ones from; pass --force to replace them", file=sys.stderr)
+        return Published(f"kept the outputs in {out_dir}", kept=True)
     if lost and not force:
         print(f"bnopt: keeping {out_dir}/REPORT.md and its figures: they were drawn from {len(old['runs'])} runs, "
               f"{len(lost)} of which are not under {results_root}/runs (e.g. {lost[0]}); train them "

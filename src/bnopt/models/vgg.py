@@ -1,4 +1,4 @@
-"""CIFAR VGG16 as the paper uses it (PAPER.md, Appendix A.1): conv -> norm -> ReLU, Glorot init."""
+"""CIFAR VGG16 as the paper uses it (docs/PROTOCOL.md, Appendix A.1): conv -> norm -> ReLU, Glorot init."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Measurements taken inside training (PAPER.md, Protocol): landscape, ics, activations, gradnorms.
+"""Measurements taken inside training (docs/PROTOCOL.md, Protocol): landscape, ics, activations, gradnorms.
 
 A probe is called after the step's backward pass and before the optimiser step, with a `ProbeContext`:
 the model (train mode, parameters' .grad holding the step's training gradient), the step's batch, its

@@ -1,4 +1,4 @@
-"""Distributions of layer activations over training (PAPER.md; Fig 1c, 2, 6, 8, 9).
+"""Distributions of layer activations over training (docs/PROTOCOL.md; Fig 1c, 2, 6, 8, 9).
 
 What is measured: the output of `model.layer(k).norm`, i.e. the layer's activations after the norm (and
 the noisy-BN noise), before the non-linearity, in train mode on the step's batch with the step's noise

@@ -1,7 +1,7 @@
 """The probe interface and the no-trace machinery every probe shares.
 
 A probe is called after the step's backward pass and before the optimiser step (train.py). It must leave
-no trace on training (PAPER.md, Pitfalls): weights, .grad, norm running statistics, the noisy-BN noise of
+no trace on training (docs/PROTOCOL.md, Pitfalls): weights, .grad, norm running statistics, the noisy-BN noise of
 the step, every RNG state and the optimiser state are exactly as before the call. The tools here:
 
 - `NoTrace(model, params)`: a context manager that snapshots the norm buffers (cheap), the given

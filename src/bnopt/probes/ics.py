@@ -1,4 +1,4 @@
-"""Internal covariate shift in the optimisation sense (PAPER.md, Definition 2.1; Fig 3).
+"""Internal covariate shift in the optimisation sense (docs/PROTOCOL.md, Definition 2.1; Fig 3).
 
 For layer #k at step t, on the step's batch:
     G  = grad wrt W_k of L(W_1^t, ..., W_K^t)                      (the training gradient, .grad)

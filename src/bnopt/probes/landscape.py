@@ -1,4 +1,4 @@
-"""Landscape along the gradient (PAPER.md, Protocol; Section 3.2, A.2.2; Fig 4, 10, 11, 12, 13).
+"""Landscape along the gradient (docs/PROTOCOL.md, Protocol; Section 3.2, A.2.2; Fig 4, 10, 11, 12, 13).
 
 At a measured step with weights w, the step's batch and its training gradient g (the .grad the backward
 pass left, i.e. the eta = 0 point, not recomputed), for every eta in a set S and on the same batch:
