@@ -2,7 +2,7 @@
 
 Times the same code the runs use (`forward_backward` + SGD step on a task's device batches) after a
 warm-up, for the networks and widths the scale presets use. Numbers, not assertions: the README and the
-issue notes quote them.
+issue notes quote them. The probes' costs come from `probes.bench`; what both build is in `bench_setup`.
 """
 
 from __future__ import annotations
@@ -12,50 +12,21 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
-from .config import pick_device, resolve
-from .models import build_model, set_noise_generator
+from .bench_setup import setup, sync
+from .probes.bench import probe_costs
 from .records import atomic_write_text, environment
-from .tasks import build_task
 from .train import forward_backward
 
 TRAIN_CASES = [  # (model, width)
-    ("vgg16", 0.25), ("vgg16_bn", 0.25), ("vgg16_noisy_bn", 0.25), ("vgg16_l2", 0.25),
-    ("vgg16", 1.0), ("vgg16_bn", 1.0), ("dln", 1.0), ("dln_bn", 1.0),
+    ("vgg16", 0.25),
+    ("vgg16_bn", 0.25),
+    ("vgg16_noisy_bn", 0.25),
+    ("vgg16_l2", 0.25),
+    ("vgg16", 1.0),
+    ("vgg16_bn", 1.0),
+    ("dln", 1.0),
+    ("dln_bn", 1.0),
 ]
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from .config import CONFIG_DIR
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return resolve(hydra_compose("train", overrides=overrides))
-
-
-def setup(model_name: str, width: float, batch_size: int | None = None, extra: list[str] = ()):
-    """Model, optimiser and task as a run would build them (synthetic images: speed does not depend on pixels)."""
-    overrides = [f"model={model_name}", "logger=none", *extra]
-    if not model_name.startswith("dln"):
-        overrides += ["data=synthetic", "data.n_train=2048", "data.n_test=256", "scale=small",
-                      f"model.width={width}", f"scale.batch_size={batch_size or 128}"]
-    cfg = compose(overrides)
-    device = pick_device(cfg.device)
-    torch.manual_seed(0)
-    model = build_model(cfg.model).to(device)
-    if cfg.model.get("channels_last"):
-        model = model.to(memory_format=torch.channels_last)
-    set_noise_generator(model, torch.Generator(device=device).manual_seed(1))
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3 if cfg.model.family == "vgg" else 1e-7)
-    return cfg, device, model, opt, build_task(cfg, device)
-
-
-def sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def time_train_steps(model_name: str, width: float, seconds: float = 8.0, warmup: int = 3) -> dict:
@@ -71,9 +42,15 @@ def time_train_steps(model_name: str, width: float, seconds: float = 8.0, warmup
         steps += 1
     sync(device)
     dt = (time.perf_counter() - t0) / steps
-    return {"model": model_name, "width": width, "batch_size": int(cfg.scale.batch_size), "device": str(device),
-            "ms_per_step": round(dt * 1000, 2), "images_per_s": round(cfg.scale.batch_size / dt, 1),
-            "steps_timed": steps}
+    return {
+        "model": model_name,
+        "width": width,
+        "batch_size": int(cfg.scale.batch_size),
+        "device": str(device),
+        "ms_per_step": round(dt * 1000, 2),
+        "images_per_s": round(cfg.scale.batch_size / dt, 1),
+        "steps_timed": steps,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,16 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name, width in cases:
         r = time_train_steps(name, width, args.seconds)
-        print(f"train  {name:16s} width {width:<5g} {r['ms_per_step']:8.1f} ms/step  "
-              f"{r['images_per_s']:8.1f} samples/s")
+        print(
+            f"train  {name:16s} width {width:<5g} {r['ms_per_step']:8.1f} ms/step  {r['images_per_s']:8.1f} samples/s"
+        )
         rows.append(r)
     out = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "environment": environment(), "train": rows}
-    try:
-        from .probes.bench import probe_costs  # added with the probes
-    except ImportError:
-        probe_costs = None
-    if probe_costs is not None:
-        out["probes"] = probe_costs(args.seconds)
+    out["probes"] = probe_costs(args.seconds)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(args.out), json.dumps(out, indent=2))
     print(f"wrote {args.out}")

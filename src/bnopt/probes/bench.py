@@ -14,6 +14,8 @@ import json
 import statistics
 import time
 
+from ..bench_setup import compose, setup, sync
+from ..train import forward_backward
 from . import ProbeContext, build_probes, probe_cadence
 
 CASES = [("vgg16_bn", 0.25), ("vgg16_noisy_bn", 0.25), ("vgg16_bn", 1.0), ("dln_bn", 1.0)]
@@ -21,21 +23,19 @@ CASES = [("vgg16_bn", 0.25), ("vgg16_noisy_bn", 0.25), ("vgg16_bn", 1.0), ("dln_
 
 def _cadences(model_name: str) -> dict[str, dict[str, int]]:
     """{scale: {probe: every}} of the paper preset for this model at the paper and small scales."""
-    from ..bench import compose
-
     out = {}
     for scale in ("paper", "small"):
         extra = [] if model_name.startswith("dln") else ["data=synthetic"]
         cfg = compose([f"model={model_name}", "logger=none", "probes=paper", f"scale={scale}", *extra])
-        out[scale] = {name: probe_cadence(cfg, cfg.probes[name]) for name in cfg.probes
-                      if hasattr(cfg.probes[name], "get") and cfg.probes[name].get("enabled", False)}
+        out[scale] = {
+            name: probe_cadence(cfg, cfg.probes[name])
+            for name in cfg.probes
+            if hasattr(cfg.probes[name], "get") and cfg.probes[name].get("enabled", False)
+        }
     return out
 
 
 def time_case(model_name: str, width: float, seconds: float = 8.0, warmup: int = 1) -> dict:
-    from ..bench import setup, sync
-    from ..train import forward_backward
-
     cfg, device, model, opt, task = setup(model_name, width, extra=["probes=paper"])
     probes = build_probes(cfg, model, task)
     step_times: list[float] = []
@@ -66,10 +66,17 @@ def time_case(model_name: str, width: float, seconds: float = 8.0, warmup: int =
     for scale, every in _cadences(model_name).items():
         per_step = sum(ms_probe[k] / every[k] for k in ms_probe if every.get(k))
         overhead[scale] = {"every": every, "overhead_fraction": round(per_step / ms_step, 4)}
-    return {"model": model_name, "width": width, "batch_size": int(cfg.scale.batch_size), "device": str(device),
-            "ms_per_train_step": round(ms_step, 2), "ms_per_probe_call": ms_probe,
-            "probe_call_in_train_steps": {k: round(v / ms_step, 2) for k, v in ms_probe.items()},
-            "overhead": overhead, "steps_timed": len(step_times)}
+    return {
+        "model": model_name,
+        "width": width,
+        "batch_size": int(cfg.scale.batch_size),
+        "device": str(device),
+        "ms_per_train_step": round(ms_step, 2),
+        "ms_per_probe_call": ms_probe,
+        "probe_call_in_train_steps": {k: round(v / ms_step, 2) for k, v in ms_probe.items()},
+        "overhead": overhead,
+        "steps_timed": len(step_times),
+    }
 
 
 def probe_costs(seconds: float = 8.0, only: list[str] | None = None) -> list[dict]:
@@ -81,8 +88,10 @@ def probe_costs(seconds: float = 8.0, only: list[str] | None = None) -> list[dic
         r = time_case(name, width, seconds)
         calls = "  ".join(f"{k} {v:.0f}" for k, v in r["ms_per_probe_call"].items())
         over = "  ".join(f"{s} {100 * o['overhead_fraction']:.1f}%" for s, o in r["overhead"].items())
-        print(f"probes {name:16s} width {width:<5g} step {r['ms_per_train_step']:.0f} ms; per call (ms): {calls}; "
-              f"overhead of probes=paper: {over}")
+        print(
+            f"probes {name:16s} width {width:<5g} step {r['ms_per_train_step']:.0f} ms; per call (ms): {calls}; "
+            f"overhead of probes=paper: {over}"
+        )
         rows.append(r)
     return rows
 

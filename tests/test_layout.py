@@ -1,0 +1,134 @@
+"""Package layout, read from the source with `ast` (nothing is imported): imports inside src/bnopt go one
+way (no cycles, also through imports inside functions), and no module imports another's private names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = "bnopt"
+
+
+def modules(src: Path = SRC, package: str = PACKAGE) -> dict[str, tuple[Path, bool]]:
+    """{dotted module name: (file, is a package __init__)} of every module of the package."""
+    out = {}
+    for f in sorted((src / package).rglob("*.py")):
+        parts = list(f.relative_to(src).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        out[".".join(parts[:-1] if is_pkg else parts)] = (f, is_pkg)
+    return out
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node except those under `if TYPE_CHECKING:` (never executed, so no import at run time)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+
+
+def imports(src: Path = SRC, package: str = PACKAGE) -> list[tuple[str, str, str]]:
+    """(importing module, imported module, imported name or '') for every import of a package module,
+    relative or absolute, at module level or inside functions."""
+    mods = modules(src, package)
+    out = []
+    for name, (f, is_pkg) in mods.items():
+        here = name.split(".") if is_pkg else name.split(".")[:-1]
+        for node in _runtime_nodes(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = here[: len(here) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                if target != package and not target.startswith(package + "."):
+                    continue
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}"
+                    out.append((name, sub if sub in mods else target, alias.name))
+            elif isinstance(node, ast.Import):
+                out += [(name, a.name, "") for a in node.names if a.name.split(".")[0] == package]
+    return out
+
+
+def import_cycles(src: Path = SRC, package: str = PACKAGE) -> list[list[str]]:
+    """The import cycles among the package's modules (strongly connected components of more than one
+    module), each sorted. A module importing itself is no cycle: train.py does it on purpose when run as
+    __main__, to call the importable copy."""
+    mods = modules(src, package)
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for a, b, _ in imports(src, package):
+        if b in mods and b != a:
+            graph[a].add(b)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+
+    def visit(v: str) -> None:  # Tarjan
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def private_imports(src: Path = SRC, package: str = PACKAGE) -> list[str]:
+    """`from x import _name` inside the package ("module: from target import _name")."""
+    return [
+        f"{a}: from {b} import {n}" for a, b, n in imports(src, package) if n.startswith("_") and not n.startswith("__")
+    ]
+
+
+def test_the_layout_reader_sees_the_package():
+    mods = modules()
+    assert {"bnopt.train", "bnopt.bench", "bnopt.probes", "bnopt.probes.bench", "bnopt.figures.catalog"} <= set(mods)
+    edges = {(a, b) for a, b, _ in imports()}
+    assert ("bnopt.figures.catalog", "bnopt.results") in edges  # relative: from ..results import ...
+    assert ("bnopt.bench", "bnopt.probes.bench") in edges
+
+
+def test_no_import_cycles_in_the_package():
+    assert import_cycles() == []
+
+
+def test_no_module_imports_private_names_of_another():
+    assert private_imports() == []
+
+
+def test_the_checks_catch_a_cycle_and_a_private_import(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from .sub.b import g\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "b.py").write_text("from ..a import f\nfrom .c import _helper\n")
+    (pkg / "sub" / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..a import f\n")
+    assert import_cycles(tmp_path, "pkg") == [["pkg.a", "pkg.sub.b"]]
+    assert private_imports(tmp_path, "pkg") == ["pkg.sub.b: from pkg.sub.c import _helper"]
