@@ -132,3 +132,22 @@ def test_the_checks_catch_a_cycle_and_a_private_import(tmp_path):
     (pkg / "sub" / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..a import f\n")
     assert import_cycles(tmp_path, "pkg") == [["pkg.a", "pkg.sub.b"]]
     assert private_imports(tmp_path, "pkg") == ["pkg.sub.b: from pkg.sub.c import _helper"]
+
+
+READERS = {"load", "loads", "read_parquet", "read_csv", "read_json", "read_text", "read_bytes", "open"}
+
+
+def test_figures_read_records_only_through_results():
+    """No figure module opens a run file (status.json, *.parquet, activations.npz) itself, nor imports the
+    records writer: they see runs only through a `bnopt.results.Results` (or the W&B reader's subclass)."""
+    calls = []
+    for f in sorted((SRC / PACKAGE / "figures").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.Call):
+                fn = node.func
+                name = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", "")
+                if name in READERS:
+                    calls.append(f"{f.name}:{node.lineno}: {ast.unparse(fn)}(...)")
+    assert calls == []
+    figure_imports = {b for a, b, _ in imports() if a.startswith("bnopt.figures")}
+    assert "bnopt.records" not in figure_imports and "bnopt.results" in figure_imports
