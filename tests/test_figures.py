@@ -126,18 +126,19 @@ def test_missing_run_names_the_runs_and_the_command(results, tmp_path):
         figures.fig1(only_standard, tmp_path)
     msg = str(e.value)
     assert "vgg16_bn LR 0.1" in msg and "vgg16_bn LR 0.5" in msg and "vgg16 LR" not in msg.replace("vgg16_bn", "")
-    assert e.value.command == "bnopt-train -m experiment=fig1 scale=smoke"
+    # the test runs have 20 steps: no preset's numbers, so no scale is suggested
+    assert e.value.command == "bnopt-train experiment=fig1"
     assert not list(tmp_path.iterdir())  # no empty plot written
     no_dln = subset(results, lambda r: r["family"] == "vgg")
     for name, experiment in [
         ("fig3_dln", "fig3_ics_dln"),
         ("fig3", "fig3_ics_dln"),  # the VGG half is there: only the DLN runs are asked for
         ("fig5", "fig5_lp_dln"),
-        ("fig11_dln", "fig10"),
-        ("fig11", "fig10"),
+        ("fig11_dln", "fig11_dln"),
+        ("fig11", "fig11_dln"),
         ("fig13", "fig13"),
     ]:
-        with pytest.raises(figures.MissingRuns, match=f"bnopt-train -m experiment={experiment}$"):
+        with pytest.raises(figures.MissingRuns, match=f"bnopt-train experiment={experiment}$"):
             figures.make_figure(name, no_dln)
     with pytest.raises(figures.MissingRuns, match="no runs in the results"):
         figures.fig4(load_runs(tmp_path / "nothing"), tmp_path)
@@ -158,7 +159,7 @@ def test_scale_filter_and_run_preference(results):
     row = runs[runs["model"] == "vgg16_bn"].iloc[0].copy()
     row["run_id"], row["status"], row["steps"] = "vgg16_bn-unfinished", "running", 10_000
     more = Results(pd.concat([runs, row.to_frame().T], ignore_index=True), results.metrics, results.probes)
-    chosen = figures.select_runs(more, "t", "fig4", [("vgg16_bn", row["lr"])])
+    chosen = more.select([("vgg16_bn", row["lr"])])
     assert chosen[("vgg16_bn", row["lr"])]["run_id"] != "vgg16_bn-unfinished"
 
 
@@ -167,7 +168,7 @@ def test_draw_all_reports_missing_figures(records, results, tmp_path):
     report = figures.draw_all(dln_only, tmp_path, figs=["fig5_dln", "fig1", "fig6"])
     assert isinstance(report["fig5_dln"], list)
     assert report["fig1"].startswith("missing: no runs of vgg16 LR 0.1")
-    assert report["fig1"].endswith("produce them with: bnopt-train -m experiment=fig1")
+    assert report["fig1"].endswith("produce them with: bnopt-train experiment=fig1")
     assert "experiment=fig6" in report["fig6"]
     with pytest.raises(ValueError, match="unknown figure 'fig7'"):
         figures.draw_all(records, tmp_path, figs=["fig7"])
@@ -187,8 +188,8 @@ def test_cli(records, tmp_path, capsys):
     assert figures_main(["--results", str(empty), "--figs", "fig1", "fig3"]) == 0
     out = capsys.readouterr().out
     assert "drew 0 of 2 figures" in out
-    assert "\n  bnopt-train -m experiment=fig3_ics_dln\n" in out
-    assert "bnopt-train -m experiment=fig3_ics_vgg" in out and "bnopt-train -m experiment=fig1" in out
+    assert "\n  bnopt-train experiment=fig3_ics_dln\n" in out
+    assert "bnopt-train experiment=fig3_ics_vgg" in out and "bnopt-train experiment=fig1" in out
 
     assert figures_main(["--results", str(records), "--figs", "fig99"]) == 2
     assert "unknown figure 'fig99'" in capsys.readouterr().err

@@ -147,7 +147,7 @@ def test_figures_notebook_shows_committed_pngs_without_runs(kernel_env, tmp_path
         assert images == [png.read_bytes()], f"{name}: not the committed {png}"
     for name in set(FIGURES) - {"fig1", "fig2", "fig4"}:
         text, images = shown[name]
-        assert "**missing**" in text and "bnopt-train -m experiment=" in text and not images, text
+        assert "**missing**" in text and "bnopt-train experiment=" in text and not images, text
     assert len(outputs(nb, "image/png")) == 3
 
     # SCALE puts that preset's folder first
@@ -169,6 +169,6 @@ def test_figures_notebook_without_runs(kernel_env, tmp_path):
     kernel_env.setenv("BNOPT_RESULTS", str(tmp_path / "no-results"))  # the parameters' default from the environment
     nb = run_notebook("figures.ipynb")
     text = json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
-    assert "bnopt-train -m experiment=fig1" in text and "no runs yet" in text
+    assert "bnopt-train experiment=fig1" in text and "no runs yet" in text
     shown = shown_figures(nb)
     assert list(shown) == list(FIGURES) and all("**missing**" in t and not i for t, i in shown.values())

@@ -11,7 +11,7 @@
 Figure names (FIGURES, drawn by default): fig1, fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10, fig11, fig12,
 fig13; the (a) VGG / (b) DLN halves of Fig 3, 5, 11 alone: fig3_vgg, fig3_dln, fig5_vgg, fig5_dln, fig11_vgg,
 fig11_dln. Figures read records only through a `bnopt.results.Results` object and never train; missing
-runs raise `MissingRuns` with the `bnopt-train -m experiment=<name>` command that produces them. One colour
+runs raise `MissingRuns` with the `bnopt-train experiment=<name>` command that produces them. One colour
 per network everywhere (`MODEL_COLORS`). Helpers for one run (`plot_run_curves`, `plot_run_histogram`, ...)
 are in `explore`.
 

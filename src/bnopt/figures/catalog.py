@@ -166,7 +166,7 @@ def draw_all(
     scale: str | None = None,
 ) -> dict[str, list[Path] | str]:
     """Every figure it can draw. Returns {name: [png, pdf]} for drawn figures and {name: message} for the
-    others: "missing: ... ; produce them with: bnopt-train -m experiment=..." or "failed: ..." (a bug)."""
+    others: "missing: ... ; produce them with: bnopt-train experiment=..." or "failed: ..." (a bug)."""
     names = figure_names(figs)
     if isinstance(results_root, Results):
         results = results_root

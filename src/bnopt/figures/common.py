@@ -10,17 +10,31 @@ from pathlib import Path
 
 from matplotlib.figure import SubFigure
 
+from .. import experiments
 from ..results import Results
 from .panels import footer
 
+# The learning rate whose runs a panel shows when a figure's sweep has several (Fig 1c, 3, 11: the paper's).
 VGG_LR, DLN_LR = 0.1, 1e-6
-VGG_STD = ["vgg16", "vgg16_bn"]
-DLN_STD = ["dln", "dln_bn"]
-VGG_NOISE = ["vgg16", "vgg16_bn", "vgg16_noisy_bn"]
-VGG_LP = ["vgg16", "vgg16_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf"]
-DLN_LP = ["dln", "dln_bn", "dln_l1", "dln_l2", "dln_linf"]
 DEFAULT_OUT = Path("results") / "figures"
 STEP_LABEL = "training step (SGD updates)"
+
+
+def experiment_runs(res: Results, experiment: str, scale=None, probes=(), figure: str | None = None) -> dict:
+    """{(model, lr): runs row} for every run of an experiment's sweep (configs/experiment, the one
+    registry), chosen by the one selection function (`Results.select`)."""
+    return res.select(experiments.pairs(experiment), scale=scale, probes=probes, figure=figure or experiment,
+                      experiment=experiment)
+
+
+def models_of(runs: dict) -> list[str]:
+    """The networks of a figure's runs, in sweep order."""
+    return list(dict.fromkeys(m for m, _ in runs))
+
+
+def lrs_of(runs: dict) -> list[float]:
+    """The learning rates of a figure's runs, in sweep order."""
+    return list(dict.fromkeys(lr for _, lr in runs))
 
 
 def from_wandb(res: Results) -> bool:

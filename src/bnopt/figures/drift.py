@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import DLN_LR, DLN_STD, STEP_LABEL, VGG_LR, VGG_NOISE, figure_title
+from .common import DLN_LR, STEP_LABEL, VGG_LR, experiment_runs, figure_title, models_of
 from .panels import color, label, legend, new_figure, ridge, set_labels
-from .selection import layer_histogram, select_runs
+from .selection import layer_histogram
 
 
 def build_fig8(res, scale=None):
     """Moment drift of VGG16 layers #2, #9, #13: standard, BN, noisy BN at LR 0.1."""
-    runs = select_runs(res, "fig8", "fig8", [(m, VGG_LR) for m in VGG_NOISE], probes=("activations",), scale=scale)
+    runs = experiment_runs(res, "fig8", scale, probes=("activations",))
+    models = models_of(runs)
     layers = (2, 9, 13)
     hists = {
-        (m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig8", "fig8") for k in layers for m in VGG_NOISE
+        (m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig8", "fig8") for k in layers for m in models
     }
     quantities = [
         ("|μ(t+1) − μ(t)|", lambda h: (h.steps[1:], np.abs(np.diff(h.unit_mean, axis=0)).mean(1)), "consecutive"),
@@ -28,7 +29,7 @@ def build_fig8(res, scale=None):
     for r, k in enumerate(layers):
         for c, (name, fn, kind) in enumerate(quantities):
             ax = fig.add_subplot(gs[r, c])
-            for m in VGG_NOISE:
+            for m in models:
                 x, y = fn(hists[(m, k)])
                 ax.plot(x, y, color=color(m), marker="o", ms=2.5, lw=1.2, label=label(m, VGG_LR))
             note = "between consecutive measurements" if kind == "consecutive" else "since the first measurement"
@@ -52,15 +53,16 @@ def build_fig8(res, scale=None):
 
 def build_fig9(res, scale=None):
     """DLN histograms of layers #1, #11, #24, standard vs BN at LR 1e-6."""
-    runs = select_runs(res, "fig9", "fig9", [(m, DLN_LR) for m in DLN_STD], probes=("activations",), scale=scale)
+    runs = experiment_runs(res, "fig9", scale, probes=("activations",))
+    models = models_of(runs)
     layers = (1, 11, 24)
     hists = {
-        (m, k): layer_histogram(res, runs[(m, DLN_LR)]["run_id"], k, "fig9", "fig9") for k in layers for m in DLN_STD
+        (m, k): layer_histogram(res, runs[(m, DLN_LR)]["run_id"], k, "fig9", "fig9") for k in layers for m in models
     }
     fig = new_figure(10, 11)
-    gs = fig.add_gridspec(len(layers), len(DLN_STD))
+    gs = fig.add_gridspec(len(layers), len(models))
     for r, k in enumerate(layers):
-        for c, m in enumerate(DLN_STD):
+        for c, m in enumerate(models):
             ax = fig.add_subplot(gs[r, c])
             ridge(ax, hists[(m, k)], color(m))
             set_labels(

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import DLN_LR, DLN_STD, STEP_LABEL, VGG_LR, VGG_STD, figure_title
+from .common import STEP_LABEL, experiment_runs, figure_title, lrs_of
 from .curves import acc_panel, loss_panel
 from .panels import color, label, legend, new_figure, set_labels
-from .selection import MissingRecords, lr_text, probe_table, same_lr, select_runs
+from .selection import MissingRecords, lr_text, probe_table, same_lr
 
 
-def _ics_figure(res, name, experiment, models, lrs, layers, family, scale, fig=None):
-    pairs = [(m, lr) for lr in lrs for m in models]
-    runs = select_runs(res, name, experiment, pairs, probes=("ics",), scale=scale)
+def _ics_figure(res, name, experiment, layers, family, scale, fig=None):
+    runs = experiment_runs(res, experiment, scale, probes=("ics",), figure=name)
+    lrs = lrs_of(runs)
     fig = fig or new_figure(15, 10)
     gs = fig.add_gridspec(3, 2 * len(lrs))
     for i, lr in enumerate(lrs):
@@ -59,9 +59,9 @@ def _ics_figure(res, name, experiment, models, lrs, layers, family, scale, fig=N
 
 def build_fig3_vgg(res, scale=None, fig=None):
     """Fig 3a: VGG16 ICS at LR 0.1 and 0.01, layers #5, #10 (fig: a SubFigure of Fig 3)."""
-    return _ics_figure(res, "fig3_vgg", "fig3_ics_vgg", VGG_STD, [VGG_LR, 0.01], (5, 10), "vgg", scale, fig)
+    return _ics_figure(res, "fig3_vgg", "fig3_ics_vgg", (5, 10), "vgg", scale, fig)
 
 
 def build_fig3_dln(res, scale=None, fig=None):
     """Fig 3b: DLN ICS at LR 1e-6 and 1e-7, layers #9, #17 (fig: a SubFigure of Fig 3)."""
-    return _ics_figure(res, "fig3_dln", "fig3_ics_dln", DLN_STD, [DLN_LR, 1e-7], (9, 17), "dln", scale, fig)
+    return _ics_figure(res, "fig3_dln", "fig3_ics_dln", (9, 17), "dln", scale, fig)

@@ -9,20 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import (
-    DLN_LP,
-    DLN_LR,
-    DLN_STD,
-    STEP_LABEL,
-    VGG_LP,
-    VGG_LR,
-    VGG_STD,
-    figure_title,
-    from_wandb,
-)
+from .common import DLN_LR, STEP_LABEL, VGG_LR, experiment_runs, figure_title, from_wandb
 from .curves import acc_panel, loss_panel
 from .panels import band, color, diverged_note, label, legend, new_figure, set_labels, step_colorbar
-from .selection import MissingRecords, landscape_by_eta, probe_table, select_runs
+from .selection import MissingRecords, landscape_by_eta, probe_table
 
 
 def _eta_range(res, run_id) -> str:
@@ -76,8 +66,8 @@ def landscape_panels(axes, res, runs: dict, family: str, panels=("loss", "grad_d
 # ------------------------------------------------------------------------- Fig 4, 10: the three panels
 
 
-def _landscape_figure(res, name, experiment, models, lr, family, title, scale):
-    runs = select_runs(res, name, experiment, [(m, lr) for m in models], probes=("landscape",), scale=scale)
+def _landscape_figure(res, name, experiment, family, title, scale):
+    runs = experiment_runs(res, experiment, scale, probes=("landscape",), figure=name)
     fig = new_figure(16, 4.8)
     axes = [fig.add_subplot(1, 3, i + 1) for i in range(3)]
     landscape_panels(axes, res, runs, family)
@@ -93,8 +83,6 @@ def build_fig4(res, scale=None):
         res,
         "fig4",
         "fig4",
-        VGG_STD,
-        VGG_LR,
         "vgg",
         f"Fig. 4 — VGG16 landscape along the gradient at LR {VGG_LR:g}",
         scale,
@@ -107,8 +95,6 @@ def build_fig10(res, scale=None):
         res,
         "fig10",
         "fig10",
-        DLN_STD,
-        DLN_LR,
         "dln",
         f"Fig. 10 — Deep linear network landscape along the gradient at LR {DLN_LR:g}",
         scale,
@@ -118,14 +104,14 @@ def build_fig10(res, scale=None):
 # -------------------------------------------------------------- Fig 11: gradient change vs step size
 
 
-def _gradient_change_figure(res, name, experiment, models, lr, family, scale, fig=None):
+def _gradient_change_figure(res, name, experiment, family, scale, fig=None):
     if from_wandb(res):
         raise MissingRecords(
             name,
             "the per-η landscape rows are not mirrored to W&B (only their min/max); "
             "draw this figure from local records",
         )
-    runs = select_runs(res, name, experiment, [(m, lr) for m in models], probes=("landscape",), scale=scale)
+    runs = experiment_runs(res, experiment, scale, probes=("landscape",), figure=name)
     tables = {k: landscape_by_eta(res, r["run_id"], "grad_diff") for k, r in runs.items()}
     for k, t in tables.items():
         if not len(t):
@@ -161,19 +147,19 @@ def _gradient_change_figure(res, name, experiment, models, lr, family, scale, fi
 
 def build_fig11_vgg(res, scale=None, fig=None):
     """Fig 11a: VGG16 ||grad L(w - eta g) - g|| vs eta, one curve per step (fig: a SubFigure of Fig 11)."""
-    return _gradient_change_figure(res, "fig11_vgg", "fig11", VGG_STD, VGG_LR, "vgg", scale, fig)
+    return _gradient_change_figure(res, "fig11_vgg", "fig11_vgg", "vgg", scale, fig)
 
 
 def build_fig11_dln(res, scale=None, fig=None):
     """Fig 11b: DLN ||grad L(w - eta g) - g|| vs eta, one curve per step (fig: a SubFigure of Fig 11)."""
-    return _gradient_change_figure(res, "fig11_dln", "fig10", DLN_STD, DLN_LR, "dln", scale, fig)
+    return _gradient_change_figure(res, "fig11_dln", "fig11_dln", "dln", scale, fig)
 
 
 # ------------------------------------------------------------------- Fig 12, 13: l_p normalisations
 
 
-def _lp_landscape_figure(res, name, experiment, models, lr, family, title, scale):
-    runs = select_runs(res, name, experiment, [(m, lr) for m in models], probes=("landscape",), scale=scale)
+def _lp_landscape_figure(res, name, experiment, lr, family, title, scale):
+    runs = experiment_runs(res, experiment, scale, probes=("landscape",), figure=name)
     fig = new_figure(13, 9.5)
     axes = [fig.add_subplot(2, 2, i + 1) for i in range(4)]
     if family == "vgg":
@@ -190,7 +176,7 @@ def _lp_landscape_figure(res, name, experiment, models, lr, family, title, scale
 def build_fig12(res, scale=None):
     """VGG16 l_p variants: accuracy, loss range, predictiveness, beta at LR 0.1."""
     return _lp_landscape_figure(
-        res, "fig12", "fig12", VGG_LP, VGG_LR, "vgg", f"Fig. 12 — VGG16 with ℓp normalisations at LR {VGG_LR:g}", scale
+        res, "fig12", "fig12", VGG_LR, "vgg", f"Fig. 12 — VGG16 with ℓp normalisations at LR {VGG_LR:g}", scale
     )
 
 
@@ -200,7 +186,6 @@ def build_fig13(res, scale=None):
         res,
         "fig13",
         "fig13",
-        DLN_LP,
         DLN_LR,
         "dln",
         f"Fig. 13 — Deep linear network with ℓp normalisations at LR {DLN_LR:g}",

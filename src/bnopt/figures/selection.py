@@ -1,147 +1,31 @@
-"""Which runs a figure draws, and the record slices it reads (all from a `Results` object).
+"""The record slices a figure reads (all from a `Results` object) and the errors of missing runs.
 
-A figure asks for a list of (model, lr) pairs. Runs are matched on the `runs` table; among several
-matches the figure prefers one scale preset for all its runs (the one covering every pair, with the most
-training steps), then runs that finished (done or diverged) and the most steps. A pair nobody trained
-raises `MissingRuns`, naming the pairs and the `bnopt-train -m experiment=<name>` command that makes them.
+Which runs a figure draws is decided by the one selection function, `bnopt.results.select_runs`
+(`Results.select`), over the runs its experiment config declares (`figures.common.experiment_runs`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ..results import Results
+from ..results import MissingRecords, MissingRuns, Results, same_lr, select_runs
 
-FINAL = ("done", "diverged")
+__all__ = ["MissingRecords", "MissingRuns", "same_lr", "select_runs", "train_command", "lr_text", "train_rows",
+           "eval_rows", "probe_table", "landscape_by_eta", "LayerHistogram", "layer_histogram"]
+
 HIST_KEYS = ("edges", "counts", "steps", "unit_mean", "unit_var", "underflow", "overflow")
-
-
-class MissingRuns(LookupError):
-    """A figure's runs (or their records) are not in the results. `command` produces them."""
-
-    def __init__(
-        self,
-        figure: str,
-        message: str,
-        experiment: str | None = None,
-        scale: str | None = None,
-        command: str | None = None,
-    ):
-        self.figure, self.experiment, self.scale = figure, experiment, scale
-        self.command = command or (train_command(experiment, scale) if experiment else None)
-        self.detail = message
-        text = f"{figure}: {message}"
-        if self.command:
-            text += f"; produce them with: {self.command}"
-        super().__init__(text)
-
-
-class MissingRecords(MissingRuns):
-    """The runs exist but lack records the figure needs (probes off, histograms not in W&B, ...)."""
 
 
 def train_command(experiment: str, scale: str | None = None) -> str:
     extra = f" scale={scale}" if scale and scale != "auto" else ""
-    return f"bnopt-train -m experiment={experiment}{extra}"
-
-
-def same_lr(a, b) -> bool:
-    return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=0.0)
-
-
-def _scale_rank(frame: pd.DataFrame) -> tuple:
-    """Preference of a scale group: more training steps first, then finished runs."""
-    steps = pd.to_numeric(frame.get("steps", pd.Series(dtype=float)), errors="coerce")
-    return (
-        float(steps.max()) if len(steps) and steps.notna().any() else 0.0,
-        int(frame.get("status", pd.Series(dtype=str)).isin(FINAL).sum()),
-    )
-
-
-def _best_run(frame: pd.DataFrame, probed: set[str]) -> pd.Series:
-    key = pd.DataFrame(
-        {
-            "probed": frame["run_id"].isin(probed).astype(int),
-            "final": frame["status"].isin(FINAL).astype(int) if "status" in frame else 0,
-            "done": (frame["status"] == "done").astype(int) if "status" in frame else 0,
-            "steps": pd.to_numeric(frame["steps"], errors="coerce").fillna(0) if "steps" in frame else 0,
-            "steps_done": pd.to_numeric(frame["steps_done"], errors="coerce").fillna(0) if "steps_done" in frame else 0,
-            "run_id": frame["run_id"],
-        },
-        index=frame.index,
-    )
-    order = key.sort_values(["final", "done", "steps", "probed", "steps_done", "run_id"], ascending=False).index
-    return frame.loc[order[0]]
-
-
-def runs_with_probe(results: Results, probe: str) -> set[str]:
-    p = results.probes
-    if p is None or not len(p):
-        return set()
-    return set(p.loc[p["probe"] == probe, "run_id"].unique())
+    return f"bnopt-train experiment={experiment}{extra}"
 
 
 def lr_text(lr: float) -> str:
     return f"{float(lr):g}"
-
-
-def select_runs(
-    results: Results,
-    figure: str,
-    experiment: str,
-    pairs: list[tuple[str, float]],
-    probes: tuple[str, ...] = (),
-    scale: str | None = None,
-) -> dict[tuple[str, float], pd.Series]:
-    """One `runs` row per (model, lr) pair, all from one scale preset; raises MissingRuns / MissingRecords."""
-    runs = results.runs
-    if runs is None or not len(runs) or "model" not in runs:
-        raise MissingRuns(figure, "no runs in the results", experiment, scale)
-    if scale is not None and "scale" in runs:
-        runs = runs[runs["scale"] == scale]
-    with_probes = [runs_with_probe(results, p) for p in probes]
-    candidates: dict[tuple[str, float], pd.DataFrame] = {}
-    lacking: dict[tuple[str, float], str] = {}  # pairs trained, but without a probe the figure needs
-    for model, lr in pairs:
-        ok = runs[(runs["model"] == model) & runs["lr"].map(lambda v, lr=lr: same_lr(v, lr))]
-        for probe, ids in zip(probes, with_probes, strict=True):
-            good = ok[ok["run_id"].isin(ids)]
-            if len(ok) and not len(good):
-                used = ok["probes"].iloc[0] if "probes" in ok else "?"
-                lacking[(model, lr)] = (
-                    f"{model} LR {lr_text(lr)} has no '{probe}' probe records "
-                    f"(run {ok['run_id'].iloc[0]} trained with probes={used})"
-                )
-            ok = good
-        candidates[(model, lr)] = ok
-    scales = sorted({s for c in candidates.values() for s in c.get("scale", pd.Series(dtype=str)).dropna()})
-    best_scale, best_cover, best_rank = None, -1, None
-    for s in scales or [None]:
-        group = {k: (c if s is None else c[c["scale"] == s]) for k, c in candidates.items()}
-        cover = sum(1 for c in group.values() if len(c))
-        rank = _scale_rank(pd.concat([c for c in group.values() if len(c)]) if cover else pd.DataFrame())
-        if cover > best_cover or (cover == best_cover and (best_rank is None or rank > best_rank)):
-            best_scale, best_cover, best_rank = s, cover, rank
-    chosen = {k: (c if best_scale is None else c[c["scale"] == best_scale]) for k, c in candidates.items()}
-    missing = [k for k, c in chosen.items() if not len(c)]
-    if missing:
-        suggest = scale or (best_scale if best_cover > 0 else None)
-        where = f" at scale {suggest}" if suggest else ""
-        absent = [k for k in missing if k not in lacking]
-        parts = []
-        if absent:
-            parts.append("no runs of " + ", ".join(f"{m} LR {lr_text(lr)}" for m, lr in absent) + where)
-        parts += [lacking[k] for k in missing if k in lacking]
-        if not absent:
-            parts[-1] += " (train with probes=paper)"
-        cls = MissingRuns if absent else MissingRecords
-        raise cls(figure, "; ".join(parts), experiment, suggest)
-    probed = set(results.probes["run_id"].unique()) if results.probes is not None and len(results.probes) else set()
-    return {k: _best_run(c, probed) for k, c in chosen.items()}
 
 
 # ------------------------------------------------------------------------------------ record slices

@@ -7,21 +7,20 @@ names, saves and draws them.
 from __future__ import annotations
 
 from ..results import Results
-from .common import DLN_LP, DLN_LR, VGG_LP, VGG_LR, VGG_NOISE, VGG_STD, figure_title, from_wandb
+from .common import DLN_LR, VGG_LR, experiment_runs, figure_title, from_wandb, lrs_of, models_of
 from .curves import acc_panel, eval_acc_panel, loss_panel
 from .panels import color, label, new_figure, ridge, set_labels
-from .selection import layer_histogram, select_runs
+from .selection import layer_histogram
 
 
 def build_fig1(res: Results, scale=None):
     """VGG16 vs VGG16+BN at LR 0.1 and 0.5: train/test accuracy, histograms of layers #3, #11."""
-    lrs = [VGG_LR, 0.5]
-    pairs = [(m, lr) for lr in lrs for m in VGG_STD]
-    runs = select_runs(res, "fig1", "fig1", pairs, scale=scale)
+    runs = experiment_runs(res, "fig1", scale)
+    lrs, models = lrs_of(runs), models_of(runs)
     hist = not from_wandb(res)
     layers = (3, 11)
     hists = (
-        {(m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig1", "fig1") for k in layers for m in VGG_STD}
+        {(m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig1", "fig1") for k in layers for m in models}
         if hist
         else {}
     )
@@ -31,7 +30,7 @@ def build_fig1(res: Results, scale=None):
     eval_acc_panel(fig.add_subplot(gs[0, 2:4]), res, runs, lrs)
     fig.axes[-1].set_title("(b) Test accuracy", fontsize=10)
     if hist:
-        for j, (k, m) in enumerate([(k, m) for k in layers for m in VGG_STD]):
+        for j, (k, m) in enumerate([(k, m) for k in layers for m in models]):
             ax = fig.add_subplot(gs[1, j])
             ridge(ax, hists[(m, k)], color(m))
             set_labels(
@@ -55,15 +54,15 @@ def build_fig1(res: Results, scale=None):
 
 def build_fig2(res: Results, scale=None):
     """Standard, BN and noisy BN VGG16 at LR 0.1: train accuracy, histograms of layers #2, #9, #13."""
-    pairs = [(m, VGG_LR) for m in VGG_NOISE]
-    runs = select_runs(res, "fig2", "fig2", pairs, scale=scale)
+    runs = experiment_runs(res, "fig2", scale)
+    models = models_of(runs)
     layers = (2, 9, 13)
     hist = not from_wandb(res)
     hists = (
         {
             (m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig2", "fig2")
             for k in layers
-            for m in VGG_NOISE
+            for m in models
         }
         if hist
         else {}
@@ -72,7 +71,7 @@ def build_fig2(res: Results, scale=None):
     gs = fig.add_gridspec(3 if hist else 1, 4 if hist else 1, width_ratios=[1.5, 1, 1, 1] if hist else None)
     acc_panel(fig.add_subplot(gs[:, 0] if hist else gs[0, 0]), res, runs, [VGG_LR], "Training accuracy")
     for r, k in enumerate(layers if hist else ()):
-        for c, m in enumerate(VGG_NOISE):
+        for c, m in enumerate(models):
             ax = fig.add_subplot(gs[r, c + 1])
             ridge(ax, hists[(m, k)], color(m))
             set_labels(
@@ -92,7 +91,7 @@ def build_fig2(res: Results, scale=None):
 
 def build_fig5_vgg(res, scale=None, fig=None):
     """Fig 5a: VGG16 training accuracy, standard, BN, l1, l2, l_inf at LR 0.1 (fig: a SubFigure of Fig 5)."""
-    runs = select_runs(res, "fig5_vgg", "fig5_lp_vgg", [(m, VGG_LR) for m in VGG_LP], scale=scale)
+    runs = experiment_runs(res, "fig5_lp_vgg", scale, figure="fig5_vgg")
     fig = fig or new_figure(8, 5)
     acc_panel(fig.add_subplot(1, 1, 1), res, runs, [VGG_LR], "VGG16: training accuracy")
     figure_title(fig, "Fig. 5a — ℓp normalisations vs BatchNorm, VGG16 on CIFAR-10", runs)
@@ -101,7 +100,7 @@ def build_fig5_vgg(res, scale=None, fig=None):
 
 def build_fig5_dln(res, scale=None, fig=None):
     """Fig 5b: DLN training loss, standard, BN, l1, l2, l_inf at LR 1e-6 (fig: a SubFigure of Fig 5)."""
-    runs = select_runs(res, "fig5_dln", "fig5_lp_dln", [(m, DLN_LR) for m in DLN_LP], scale=scale)
+    runs = experiment_runs(res, "fig5_lp_dln", scale, figure="fig5_dln")
     fig = fig or new_figure(8, 5)
     loss_panel(fig.add_subplot(1, 1, 1), res, runs, [DLN_LR], "Deep linear network: training loss")
     figure_title(fig, "Fig. 5b — ℓp normalisations vs BatchNorm, deep linear network", runs)
@@ -110,11 +109,12 @@ def build_fig5_dln(res, scale=None, fig=None):
 
 def build_fig6(res, scale=None):
     """Histograms of VGG16 layer #11 under each normalisation (standard, BN, l1, l2, l_inf)."""
-    runs = select_runs(res, "fig6", "fig6", [(m, VGG_LR) for m in VGG_LP], probes=("activations",), scale=scale)
-    hists = {m: layer_histogram(res, runs[(m, VGG_LR)]["run_id"], 11, "fig6", "fig6") for m in VGG_LP}
+    runs = experiment_runs(res, "fig6", scale, probes=("activations",))
+    models = models_of(runs)
+    hists = {m: layer_histogram(res, runs[(m, VGG_LR)]["run_id"], 11, "fig6", "fig6") for m in models}
     fig = new_figure(17, 5.5)
-    for j, m in enumerate(VGG_LP):
-        ax = fig.add_subplot(1, len(VGG_LP), j + 1)
+    for j, m in enumerate(models):
+        ax = fig.add_subplot(1, len(models), j + 1)
         ridge(ax, hists[m], color(m))
         set_labels(ax, label(m, VGG_LR), "activation (after norm, before ReLU)", "training step" if j == 0 else None)
     figure_title(fig, "Fig. 6 — Activation histograms of VGG16 layer #11 under each normalisation", runs)

@@ -1,0 +1,71 @@
+"""The one selection function: by resolved numbers (never a preset's name), exact learning rates."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bnopt.results import MissingRecords, MissingRuns, Results, scale_numbers, select_runs
+
+
+def table(*rows) -> Results:
+    runs = pd.DataFrame([{"status": "done", "steps_done": r.get("steps"), **r} for r in rows])
+    empty = pd.DataFrame(columns=["run_id", "step", "kind", "loss"])
+    probes = pd.DataFrame(columns=["run_id", "step", "probe", "layer", "eta", "metric", "value"])
+    return Results(runs, empty, probes)
+
+
+def vgg(rid, model="vgg16_bn", lr=0.1, steps=2000, width=0.25, batch=128, scale="small", **kw):
+    return {"run_id": rid, "model": model, "family": "vgg", "lr": lr, "steps": steps, "width": width,
+            "batch_size": batch, "scale": scale, "seed": kw.pop("seed", 0), **kw}
+
+
+def dln(rid, model="dln_bn", lr=1e-6, scale="small", **kw):
+    return {"run_id": rid, "model": model, "family": "dln", "lr": lr, "steps": 10_000, "width": 1.0,
+            "batch_size": 1000, "scale": scale, "seed": 0, **kw}
+
+
+def test_scale_numbers_come_from_the_presets():
+    assert scale_numbers("small", "vgg") == {"steps": 2000, "batch_size": 128, "width": 0.25}
+    assert scale_numbers("paper", "vgg") == {"steps": 15_000, "batch_size": 128, "width": 1.0}
+    assert scale_numbers("paper", "dln") == scale_numbers("small", "dln")
+
+
+def test_learning_rates_match_exactly():
+    res = table(dln("a", lr=1e-8), dln("b", lr=1e-9))
+    assert select_runs(res, [("dln_bn", 1e-9)])[("dln_bn", 1e-9)]["run_id"] == "b"
+    assert select_runs(res, [("dln_bn", 1e-8)])[("dln_bn", 1e-8)]["run_id"] == "a"
+    with pytest.raises(MissingRuns, match="no runs of dln_bn LR 1e-07"):
+        select_runs(res, [("dln_bn", 1e-7)])
+
+
+def test_runs_are_chosen_by_numbers_not_by_the_preset_name():
+    # a DLN run trained under scale=small serves the paper-scale report: same numbers, same run
+    res = table(dln("shared", scale="small"), vgg("small-vgg"))
+    assert select_runs(res, [("dln_bn", 1e-6)], scale="paper")[("dln_bn", 1e-6)]["run_id"] == "shared"
+    with pytest.raises(MissingRuns, match="at scale paper"):
+        select_runs(res, [("vgg16_bn", 0.1)], scale="paper")
+    # a run named "paper" with the small preset's numbers is a small run
+    relabelled = table(vgg("x", scale="paper"))
+    assert select_runs(relabelled, [("vgg16_bn", 0.1)], scale="small")[("vgg16_bn", 0.1)]["run_id"] == "x"
+    assert len(relabelled.at_scale("small")) == 1 and len(relabelled.at_scale("paper")) == 0
+
+
+def test_without_a_scale_the_preset_covering_most_pairs_wins_then_the_larger():
+    res = table(vgg("s1"), vgg("s2", model="vgg16"), vgg("p1", steps=15_000, width=1.0, scale="paper"))
+    chosen = select_runs(res, [("vgg16_bn", 0.1), ("vgg16", 0.1)])
+    assert {r["run_id"] for r in chosen.values()} == {"s1", "s2"}
+    both = table(vgg("s1"), vgg("p1", steps=15_000, width=1.0))
+    assert select_runs(both, [("vgg16_bn", 0.1)])[("vgg16_bn", 0.1)]["run_id"] == "p1"
+
+
+def test_finished_runs_first_and_seed_filter():
+    res = table(vgg("run", status="running"), vgg("done"), vgg("seed1", seed=1))
+    assert select_runs(res, [("vgg16_bn", 0.1)], seed=0)[("vgg16_bn", 0.1)]["run_id"] == "done"
+    assert select_runs(res, [("vgg16_bn", 0.1)], seed=1)[("vgg16_bn", 0.1)]["run_id"] == "seed1"
+
+
+def test_a_run_without_the_needed_probe_is_missing_records():
+    res = table(vgg("a", probes="none"))
+    with pytest.raises(MissingRecords, match="no 'landscape' probe records"):
+        select_runs(res, [("vgg16_bn", 0.1)], probes=("landscape",), experiment="fig4")
