@@ -151,3 +151,22 @@ def test_figures_read_records_only_through_results():
     assert calls == []
     figure_imports = {b for a, b, _ in imports() if a.startswith("bnopt.figures")}
     assert "bnopt.records" not in figure_imports and "bnopt.results" in figure_imports
+
+
+WRITERS = {"savez", "savez_compressed", "save", "to_parquet", "write_text", "write_bytes", "atomic_write_bytes"}
+
+
+def test_only_records_writes_run_files():
+    """Probes, the train loop and the loaders hand data to `bnopt.records`; none writes a file itself.
+    Figures are left out: they write images (panels.save), never run files (they cannot import records)."""
+    calls = []
+    for f in sorted((SRC / PACKAGE).rglob("*.py")):
+        if f.name == "records.py" or "figures" in f.parts:
+            continue
+        for node in ast.walk(ast.parse(f.read_text(), str(f))):
+            if isinstance(node, ast.Call):
+                fn = node.func
+                name = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", "")
+                if name in WRITERS and not ast.unparse(fn).startswith(("fig.", "torch.save")):
+                    calls.append(f"{f.relative_to(SRC)}:{node.lineno}: {ast.unparse(fn)}(...)")
+    assert calls == []

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
@@ -42,6 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 SCHEMA_VERSION = 1
 STATUS_FILE, CONFIG_FILE, METRICS_FILE, PROBES_FILE, CKPT_FILE, WANDB_ID_FILE = (
     "status.json", "config.yaml", "metrics.parquet", "probes.parquet", "checkpoint.pt", "wandb_id")
+HISTOGRAM_FILE = "activations.npz"  # array records of the activations probe (layer<k>_edges, _counts, ...)
 FINAL_STATUSES = ("done", "diverged")
 # Columns every reader may rely on. metrics.parquet has more (acc, lr, test_acc, ...) depending on the task.
 METRICS_COLUMNS = ["step", "kind", "loss"]
@@ -260,6 +262,14 @@ class RunFolder:
 
     def write_frame(self, name: str, rows: list[dict]) -> None:
         atomic_write_bytes(self.file(name), frame_to_parquet_bytes(pd.DataFrame(rows)))
+
+    def write_arrays(self, name: str, arrays: dict) -> None:
+        """A probe's array records as one compressed .npz (nothing written when there are none)."""
+        if not arrays:
+            return
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        atomic_write_bytes(self.file(name), buf.getvalue())
 
     def save_checkpoint(self, state: dict) -> None:
         buf = io.BytesIO()

@@ -21,9 +21,8 @@ import numpy as np
 import pandas as pd
 
 # PROBE_COLUMNS is declared in records (the schema) and re-exported here for existing imports
-from .records import CONFIG_FILE, METRICS_COLUMNS, PROBE_COLUMNS, CorruptRun, RunRecords, read_run
+from .records import CONFIG_FILE, HISTOGRAM_FILE, METRICS_COLUMNS, PROBE_COLUMNS, CorruptRun, RunRecords, read_run
 
-HISTOGRAM_FILE = "activations.npz"
 CORRUPT_COLUMNS = ["run_id", "path", "reason"]
 
 

@@ -28,7 +28,16 @@ from .config import CONFIG_DIR, ConfigError, pick_device, resolve, run_id, valid
 from .data import DataError
 from .models import build_model, set_noise_generator
 from .probes import ProbeContext, build_probes
-from .records import METRICS_FILE, PROBES_FILE, RunFolder, RunLocked, WandbMirror, check_writable, environment
+from .records import (
+    HISTOGRAM_FILE,
+    METRICS_FILE,
+    PROBES_FILE,
+    RunFolder,
+    RunLocked,
+    WandbMirror,
+    check_writable,
+    environment,
+)
 from .tasks import build_task
 
 LOG_EVERY = 25  # steps between host syncs / record flushes (one .item() per chunk, not per step)
@@ -123,7 +132,7 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
         if probe_rows:
             folder.write_frame(PROBES_FILE, probe_rows)
         for p in probes:
-            p.save(folder)
+            folder.write_arrays(HISTOGRAM_FILE, p.arrays())
         folder.save_checkpoint({
             "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "noise_gen": noise_gen.get_state(), "torch_rng": torch.get_rng_state(), "rows": rows,

@@ -21,8 +21,6 @@ Arrays (activations.npz in the run folder, written at checkpoints; `Results.hist
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import torch
 
@@ -31,7 +29,6 @@ from .base import NoTrace, Probe, ProbeContext, resolve_layers
 DEFAULT_LAYERS = {"vgg": (2, 3, 9, 11, 13), "dln": (1, 11, 24)}  # Fig 1c, 2, 6, 8 / Fig 9
 QUANTILES = {"q01": 0.01, "q05": 0.05, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q95": 0.95, "q99": 0.99}
 METRICS = (*QUANTILES, "mean", "var")
-HISTOGRAM_FILE = "activations.npz"
 EDGE_QUANTILES = (0.001, 0.999)
 EDGE_MARGIN = 0.5  # fraction of the 0.1%..99.9% range added on each side
 WANDB_MAX_BINS = 64
@@ -165,15 +162,6 @@ class ActivationsProbe(Probe):
             out[f"layer{k}_unit_mean"] = np.stack(h["unit_mean"]).astype(np.float64)
             out[f"layer{k}_unit_var"] = np.stack(h["unit_var"]).astype(np.float64)
         return out
-
-    def save(self, folder) -> None:
-        if not self.hist:
-            return
-        from ..records import atomic_write_bytes
-
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **self.arrays())
-        atomic_write_bytes(folder.file(HISTOGRAM_FILE), buf.getvalue())
 
     def state_dict(self) -> dict:
         return {"bins": self.bins, "arrays": {k: torch.from_numpy(v) for k, v in self.arrays().items()}}

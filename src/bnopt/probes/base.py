@@ -98,8 +98,10 @@ class Probe:
         """W&B payload for the rows this probe just returned (logged at the probe's step)."""
         return {}
 
-    def save(self, folder) -> None:
-        """Write any extra record files (e.g. histogram arrays) into the run folder; called at checkpoints."""
+    def arrays(self) -> dict:
+        """Array records beyond the rows (e.g. histograms), {name: ndarray}; the train loop hands them to
+        records at checkpoints (probes return data; only records writes files)."""
+        return {}
 
     def state_dict(self) -> dict:
         return {}
