@@ -30,8 +30,14 @@ def smoke_cfg(tmp_path: Path, *extra: str, model: str = "vgg16_bn"):
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300):
     """`python -m bnopt.train args...` in a subprocess; returns CompletedProcess (text)."""
     full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "bnopt.train", *args], cwd=cwd or REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bnopt.train", *args],
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -40,3 +46,15 @@ def cifar_dir() -> Path:
     if not (root / "test.npz").exists():
         pytest.skip(f"real CIFAR-10 .npz shards not found at {root} (set BNOPT_DATA)")
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow` (skipped by `make test-fast`): tests that need the real CIFAR-10 (the `cifar_dir` fixture) or
+    start a process (the CLI through `run_cli`, `subprocess`, a notebook kernel)."""
+    import inspect
+
+    for item in items:
+        fn = getattr(item, "function", None)
+        source = inspect.getsource(fn) if fn is not None else ""
+        if "cifar_dir" in item.fixturenames or any(s in source for s in ("run_cli(", "subprocess.")):
+            item.add_marker(pytest.mark.slow)

@@ -10,9 +10,20 @@ from .conftest import make_cfg
 
 def test_real_cifar10_learns_well_above_chance(tmp_path, cifar_dir, monkeypatch):
     monkeypatch.setenv("BNOPT_DATA", str(cifar_dir))
-    cfg = make_cfg(["model=vgg16_bn", "data=cifar10", "data.source=npz", "scale=small", "scale.steps=300",
-                    "scale.eval_every=300", "model.width=0.125", "data.train_eval_size=1000", "logger=none",
-                    f"paths.results={tmp_path}"])
+    cfg = make_cfg(
+        [
+            "model=vgg16_bn",
+            "data=cifar10",
+            "data.source=npz",
+            "scale=small",
+            "scale.steps=300",
+            "scale.eval_every=300",
+            "model.width=0.125",
+            "data.train_eval_size=1000",
+            "logger=none",
+            f"paths.results={tmp_path}",
+        ]
+    )
     res = train(cfg, progress=False)
     assert res.status == "done"
     ev = load_runs(tmp_path).metrics.query("kind == 'eval'").set_index("step")

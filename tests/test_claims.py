@@ -19,36 +19,78 @@ class Maker:
     def __init__(self, tmp_path):
         self.tmp, self.runs, self.metrics, self.probes = tmp_path, [], [], []
 
-    def run(self, model, lr, *, acc_rate=0.01, final_acc=0.95, test_acc=0.8, loss_end=100.0, beta=10.0,
-            grad_diff=20.0, loss_range=0.5, ics_l2=1.0, ics_cos=0.9, drift=0.01, status="done"):
+    def run(
+        self,
+        model,
+        lr,
+        *,
+        acc_rate=0.01,
+        final_acc=0.95,
+        test_acc=0.8,
+        loss_end=100.0,
+        beta=10.0,
+        grad_diff=20.0,
+        loss_range=0.5,
+        ics_l2=1.0,
+        ics_cos=0.9,
+        drift=0.01,
+        status="done",
+    ):
         rid = f"{model}-lr{lr:g}"
         path = self.tmp / "runs" / rid
         path.mkdir(parents=True)
         family = "dln" if model.startswith("dln") else "vgg"
-        self.runs.append(dict(run_id=rid, path=str(path), model=model, family=family, lr=lr, scale="small",
-                              steps=len(STEPS), status=status, steps_done=len(STEPS), width=0.25, elapsed_s=60.0,
-                              test_acc=test_acc, images_per_s=1000.0))
+        self.runs.append(
+            dict(
+                run_id=rid,
+                path=str(path),
+                model=model,
+                family=family,
+                lr=lr,
+                scale="small",
+                steps=len(STEPS),
+                status=status,
+                steps_done=len(STEPS),
+                width=0.25,
+                elapsed_s=60.0,
+                test_acc=test_acc,
+                images_per_s=1000.0,
+            )
+        )
         acc = 0.1 + (final_acc - 0.1) * (1 - np.exp(-acc_rate * STEPS))
         loss = loss_end * (1 + 10 * np.exp(-STEPS / 200))
         self.metrics.append(pd.DataFrame(dict(step=STEPS, kind="train", loss=loss, acc=acc, run_id=rid)))
-        self.metrics.append(pd.DataFrame(dict(step=[0, 1000], kind="eval", test_acc=[0.1, test_acc],
-                                              test_acc_exact=[0.1, test_acc], train_eval_acc=[0.1, final_acc],
-                                              run_id=rid)))
+        self.metrics.append(
+            pd.DataFrame(
+                dict(
+                    step=[0, 1000],
+                    kind="eval",
+                    test_acc=[0.1, test_acc],
+                    test_acc_exact=[0.1, test_acc],
+                    train_eval_acc=[0.1, final_acc],
+                    run_id=rid,
+                )
+            )
+        )
         rows = []
         for s in range(0, 1000, 100):
             summary = {"loss_min": 1.0, "loss_max": 1 + loss_range, "grad_diff_max": grad_diff, "beta": beta}
             rows += [(s, "landscape", 0, np.nan, k, v) for k, v in summary.items()]
             for k in (5, 10, 9, 17):
                 rows += [(s, "ics", k, np.nan, "l2", ics_l2), (s, "ics", k, np.nan, "cos", ics_cos)]
-        self.probes.append(pd.DataFrame(rows, columns=["step", "probe", "layer", "eta", "metric", "value"])
-                           .assign(run_id=rid))
+        self.probes.append(
+            pd.DataFrame(rows, columns=["step", "probe", "layer", "eta", "metric", "value"]).assign(run_id=rid)
+        )
         walk = np.cumsum(np.full((10, 8), drift), axis=0)
         np.savez(path / "activations.npz", **{f"layer{k}_unit_mean": walk for k in (2, 9, 13)})
         return self
 
     def results(self) -> Results:
-        return Results(pd.DataFrame(self.runs), pd.concat(self.metrics, ignore_index=True),
-                       pd.concat(self.probes, ignore_index=True))
+        return Results(
+            pd.DataFrame(self.runs),
+            pd.concat(self.metrics, ignore_index=True),
+            pd.concat(self.probes, ignore_index=True),
+        )
 
 
 def test_c1_bn_faster(tmp_path):
@@ -64,8 +106,12 @@ def test_c2_large_learning_rate(tmp_path):
     assert c.verdict == claims.REPRODUCED and c.numbers["acc_bn_lr0.5"] == pytest.approx(0.9)
     bad = Maker(tmp_path / "b").run("vgg16", 0.5, final_acc=0.9).run("vgg16_bn", 0.5, final_acc=0.9).results()
     assert claims.check_c2(bad).verdict == claims.NOT_REPRODUCED
-    diverged = Maker(tmp_path / "c").run("vgg16", 0.5, final_acc=np.nan, status="diverged") \
-        .run("vgg16_bn", 0.5, final_acc=0.6).results()
+    diverged = (
+        Maker(tmp_path / "c")
+        .run("vgg16", 0.5, final_acc=np.nan, status="diverged")
+        .run("vgg16_bn", 0.5, final_acc=0.6)
+        .results()
+    )
     assert claims.check_c2(diverged).verdict == claims.PARTLY
 
 
@@ -101,15 +147,27 @@ def test_c5_ics(tmp_path):
 
 
 def test_c6_smoothness(tmp_path):
-    good = Maker(tmp_path / "a").run("vgg16", 0.1, beta=40, grad_diff=250, loss_range=2) \
-        .run("vgg16_bn", 0.1, beta=20, grad_diff=30, loss_range=0.5).results()
+    good = (
+        Maker(tmp_path / "a")
+        .run("vgg16", 0.1, beta=40, grad_diff=250, loss_range=2)
+        .run("vgg16_bn", 0.1, beta=20, grad_diff=30, loss_range=0.5)
+        .results()
+    )
     c = claims.check_c6(good)
     assert c.verdict == claims.REPRODUCED and c.numbers["vgg16_bn_beta"] == 20
-    mixed = Maker(tmp_path / "b").run("vgg16", 0.1, beta=10, grad_diff=250, loss_range=2) \
-        .run("vgg16_bn", 0.1, beta=20, grad_diff=30, loss_range=0.5).results()
+    mixed = (
+        Maker(tmp_path / "b")
+        .run("vgg16", 0.1, beta=10, grad_diff=250, loss_range=2)
+        .run("vgg16_bn", 0.1, beta=20, grad_diff=30, loss_range=0.5)
+        .results()
+    )
     assert claims.check_c6(mixed).verdict == claims.PARTLY
-    bad = Maker(tmp_path / "c").run("vgg16", 0.1, beta=1, grad_diff=1, loss_range=0.1) \
-        .run("vgg16_bn", 0.1, beta=20, grad_diff=30, loss_range=0.5).results()
+    bad = (
+        Maker(tmp_path / "c")
+        .run("vgg16", 0.1, beta=1, grad_diff=1, loss_range=0.1)
+        .run("vgg16_bn", 0.1, beta=20, grad_diff=30, loss_range=0.5)
+        .results()
+    )
     assert claims.check_c6(bad).verdict == claims.NOT_REPRODUCED
 
 
@@ -125,11 +183,19 @@ def test_c7_lp_norms(tmp_path):
 
 
 def test_c8_dln(tmp_path):
-    good = Maker(tmp_path / "a").run("dln", 1e-6, loss_end=1600, beta=40, grad_diff=250) \
-        .run("dln_bn", 1e-6, loss_end=500, beta=20, grad_diff=30).results()
+    good = (
+        Maker(tmp_path / "a")
+        .run("dln", 1e-6, loss_end=1600, beta=40, grad_diff=250)
+        .run("dln_bn", 1e-6, loss_end=500, beta=20, grad_diff=30)
+        .results()
+    )
     assert claims.check_c8(good).verdict == claims.REPRODUCED
-    bad = Maker(tmp_path / "b").run("dln", 1e-6, loss_end=100, beta=1, grad_diff=1, loss_range=0.1) \
-        .run("dln_bn", 1e-6, loss_end=500, beta=20, grad_diff=30).results()
+    bad = (
+        Maker(tmp_path / "b")
+        .run("dln", 1e-6, loss_end=100, beta=1, grad_diff=1, loss_range=0.1)
+        .run("dln_bn", 1e-6, loss_end=500, beta=20, grad_diff=30)
+        .results()
+    )
     assert claims.check_c8(bad).verdict == claims.NOT_REPRODUCED
 
 

@@ -59,20 +59,54 @@ def rid(*overrides: str, base=SMOKE_VGG) -> str:
 
 def test_run_id_ignores_where_and_how_a_run_is_stored_or_shown():
     a = rid("paths.results=/x", "logger=none")
-    assert rid("paths.results=/y", "logger=wandb", "logger.mode=disabled", "data.root=/elsewhere", "device=cpu",
-               "experiment_name=other", "model.channels_last=false") == a
+    assert (
+        rid(
+            "paths.results=/y",
+            "logger=wandb",
+            "logger.mode=disabled",
+            "data.root=/elsewhere",
+            "device=cpu",
+            "experiment_name=other",
+            "model.channels_last=false",
+        )
+        == a
+    )
     assert rid("data.source=npz") == a and rid("data.source=torchvision") == a  # the same images
 
 
-@pytest.mark.parametrize("override", [
-    "seed=1", "optim.lr=0.5", "optim.momentum=0.9", "optim.weight_decay=1e-4", "model=vgg16", "model.width=0.5",
-    "model.bias=false", "model.eps=1e-3", "data.augment=true", "data.train_eval_size=100", "data.test_size=500",
-    "scale.steps=31", "scale.batch_size=64", "scale.eval_every=5",
-    "probes.landscape.every=6", "probes.ics.every=7", "probes.activations.every=8", "probes.gradnorms.every=2",
-    "probes.every=9", "probes.landscape.etas=[0.1]", "probes.landscape.direction=random", "probes.landscape.seed=5",
-    "probes.ics.layers=[1]", "probes.activations.layers=[2]", "probes.activations.bins=32",
-    "probes.landscape.enabled=false", "probes=none", "scale.vgg.probe_every.landscape=6",
-])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "seed=1",
+        "optim.lr=0.5",
+        "optim.momentum=0.9",
+        "optim.weight_decay=1e-4",
+        "model=vgg16",
+        "model.width=0.5",
+        "model.bias=false",
+        "model.eps=1e-3",
+        "data.augment=true",
+        "data.train_eval_size=100",
+        "data.test_size=500",
+        "scale.steps=31",
+        "scale.batch_size=64",
+        "scale.eval_every=5",
+        "probes.landscape.every=6",
+        "probes.ics.every=7",
+        "probes.activations.every=8",
+        "probes.gradnorms.every=2",
+        "probes.every=9",
+        "probes.landscape.etas=[0.1]",
+        "probes.landscape.direction=random",
+        "probes.landscape.seed=5",
+        "probes.ics.layers=[1]",
+        "probes.activations.layers=[2]",
+        "probes.activations.bins=32",
+        "probes.landscape.enabled=false",
+        "probes=none",
+        "scale.vgg.probe_every.landscape=6",
+    ],
+)
 def test_every_recorded_setting_changes_the_run_id(override):
     assert rid(override) != rid()
 
@@ -119,24 +153,27 @@ def test_cfg_job_resolve_prints_what_the_hash_sees():
     assert printed.probes.landscape.every == 5 and printed.model.width == 0.0625
 
 
-@pytest.mark.parametrize("override, message", [
-    (["model.norm=group"], "unknown model.norm 'group'"),
-    (["optim.lr=0"], "optim.lr must be a positive"),
-    (["optim.lr=-0.1"], "optim.lr must be a positive"),
-    (["scale=smoke", "scale.steps=0"], "scale.steps must be a positive integer"),
-    (["scale=smoke", "scale.batch_size=-1"], "scale.batch_size must be a positive integer"),
-    (["scale=smoke", "scale.batch_size=60000"], "larger than the training set"),
-    (["model.width=0"], "model.width must be a positive"),
-    (["data.source=ftp"], "unknown data.source 'ftp'"),
-    (["data.source=npz", "data.root=/does/not/exist"], "data path /does/not/exist does not exist"),
-    (["model=dln", "data=cifar10"], "trains on data gaussian_linear"),
-    (["logger.mode=sometimes"], "unknown logger.mode"),
-    (["scale.name=huge"], "unknown scale 'huge'"),
-    (["seed=-1"], "seed must be an integer"),
-    (["data.source=synthetic"], "use data=synthetic"),
-    (["probes=paper", "probes.ics.layers=[14]"], "out of range|layers"),
-    (["probes=paper", "probes.landscape.etas=[-1]"], "etas must be"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["model.norm=group"], "unknown model.norm 'group'"),
+        (["optim.lr=0"], "optim.lr must be a positive"),
+        (["optim.lr=-0.1"], "optim.lr must be a positive"),
+        (["scale=smoke", "scale.steps=0"], "scale.steps must be a positive integer"),
+        (["scale=smoke", "scale.batch_size=-1"], "scale.batch_size must be a positive integer"),
+        (["scale=smoke", "scale.batch_size=60000"], "larger than the training set"),
+        (["model.width=0"], "model.width must be a positive"),
+        (["data.source=ftp"], "unknown data.source 'ftp'"),
+        (["data.source=npz", "data.root=/does/not/exist"], "data path /does/not/exist does not exist"),
+        (["model=dln", "data=cifar10"], "trains on data gaussian_linear"),
+        (["logger.mode=sometimes"], "unknown logger.mode"),
+        (["scale.name=huge"], "unknown scale 'huge'"),
+        (["seed=-1"], "seed must be an integer"),
+        (["data.source=synthetic"], "use data=synthetic"),
+        (["probes=paper", "probes.ics.layers=[14]"], "out of range|layers"),
+        (["probes=paper", "probes.landscape.etas=[-1]"], "etas must be"),
+    ],
+)
 def test_bad_values_are_one_clear_error(override, message, monkeypatch):
     monkeypatch.delenv("BNOPT_DATA", raising=False)
     with pytest.raises(ConfigError, match=message):

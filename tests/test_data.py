@@ -44,13 +44,16 @@ def test_real_npz_loads_with_canonical_statistics(cifar_dir):
     np.testing.assert_allclose(mean.numpy(), CIFAR_MEAN, atol=0.01)
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(x=np.zeros((10, 32, 32, 3), np.float32), y=np.zeros(10, np.uint8)), "expected x uint8"),
-    (dict(x=np.zeros((10, 3, 32, 32), np.uint8), y=np.zeros(10, np.uint8)), "expected x uint8"),
-    (dict(x=np.zeros((10, 32, 32, 3), np.uint8), y=np.full(10, 12, np.uint8)), "labels must lie in"),
-    (dict(x=np.zeros((10, 32, 32, 3), np.uint8), y=np.zeros(10, np.uint8)), "expected 10000 images"),
-    (dict(images=np.zeros(3)), "missing array 'x'"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(x=np.zeros((10, 32, 32, 3), np.float32), y=np.zeros(10, np.uint8)), "expected x uint8"),
+        (dict(x=np.zeros((10, 3, 32, 32), np.uint8), y=np.zeros(10, np.uint8)), "expected x uint8"),
+        (dict(x=np.zeros((10, 32, 32, 3), np.uint8), y=np.full(10, 12, np.uint8)), "labels must lie in"),
+        (dict(x=np.zeros((10, 32, 32, 3), np.uint8), y=np.zeros(10, np.uint8)), "expected 10000 images"),
+        (dict(images=np.zeros(3)), "missing array 'x'"),
+    ],
+)
 def test_bad_npz_file_is_named_in_the_error(tmp_path, cifar_dir, bad, message):
     d = _shard_dir(tmp_path, cifar_dir)
     _replace(d, "train_3.npz", **bad)
@@ -113,8 +116,12 @@ def test_augmentation_crops_and_flips():
     # every augmented image is a (possibly flipped) shifted window of the zero-padded original
     padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
     for i in range(8):
-        found = any(torch.equal(a1[i], img[:, dy:dy + 32, dx:dx + 32])
-                    for img in (padded[i], padded[i].flip(2)) for dy in range(9) for dx in range(9))
+        found = any(
+            torch.equal(a1[i], img[:, dy : dy + 32, dx : dx + 32])
+            for img in (padded[i], padded[i].flip(2))
+            for dy in range(9)
+            for dx in range(9)
+        )
         assert found
     assert not torch.equal(pipe._augment(x, 2), a1)
 

@@ -64,11 +64,14 @@ def test_dln_runs_are_shared_by_the_small_and_paper_scales(tmp_path):
     assert vgg_small.isdisjoint(r.run_id for r in reproduce.plan(["fig4"], "paper", tmp_path))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--figs", "fig99"], "unknown figure(s) fig99; choose from fig1, fig2"),
-    (["--scale", "huge"], "unknown scale 'huge'; choose one of auto, paper, small, smoke"),
-    (["--launcher", "rocket"], "unknown launcher 'rocket'; choose one of basic, joblib"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--figs", "fig99"], "unknown figure(s) fig99; choose from fig1, fig2"),
+        (["--scale", "huge"], "unknown scale 'huge'; choose one of auto, paper, small, smoke"),
+        (["--launcher", "rocket"], "unknown launcher 'rocket'; choose one of basic, joblib"),
+    ],
+)
 def test_bad_reproduce_arguments_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     (tmp_path / "keep.txt").write_text("x")
     assert reproduce.main([*args, "--results", str(tmp_path)]) == 2
@@ -80,8 +83,7 @@ def test_bad_reproduce_arguments_are_one_line_and_exit_2(tmp_path, capsys, args,
 def test_make_with_a_bad_scale_is_one_line(tmp_path):
     import subprocess
 
-    proc = subprocess.run(["make", "-s", "plan", "SCALE=huge"], cwd=REPO,
-                          capture_output=True, text=True)
+    proc = subprocess.run(["make", "-s", "plan", "SCALE=huge"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode != 0 and "bnopt: error: unknown scale 'huge'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -123,8 +125,11 @@ def test_a_bad_value_in_a_sweep_stops_it_before_any_run(tmp_path):
 @pytest.mark.slow
 def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsys, monkeypatch):
     """A run whose records cannot be written fails; the other run of the sweep still trains."""
-    monkeypatch.setattr(reproduce, "run_overrides",
-                        lambda scale, results, extra=(): [f"scale={scale}", f"paths.results={results}", *SMOKE_FAST])
+    monkeypatch.setattr(
+        reproduce,
+        "run_overrides",
+        lambda scale, results, extra=(): [f"scale={scale}", f"paths.results={results}", *SMOKE_FAST],
+    )
     runs = reproduce.plan(["fig4"], "smoke", tmp_path)
     broken = next(r for r in runs if r.cfg.model.name == "vgg16")
     (tmp_path / "runs" / broken.run_id / "metrics.parquet").mkdir(parents=True)  # a folder: writing fails

@@ -99,18 +99,6 @@ def test_figures_use_one_colour_per_network(results):
     assert fig.axes[2].get_yscale() == "log" and fig.axes[1].get_yscale() == "linear"
 
 
-def test_figures_never_train(records, tmp_path, monkeypatch):
-    import bnopt.train
-
-    def no(*a, **k):
-        raise AssertionError("the figures module must not train")
-
-    monkeypatch.setattr(bnopt.train, "train", no)
-    monkeypatch.setattr(bnopt.train, "_train_in_folder", no)
-    report = figures.draw_all(records, tmp_path, figs=["fig4", "fig9"])
-    assert all(isinstance(v, list) for v in report.values()), report
-
-
 # ------------------------------------------------------------------------------------- missing runs
 
 

@@ -170,3 +170,24 @@ def test_only_records_writes_run_files():
                 if name in WRITERS and not ast.unparse(fn).startswith(("fig.", "torch.save")):
                     calls.append(f"{f.relative_to(SRC)}:{node.lineno}: {ast.unparse(fn)}(...)")
     assert calls == []
+
+
+def reachable(start: str) -> set[str]:
+    """Every package module `start` imports, directly or through others."""
+    graph: dict[str, set[str]] = {}
+    for a, b, _ in imports():
+        graph.setdefault(a, set()).add(b)
+    seen, todo = set(), [start]
+    while todo:
+        for b in graph.get(todo.pop(), ()):
+            if b.startswith(PACKAGE) and b not in seen:
+                seen.add(b)
+                todo.append(b)
+    return seen
+
+
+def test_plots_never_train_and_training_never_plots():
+    """Data flows one way: config -> train -> records -> results -> figures/report."""
+    for reader in ("bnopt.figures.catalog", "bnopt.report", "bnopt.claims", "bnopt.results"):
+        assert not {"bnopt.train", "bnopt.tasks"} & reachable(reader), reader  # (config may name probes)
+    assert not any(m.startswith(("bnopt.figures", "bnopt.report", "bnopt.claims")) for m in reachable("bnopt.train"))

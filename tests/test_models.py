@@ -10,8 +10,9 @@ from bnopt.models import DLN, VGG, LpNorm, NoisyBatchNorm, build_model, make_nor
 
 from .conftest import make_cfg
 
-NORM_CFG = OmegaConf.create({"momentum": 0.1, "eps": 1e-5,
-                             "noise": {"n_mu": 0.5, "n_sigma": 1.25, "r_mu": 0.1, "r_sigma": 0.1}})
+NORM_CFG = OmegaConf.create(
+    {"momentum": 0.1, "eps": 1e-5, "noise": {"n_mu": 0.5, "n_sigma": 1.25, "r_mu": 0.1, "r_sigma": 0.1}}
+)
 PAPER_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
 
 
@@ -55,8 +56,22 @@ def test_dln_shapes_numbering_and_no_norm_on_output():
     torch.testing.assert_close(plain(x), x @ product.T, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["vgg16", "vgg16_bn", "vgg16_noisy_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf",
-                                  "dln", "dln_bn", "dln_l1", "dln_l2", "dln_linf"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "vgg16",
+        "vgg16_bn",
+        "vgg16_noisy_bn",
+        "vgg16_l1",
+        "vgg16_l2",
+        "vgg16_linf",
+        "dln",
+        "dln_bn",
+        "dln_l1",
+        "dln_l2",
+        "dln_linf",
+    ],
+)
 def test_every_model_config_builds(name):
     cfg = make_cfg([f"model={name}", "model.width=0.0625"])
     model = build_model(cfg.model)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bnopt.figures import FIGURES
+
 from .conftest import REPO
 from .test_figures import build_records
 
@@ -18,9 +20,10 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
+pytestmark = pytest.mark.slow  # every test starts a notebook kernel
+
 NOTEBOOKS = REPO / "notebooks"
 KERNEL = "bnopt-test-python"
-FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13")
 
 
 @pytest.fixture(scope="module")

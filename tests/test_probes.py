@@ -35,6 +35,7 @@ F64 = torch.float64
 
 # ------------------------------------------------------------------------------ tiny models and tasks
 
+
 class Quadratic(nn.Module):
     """L(w) = 0.5 w^T H w (the input is ignored)."""
 
@@ -104,6 +105,7 @@ def by_key(rows):
 
 # ---------------------------------------------------------------------------------------- landscape
 
+
 def test_landscape_matches_the_quadratic_closed_form():
     model, h, ctx = quadratic_setup()
     w, g = model.w.detach().clone(), model.w.grad.clone()
@@ -167,6 +169,7 @@ def test_default_etas():
 
 
 # ---------------------------------------------------------------------------------------------- ICS
+
 
 def manual_grads(ws, x, y):
     """Gradients of 0.5 ||W3 W2 W1 X - Y||^2 (X: d0 x n columns) by hand."""
@@ -239,6 +242,7 @@ def test_ics_single_layer_model_has_no_shift():
 
 
 # -------------------------------------------------------------------------------------- activations
+
 
 def test_activation_stats_match_numpy():
     g = torch.Generator().manual_seed(0)
@@ -314,6 +318,7 @@ def test_activations_rows_histograms_and_resume_state():
 
 # ---------------------------------------------------------------------------------------- gradnorms
 
+
 def test_gradnorms_per_layer_and_classifier():
     cfg, model = smoke_model("vgg16_bn")
     x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
@@ -329,6 +334,7 @@ def test_gradnorms_per_layer_and_classifier():
 
 
 # ------------------------------------------------------------------------------------------ hygiene
+
 
 def training_state(model, opt, gen):
     return {
@@ -360,10 +366,16 @@ def assert_same_state(before, model, opt, gen):
         assert all(torch.equal(v, after["opt"][pid][k]) for k, v in s.items())
 
 
-@pytest.mark.parametrize("name,momentum,wd,warm", [
-    ("vgg16_noisy_bn", 0.0, 0.0, True), ("vgg16_noisy_bn", 0.9, 5e-4, True),
-    ("vgg16_bn", 0.9, 0.0, False),  # first step: the probe's optimizer.step() creates momentum buffers
-    ("vgg16_l2", 0.9, 0.0, True), ("dln_bn", 0.0, 0.0, True)])
+@pytest.mark.parametrize(
+    "name,momentum,wd,warm",
+    [
+        ("vgg16_noisy_bn", 0.0, 0.0, True),
+        ("vgg16_noisy_bn", 0.9, 5e-4, True),
+        ("vgg16_bn", 0.9, 0.0, False),  # first step: the probe's optimizer.step() creates momentum buffers
+        ("vgg16_l2", 0.9, 0.0, True),
+        ("dln_bn", 0.0, 0.0, True),
+    ],
+)
 def test_probes_leave_no_trace(name, momentum, wd, warm):
     cfg, model = smoke_model(name, "probes=dense")
     gen = torch.Generator().manual_seed(1)
@@ -414,6 +426,7 @@ def test_probes_replay_the_steps_noise():
 
 # ------------------------------------------------------------------------------------------- failure
 
+
 def test_a_failing_probe_records_nan_and_warns(monkeypatch):
     model, h, ctx = quadratic_setup()
     probe = LandscapeProbe(1, [0.1, 0.2])
@@ -461,6 +474,7 @@ def test_non_finite_values_become_nan_with_a_warning():
 
 # ------------------------------------------------------------------------------------------ configs
 
+
 def test_presets_and_cadence():
     def probes_for(*over, model="vgg16_bn"):
         extra = ["data=synthetic"] if model.startswith("vgg") else []
@@ -485,8 +499,7 @@ def test_presets_and_cadence():
     assert p["landscape"].etas == list(DLN_ETAS)
     _, p = probes_for("probes=dense", "scale=smoke")
     assert {v.every for v in p.values()} == {1}
-    _, p = probes_for("probes=paper", "scale=smoke", "probes.ics.layers=all",
-                      "probes.landscape.direction=random")
+    _, p = probes_for("probes=paper", "scale=smoke", "probes.ics.layers=all", "probes.landscape.direction=random")
     assert p["ics"].layers == list(range(1, 14)) and p["landscape"].direction == "random"
     _, p = probes_for("probes=landscape", "scale=smoke")
     assert list(p) == ["landscape"]

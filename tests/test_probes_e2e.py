@@ -57,8 +57,15 @@ def test_paper_probes_leave_training_bit_identical(tmp_path, model):
     per_eta = land[land.eta.notna()]
     assert sorted(per_eta.eta.unique()) == pytest.approx(sorted(etas))
     assert set(per_eta.metric) == {"loss", "grad_diff", "beta_eta"}
-    assert set(land[land.eta.isna()].metric) == {"loss_min", "loss_max", "grad_diff_min", "grad_diff_max",
-                                                 "beta", "grad_norm", "loss0"}
+    assert set(land[land.eta.isna()].metric) == {
+        "loss_min",
+        "loss_max",
+        "grad_diff_min",
+        "grad_diff_max",
+        "beta",
+        "grad_norm",
+        "loss0",
+    }
     # loss0 is the step's training loss, exactly as metrics.parquet has it (float32 -> float64)
     tr = m[m.kind == "train"].set_index("step").loss
     loss0 = land[land.metric == "loss0"].set_index("step").value
@@ -138,8 +145,9 @@ def test_probes_mirror_to_wandb(tmp_path, monkeypatch):
 
     sent = []
     monkeypatch.setattr(WandbMirror, "log", lambda self, data, step: sent.append((step, data)))
-    res = train(smoke_cfg(tmp_path, "probes=paper", "logger=wandb", "logger.mode=offline",
-                          "scale.steps=6"), progress=False)
+    res = train(
+        smoke_cfg(tmp_path, "probes=paper", "logger=wandb", "logger.mode=offline", "scale.steps=6"), progress=False
+    )
     _, p = records(res)
     at5 = {}
     for step, data in sent:
@@ -149,8 +157,13 @@ def test_probes_mirror_to_wandb(tmp_path, monkeypatch):
     assert at5["landscape/beta"] == land["beta"]
     assert at5["landscape/loss_range"] == land["loss_max"] - land["loss_min"]
     assert at5["landscape/grad_diff_max"] == land["grad_diff_max"]
-    for key in ("ics/layer5/l2", "ics/layer10/cos", "activations/layer2/q50", "gradnorms/layer3",
-                "gradnorms/layer14/weight"):
+    for key in (
+        "ics/layer5/l2",
+        "ics/layer10/cos",
+        "activations/layer2/q50",
+        "gradnorms/layer3",
+        "gradnorms/layer14/weight",
+    ):
         assert math.isfinite(at5[key]), key
     hist = at5["activations/layer13/hist"]
     assert isinstance(hist, wandb.Histogram)
@@ -161,8 +174,9 @@ def test_probes_mirror_to_wandb(tmp_path, monkeypatch):
 
 def test_probe_logging_keeps_every_train_row_in_wandb(tmp_path):
     """Probe payloads reach the offline W&B file together with every step's training row."""
-    res = train(smoke_cfg(tmp_path, "probes=paper", "logger=wandb", "logger.mode=offline",
-                          "scale.steps=6"), progress=False)
+    res = train(
+        smoke_cfg(tmp_path, "probes=paper", "logger=wandb", "logger.mode=offline", "scale.steps=6"), progress=False
+    )
     files = list(res.path.glob("wandb/offline-run-*/run-*.wandb"))
     logged = {}
     for row in read_history(files[0]):

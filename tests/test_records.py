@@ -29,8 +29,10 @@ from bnopt.train import train
 
 from .conftest import SMOKE, run_cli, smoke_cfg
 
-METRIC_ROWS = [{"step": 0, "kind": "eval", "loss": float("nan"), "test_acc": 0.1},
-               {"step": 0, "kind": "train", "loss": 2.3, "acc": 0.1}]
+METRIC_ROWS = [
+    {"step": 0, "kind": "eval", "loss": float("nan"), "test_acc": 0.1},
+    {"step": 0, "kind": "train", "loss": 2.3, "acc": 0.1},
+]
 PROBE_ROWS = [{"step": 0, "probe": "landscape", "layer": 0, "eta": 0.1, "metric": "loss", "value": 2.0}]
 
 
@@ -85,17 +87,20 @@ def _newer_schema(f):
     f.file(STATUS_FILE).write_text(json.dumps({**st, "schema_version": SCHEMA_VERSION + 1}))
 
 
-@pytest.mark.parametrize("damage, reason", [
-    (_bad_yaml, "config.yaml unreadable"),
-    (_no_model_name, "config.yaml lacks model.name"),
-    (_bad_status, "status.json unreadable"),
-    (_newer_schema, f"schema {SCHEMA_VERSION + 1} > {SCHEMA_VERSION}"),
-    (lambda f: f.file(METRICS_FILE).unlink(), "done but no metrics.parquet"),
-    (lambda f: truncate(f.file(METRICS_FILE)), "metrics.parquet unreadable"),
-    (lambda f: f.file(METRICS_FILE).write_bytes(b""), "metrics.parquet unreadable"),
-    (lambda f: f.write_frame(METRICS_FILE, [{"step": 0, "kind": "train"}]), "metrics.parquet lacks column(s) loss"),
-    (lambda f: truncate(f.file(PROBES_FILE)), "probes.parquet unreadable"),
-])
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (_bad_yaml, "config.yaml unreadable"),
+        (_no_model_name, "config.yaml lacks model.name"),
+        (_bad_status, "status.json unreadable"),
+        (_newer_schema, f"schema {SCHEMA_VERSION + 1} > {SCHEMA_VERSION}"),
+        (lambda f: f.file(METRICS_FILE).unlink(), "done but no metrics.parquet"),
+        (lambda f: truncate(f.file(METRICS_FILE)), "metrics.parquet unreadable"),
+        (lambda f: f.file(METRICS_FILE).write_bytes(b""), "metrics.parquet unreadable"),
+        (lambda f: f.write_frame(METRICS_FILE, [{"step": 0, "kind": "train"}]), "metrics.parquet lacks column(s) loss"),
+        (lambda f: truncate(f.file(PROBES_FILE)), "probes.parquet unreadable"),
+    ],
+)
 def test_read_run_names_the_damage_in_one_line(tmp_path, damage, reason):
     folder = finished_folder(tmp_path)
     damage(folder)

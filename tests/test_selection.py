@@ -16,13 +16,33 @@ def table(*rows) -> Results:
 
 
 def vgg(rid, model="vgg16_bn", lr=0.1, steps=2000, width=0.25, batch=128, scale="small", **kw):
-    return {"run_id": rid, "model": model, "family": "vgg", "lr": lr, "steps": steps, "width": width,
-            "batch_size": batch, "scale": scale, "seed": kw.pop("seed", 0), **kw}
+    return {
+        "run_id": rid,
+        "model": model,
+        "family": "vgg",
+        "lr": lr,
+        "steps": steps,
+        "width": width,
+        "batch_size": batch,
+        "scale": scale,
+        "seed": kw.pop("seed", 0),
+        **kw,
+    }
 
 
 def dln(rid, model="dln_bn", lr=1e-6, scale="small", **kw):
-    return {"run_id": rid, "model": model, "family": "dln", "lr": lr, "steps": 10_000, "width": 1.0,
-            "batch_size": 1000, "scale": scale, "seed": 0, **kw}
+    return {
+        "run_id": rid,
+        "model": model,
+        "family": "dln",
+        "lr": lr,
+        "steps": 10_000,
+        "width": 1.0,
+        "batch_size": 1000,
+        "scale": scale,
+        "seed": 0,
+        **kw,
+    }
 
 
 def test_scale_numbers_come_from_the_presets():

@@ -81,8 +81,13 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
     assert reference.returncode == 0, reference.stderr
     killed_root = tmp_path / "killed"
     env = {**os.environ, "WANDB_SILENT": "true"}
-    proc = subprocess.Popen([sys.executable, "-m", "bnopt.train", *args, f"paths.results={killed_root}"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bnopt.train", *args, f"paths.results={killed_root}"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     status_files = lambda: list(killed_root.glob("runs/*/status.json"))
     while time.time() < deadline:
@@ -137,14 +142,17 @@ def test_wandb_failure_is_a_warning_not_a_crash(tmp_path, monkeypatch, capsys):
     assert "warning: W&B init failed (RuntimeError: no disk)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["optim.lr=0"], "optim.lr must be a positive"),
-    (["scale.steps=-3"], "scale.steps must be a positive integer"),
-    (["scale.batch_size=0"], "scale.batch_size must be a positive integer"),
-    (["scale.batch_size=100000"], "larger than the training set"),
-    (["model.width=-1"], "model.width must be a positive"),
-    (["model.norm=batchy"], "unknown model.norm"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["optim.lr=0"], "optim.lr must be a positive"),
+        (["scale.steps=-3"], "scale.steps must be a positive integer"),
+        (["scale.batch_size=0"], "scale.batch_size must be a positive integer"),
+        (["scale.batch_size=100000"], "larger than the training set"),
+        (["model.width=-1"], "model.width must be a positive"),
+        (["model.norm=batchy"], "unknown model.norm"),
+    ],
+)
 def test_bad_input_stops_before_anything_is_written(tmp_path, extra, message):
     with pytest.raises(BadInput, match=message):
         train(smoke_cfg(tmp_path, *extra), progress=False)
@@ -174,15 +182,18 @@ def test_bad_data_file_is_bad_input(tmp_path, cifar_dir, monkeypatch):
         train(cfg, progress=False)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["model=vgg19"], "unknown model 'vgg19'; choose one of"),
-    (["scale=huge"], "unknown scale 'huge'"),
-    (["optim.lr=-1"], "optim.lr must be a positive"),
-    (["data=cifar10", "data.source=npz", "data.root=/nope"], "data path /nope does not exist"),
-    (["seed=abc"], "seed must be an integer >= 0, got 'abc'"),
-    (["data=cifar10", "data.source=synthetic"], "for the tiny test data use data=synthetic"),
-    (["data=cifar10", "data.source=auto", "data.download=false", "data.root=DATA"], "Point BNOPT_DATA at"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["model=vgg19"], "unknown model 'vgg19'; choose one of"),
+        (["scale=huge"], "unknown scale 'huge'"),
+        (["optim.lr=-1"], "optim.lr must be a positive"),
+        (["data=cifar10", "data.source=npz", "data.root=/nope"], "data path /nope does not exist"),
+        (["seed=abc"], "seed must be an integer >= 0, got 'abc'"),
+        (["data=cifar10", "data.source=synthetic"], "for the tiny test data use data=synthetic"),
+        (["data=cifar10", "data.source=auto", "data.download=false", "data.root=DATA"], "Point BNOPT_DATA at"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     base = SMOKE[1:] if any(a.startswith("data=") for a in args) else SMOKE
     args = [a.replace("DATA", str(tmp_path / "data" / "cifar10")) for a in args]

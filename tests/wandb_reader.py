@@ -27,11 +27,11 @@ def read_payloads(path: Path) -> list[bytes]:
         if left < HEADER:
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
         if kind == 0 and length == 0:  # zero fill to the end of the block
             pos += left
             continue
-        payload = data[pos + HEADER:pos + HEADER + length]
+        payload = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind == FULL:
             out.append(payload)

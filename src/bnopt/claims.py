@@ -50,6 +50,7 @@ class Missing(Exception):
 
 # ----------------------------------------------------------------------------------------------- readers
 
+
 def _rid(res: Results, model: str, lr: float, scale: str | None) -> str:
     try:
         return str(res.select([(model, lr)], scale=scale)[(model, float(lr))]["run_id"])
@@ -137,9 +138,11 @@ def _verdict(passed: int, total: int) -> str:
 
 # ----------------------------------------------------------------------------------------------- checks
 
+
 def check_c1(res: Results, scale=None) -> Check:
-    c = Check("C1", NOT_RUN, reference="BN near 100% train acc by ~3-5k steps, standard by ~10k (Fig 1a)",
-              figure="fig1")
+    c = Check(
+        "C1", NOT_RUN, reference="BN near 100% train acc by ~3-5k steps, standard by ~10k (Fig 1a)", figure="fig1"
+    )
     std, bn = _rid(res, "vgg16", VGG_LR, scale), _rid(res, "vgg16_bn", VGG_LR, scale)
     acc_std, acc_bn = smoothed_acc(res, std), smoothed_acc(res, bn)
     target = 0.8 * float(acc_bn.iloc[-1])
@@ -148,7 +151,7 @@ def check_c1(res: Results, scale=None) -> Check:
     c.numbers = {"target_acc": target, "steps_bn": t_bn, "steps_std": t_std, "ratio": ratio}
     c.evidence = [
         f"steps to reach {_fmt(target, True)} smoothed train acc (80% of BN's final) at LR 0.1: "
-        f"BN {t_bn:.0f}, standard {t_std:.0f}" + (" (never)" if t_std == float('inf') else ""),
+        f"BN {t_bn:.0f}, standard {t_std:.0f}" + (" (never)" if t_std == float("inf") else ""),
         f"final smoothed batch acc: BN {_fmt(acc_bn.iloc[-1], True)}, standard {_fmt(acc_std.iloc[-1], True)}",
         "rule: reproduced if the standard net needs >= 1.5x BN's steps; partly if it is slower by less",
     ]
@@ -157,16 +160,20 @@ def check_c1(res: Results, scale=None) -> Check:
 
 
 def check_c2(res: Results, scale=None) -> Check:
-    c = Check("C2", NOT_RUN, reference="standard VGG at LR 0.5 stays near 10%; BN at 0.5 trains (Fig 1a/b)",
-              figure="fig1")
+    c = Check(
+        "C2", NOT_RUN, reference="standard VGG at LR 0.5 stays near 10%; BN at 0.5 trains (Fig 1a/b)", figure="fig1"
+    )
     std, bn = _rid(res, "vgg16", 0.5, scale), _rid(res, "vgg16_bn", 0.5, scale)
     st_std = res.runs.set_index("run_id").loc[std, "status"]
     a_std = 0.1 if st_std == "diverged" else final_train_acc(res, std)
     a_bn = final_train_acc(res, bn)
     c.numbers = {"acc_std_lr0.5": a_std, "acc_bn_lr0.5": a_bn}
-    c.evidence = [f"final train-subset acc at LR 0.5: standard {_fmt(a_std, True)}"
-                  + (" (diverged)" if st_std == "diverged" else "") + f", BN {_fmt(a_bn, True)}",
-                  "rule: reproduced if standard < 20% and BN > 80%; partly if standard < 20% and BN > 50%"]
+    c.evidence = [
+        f"final train-subset acc at LR 0.5: standard {_fmt(a_std, True)}"
+        + (" (diverged)" if st_std == "diverged" else "")
+        + f", BN {_fmt(a_bn, True)}",
+        "rule: reproduced if standard < 20% and BN > 80%; partly if standard < 20% and BN > 50%",
+    ]
     if a_std < 0.2 and a_bn > 0.8:
         c.verdict = REPRODUCED
     elif a_std < 0.2 and a_bn > 0.5:
@@ -177,30 +184,42 @@ def check_c2(res: Results, scale=None) -> Check:
 
 
 def check_c3(res: Results, scale=None) -> Check:
-    c = Check("C3", NOT_RUN, reference="test acc about 83% with BN vs 80% without, 15k steps (Fig 1b)",
-              figure="fig1")
+    c = Check("C3", NOT_RUN, reference="test acc about 83% with BN vs 80% without, 15k steps (Fig 1b)", figure="fig1")
     std, bn = _rid(res, "vgg16", VGG_LR, scale), _rid(res, "vgg16_bn", VGG_LR, scale)
     t_std, t_bn = final_eval(res, std, "test_acc"), final_eval(res, bn, "test_acc")
     e_std, e_bn = final_eval(res, std, "test_acc_exact"), final_eval(res, bn, "test_acc_exact")
     gap = t_bn - t_std
     c.numbers = {"test_acc_std": t_std, "test_acc_bn": t_bn, "gap": gap}
-    c.evidence = [f"final test acc at LR 0.1: BN {_fmt(t_bn, True)}, standard {_fmt(t_std, True)} "
-                  f"(exact-image subset: {_fmt(e_bn, True)} vs {_fmt(e_std, True)})",
-                  "rule: reproduced if BN is >= 1 point better; partly if better by less"]
+    c.evidence = [
+        f"final test acc at LR 0.1: BN {_fmt(t_bn, True)}, standard {_fmt(t_std, True)} "
+        f"(exact-image subset: {_fmt(e_bn, True)} vs {_fmt(e_std, True)})",
+        "rule: reproduced if BN is >= 1 point better; partly if better by less",
+    ]
     c.verdict = REPRODUCED if gap >= 0.01 else (PARTLY if gap > 0 else NOT_REPRODUCED)
     return c
 
 
 def check_c4(res: Results, scale=None) -> Check:
-    c = Check("C4", NOT_RUN, reference="noisy BN trains about as well as BN (Fig 2); its per-step moment "
-              "changes reach ~1 while standard and BN stay near 0 (Fig 8)", figure="fig2, fig8")
+    c = Check(
+        "C4",
+        NOT_RUN,
+        reference="noisy BN trains about as well as BN (Fig 2); its per-step moment "
+        "changes reach ~1 while standard and BN stay near 0 (Fig 8)",
+        figure="fig2, fig8",
+    )
     std, bn, noisy = (_rid(res, m, VGG_LR, scale) for m in ("vgg16", "vgg16_bn", "vgg16_noisy_bn"))
     a_std, a_bn, a_noisy = (final_train_acc(res, r) for r in (std, bn, noisy))
     d_bn, d_noisy, d_std = unit_drift(res, bn), unit_drift(res, noisy), unit_drift(res, std)
     trains = a_noisy >= a_bn - 0.05
     drifts = d_noisy >= 2 * d_bn
-    c.numbers = {"acc_bn": a_bn, "acc_noisy": a_noisy, "acc_std": a_std, "drift_bn": d_bn,
-                 "drift_noisy": d_noisy, "drift_std": d_std}
+    c.numbers = {
+        "acc_bn": a_bn,
+        "acc_noisy": a_noisy,
+        "acc_std": a_std,
+        "drift_bn": d_bn,
+        "drift_noisy": d_noisy,
+        "drift_std": d_std,
+    }
     c.evidence = [
         f"final train-subset acc at LR 0.1: noisy BN {_fmt(a_noisy, True)}, BN {_fmt(a_bn, True)}, "
         f"standard {_fmt(a_std, True)}",
@@ -219,8 +238,13 @@ def _ics_pairs(res, scale, family):
 
 
 def check_c5(res: Results, scale=None) -> Check:
-    c = Check("C5", NOT_RUN, reference="BN's ICS (l2 difference, cosine) is not smaller, often larger, than the "
-              "standard net's (Fig 3a VGG layers #5, #10; Fig 3b DLN #9, #17)", figure="fig3")
+    c = Check(
+        "C5",
+        NOT_RUN,
+        reference="BN's ICS (l2 difference, cosine) is not smaller, often larger, than the "
+        "standard net's (Fig 3a VGG layers #5, #10; Fig 3b DLN #9, #17)",
+        figure="fig3",
+    )
     not_reduced, total = 0, 0
     for family in ("vgg", "dln"):
         for (m_std, m_bn), lr, k in _ics_pairs(res, scale, family):
@@ -235,14 +259,18 @@ def check_c5(res: Results, scale=None) -> Check:
             reduced = l2_b < l2_s and cs_b > cs_s  # BN better on both measures
             total += 1
             not_reduced += not reduced
-            c.evidence.append(f"{family} layer #{k} LR {lr:g}: median l2 BN {_fmt(l2_b)} vs std {_fmt(l2_s)}; "
-                              f"median cos BN {_fmt(cs_b)} vs std {_fmt(cs_s)} -> "
-                              + ("BN reduces ICS" if reduced else "BN does not reduce ICS"))
+            c.evidence.append(
+                f"{family} layer #{k} LR {lr:g}: median l2 BN {_fmt(l2_b)} vs std {_fmt(l2_s)}; "
+                f"median cos BN {_fmt(cs_b)} vs std {_fmt(cs_s)} -> "
+                + ("BN reduces ICS" if reduced else "BN does not reduce ICS")
+            )
     if total == 0:
         raise Missing("no ICS probe records")
     c.numbers = {"pairs": total, "pairs_not_reduced": not_reduced}
-    c.evidence.append("rule: reproduced if BN does not reduce ICS (lower l2 and higher cosine) in >= 75% of "
-                      "(network, layer, LR) pairs; partly if in >= 50%")
+    c.evidence.append(
+        "rule: reproduced if BN does not reduce ICS (lower l2 and higher cosine) in >= 75% of "
+        "(network, layer, LR) pairs; partly if in >= 50%"
+    )
     frac = not_reduced / total
     c.verdict = REPRODUCED if frac >= 0.75 else (PARTLY if frac >= 0.5 else NOT_REPRODUCED)
     return c
@@ -251,8 +279,12 @@ def check_c5(res: Results, scale=None) -> Check:
 def _smoothness(res, rid) -> dict:
     lo, hi = probe_series(res, rid, "landscape", "loss_min"), probe_series(res, rid, "landscape", "loss_max")
     grad_diff = probe_series(res, rid, "landscape", "grad_diff_max")
-    return {"loss_range": median(hi - lo), "grad_diff_max": median(grad_diff),
-            "beta": median(probe_series(res, rid, "landscape", "beta")), "grad_diff_peak": float(grad_diff.max())}
+    return {
+        "loss_range": median(hi - lo),
+        "grad_diff_max": median(grad_diff),
+        "beta": median(probe_series(res, rid, "landscape", "beta")),
+        "grad_diff_peak": float(grad_diff.max()),
+    }
 
 
 def _smoothness_check(c: Check, res, std_model, bn_model, lr, scale) -> int:
@@ -262,17 +294,24 @@ def _smoothness_check(c: Check, res, std_model, bn_model, lr, scale) -> int:
         raise Missing("no landscape probe records")
     passed = sum(b[k] < s[k] for k in ("loss_range", "grad_diff_max", "beta"))
     c.numbers.update({f"{std_model}_{k}": v for k, v in s.items()} | {f"{bn_model}_{k}": v for k, v in b.items()})
-    c.evidence.append(f"{bn_model.split('_')[0]} LR {lr:g}, medians over measured steps, BN vs standard: "
-                      f"loss range {_fmt(b['loss_range'])} vs {_fmt(s['loss_range'])}; gradient predictiveness "
-                      f"(max ||grad diff||) {_fmt(b['grad_diff_max'])} vs {_fmt(s['grad_diff_max'])} "
-                      f"(peaks {_fmt(b['grad_diff_peak'])} vs {_fmt(s['grad_diff_peak'])}); effective beta "
-                      f"{_fmt(b['beta'])} vs {_fmt(s['beta'])}")
+    c.evidence.append(
+        f"{bn_model.split('_')[0]} LR {lr:g}, medians over measured steps, BN vs standard: "
+        f"loss range {_fmt(b['loss_range'])} vs {_fmt(s['loss_range'])}; gradient predictiveness "
+        f"(max ||grad diff||) {_fmt(b['grad_diff_max'])} vs {_fmt(s['grad_diff_max'])} "
+        f"(peaks {_fmt(b['grad_diff_peak'])} vs {_fmt(s['grad_diff_peak'])}); effective beta "
+        f"{_fmt(b['beta'])} vs {_fmt(s['beta'])}"
+    )
     return passed
 
 
 def check_c6(res: Results, scale=None) -> Check:
-    c = Check("C6", NOT_RUN, reference="gradient predictiveness: standard peaks ~250, BN mostly < 30; effective "
-              "beta: BN ~20 and flat, standard 5-45 (Fig 4)", figure="fig4, fig11")
+    c = Check(
+        "C6",
+        NOT_RUN,
+        reference="gradient predictiveness: standard peaks ~250, BN mostly < 30; effective "
+        "beta: BN ~20 and flat, standard 5-45 (Fig 4)",
+        figure="fig4, fig11",
+    )
     passed = _smoothness_check(c, res, "vgg16", "vgg16_bn", VGG_LR, scale)
     c.evidence.append("rule: BN lower on all three medians = reproduced, on some = partly")
     c.verdict = _verdict(passed, 3)
@@ -280,8 +319,13 @@ def check_c6(res: Results, scale=None) -> Check:
 
 
 def check_c7(res: Results, scale=None) -> Check:
-    c = Check("C7", NOT_RUN, reference="l_p nets train as well as or better than BN (Fig 5a); DLN at 10k steps: "
-              "l1 ~1e2 vs BN 5e2 vs standard 1.6e3 (Fig 5b)", figure="fig5, fig6, fig12, fig13")
+    c = Check(
+        "C7",
+        NOT_RUN,
+        reference="l_p nets train as well as or better than BN (Fig 5a); DLN at 10k steps: "
+        "l1 ~1e2 vs BN 5e2 vs standard 1.6e3 (Fig 5b)",
+        figure="fig5, fig6, fig12, fig13",
+    )
     passed, total = 0, 0
     try:
         bn = _rid(res, "vgg16_bn", VGG_LR, scale)
@@ -305,23 +349,30 @@ def check_c7(res: Results, scale=None) -> Check:
     if total == 0:
         raise Missing("no l_p runs")
     c.numbers = {"passed": passed, "total": total}
-    c.evidence.append("rule: VGG l_p within 5 points of BN's train acc; DLN l_p final loss below standard's; "
-                      "all = reproduced, some = partly")
+    c.evidence.append(
+        "rule: VGG l_p within 5 points of BN's train acc; DLN l_p final loss below standard's; "
+        "all = reproduced, some = partly"
+    )
     c.verdict = _verdict(passed, total)
     return c
 
 
 def check_c8(res: Results, scale=None) -> Check:
-    c = Check("C8", NOT_RUN, reference="DLN at 10k steps: loss ~1.6e3 standard vs 5e2 BN; landscape smoother with "
-              "BN (Fig 5b, 10)", figure="fig3, fig5, fig9, fig10, fig13")
+    c = Check(
+        "C8",
+        NOT_RUN,
+        reference="DLN at 10k steps: loss ~1.6e3 standard vs 5e2 BN; landscape smoother with BN (Fig 5b, 10)",
+        figure="fig3, fig5, fig9, fig10, fig13",
+    )
     l_std = final_train_loss(res, _rid(res, "dln", DLN_LR, scale))
     l_bn = final_train_loss(res, _rid(res, "dln_bn", DLN_LR, scale))
     c.evidence.append(f"final DLN loss at LR 1e-6 (mean of last 50 steps): BN {_fmt(l_bn)}, standard {_fmt(l_std)}")
     smooth = _smoothness_check(c, res, "dln", "dln_bn", DLN_LR, scale)
     faster = l_bn < l_std
     c.numbers.update({"loss_std": l_std, "loss_bn": l_bn})
-    c.evidence.append("rule: BN's final loss lower and BN smoother on >= 2 of 3 landscape medians: both = "
-                      "reproduced, one = partly")
+    c.evidence.append(
+        "rule: BN's final loss lower and BN smoother on >= 2 of 3 landscape medians: both = reproduced, one = partly"
+    )
     c.verdict = _verdict(int(faster) + int(smooth >= 2), 2)
     return c
 
@@ -330,8 +381,13 @@ def check_c9(res: Results | None = None, scale=None, trials: int = 200, seed: in
     """Thm 4.1 on random data: gradient through BN of one unit vs the closed form, in float64."""
     import torch
 
-    c = Check("C9", NOT_RUN, reference="Thm 4.1: ||grad_y L_hat||^2 <= gamma^2/sigma^2 (||g||^2 - <1,g>^2/m - "
-              "<g, y_hat>^2/sqrt(m)) as printed; the appendix proof gives 1/m and equality", figure="(theory)")
+    c = Check(
+        "C9",
+        NOT_RUN,
+        reference="Thm 4.1: ||grad_y L_hat||^2 <= gamma^2/sigma^2 (||g||^2 - <1,g>^2/m - "
+        "<g, y_hat>^2/sqrt(m)) as printed; the appendix proof gives 1/m and equality",
+        figure="(theory)",
+    )
     g = torch.Generator().manual_seed(seed)
     err_appendix, printed_holds, bounded = 0.0, 0, 0
     for _ in range(trials):
@@ -342,20 +398,24 @@ def check_c9(res: Results | None = None, scale=None, trials: int = 200, seed: in
         mu, sigma = y.mean(), y.var(unbiased=False).sqrt()
         y_hat = (y - mu) / sigma
         z = gamma * y_hat + beta
-        loss = (w * z).sum() + 0.5 * (z ** 2).sum()  # any smooth loss of the BN output
+        loss = (w * z).sum() + 0.5 * (z**2).sum()  # any smooth loss of the BN output
         grad_z = torch.autograd.grad(loss, z, retain_graph=True)[0]
         grad_y = torch.autograd.grad(loss, y)[0]
         lhs = float(grad_y.pow(2).sum())
         gz, yh, s2 = grad_z.detach(), y_hat.detach(), float(sigma.detach()) ** 2
         base = float(gz.pow(2).sum() - gz.sum() ** 2 / m)
         inner = float((gz * yh).sum()) ** 2
-        appendix = gamma ** 2 / s2 * (base - inner / m)
-        printed = gamma ** 2 / s2 * (base - inner / m ** 0.5)
+        appendix = gamma**2 / s2 * (base - inner / m)
+        printed = gamma**2 / s2 * (base - inner / m**0.5)
         err_appendix = max(err_appendix, abs(lhs - appendix) / max(abs(appendix), 1e-300))
         printed_holds += lhs <= printed * (1 + 1e-12)
-        bounded += lhs <= gamma ** 2 / s2 * float(gz.pow(2).sum()) * (1 + 1e-12)
-    c.numbers = {"trials": trials, "max_rel_err_appendix_equality": err_appendix,
-                 "printed_inequality_holds": printed_holds, "bounded_by_gamma2_over_sigma2_g2": bounded}
+        bounded += lhs <= gamma**2 / s2 * float(gz.pow(2).sum()) * (1 + 1e-12)
+    c.numbers = {
+        "trials": trials,
+        "max_rel_err_appendix_equality": err_appendix,
+        "printed_inequality_holds": printed_holds,
+        "bounded_by_gamma2_over_sigma2_g2": bounded,
+    }
     c.evidence = [
         f"{trials} random BN units (m in [4, 255]), float64 autograd vs closed forms:",
         f"appendix form (1/m, equality): max relative error {err_appendix:.2e}",

@@ -71,8 +71,10 @@ def validate(cfg: DictConfig) -> None:
     if d.source not in SOURCES:
         raise ConfigError(f"unknown data.source {d.source!r}; choose one of {', '.join(SOURCES[:3])}")
     if d.name == "cifar10" and d.source in ("synthetic", "generated"):
-        raise ConfigError(f"data.source={d.source} is not a CIFAR-10 source (auto, npz, torchvision); "
-                          "for the tiny test data use data=synthetic")
+        raise ConfigError(
+            f"data.source={d.source} is not a CIFAR-10 source (auto, npz, torchvision); "
+            "for the tiny test data use data=synthetic"
+        )
     if o.name != "sgd":
         raise ConfigError(f"unknown optimiser {o.name!r}; the paper uses plain SGD (optim=sgd)")
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:

@@ -54,6 +54,7 @@ class ImageSplit:
 
 # ----------------------------------------------------------------------------------------------- loading
 
+
 def _check_images(x: np.ndarray, y: np.ndarray, name: str, num_classes: int = 10) -> None:
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
         raise DataError(f"{name}: expected x uint8 [N,32,32,3], got {x.dtype} {list(x.shape)}")
@@ -172,9 +173,12 @@ def load_cifar10(cfg) -> tuple[ImageSplit, ImageSplit, str]:
         return (*load_torchvision(Path(cfg.root), bool(cfg.download)), f"torchvision CIFAR10 in {cfg.root}")
     except DataError as e:
         tried.append(str(e))
-    raise DataError("no CIFAR-10 found; tried: " + "; ".join(tried)
-                    + ". Point BNOPT_DATA at a folder of the .npz shards (e.g. BNOPT_DATA=../shared/data/cifar10 "
-                    "make reproduce) or allow the torchvision download (needs internet).")
+    raise DataError(
+        "no CIFAR-10 found; tried: "
+        + "; ".join(tried)
+        + ". Point BNOPT_DATA at a folder of the .npz shards (e.g. BNOPT_DATA=../shared/data/cifar10 "
+        "make reproduce) or allow the torchvision download (needs internet)."
+    )
 
 
 def gaussian_linear(n_samples: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -186,6 +190,7 @@ def gaussian_linear(n_samples: int, dim: int, seed: int) -> tuple[torch.Tensor, 
 
 
 # ----------------------------------------------------------------------------------------------- batches
+
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -204,7 +209,7 @@ class Batches:
         epoch, k = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
             self._epoch, self._perm = epoch, epoch_permutation(self.n, self.seed, epoch).to(self.device)
-        return self._perm[k * self.batch_size:(k + 1) * self.batch_size]
+        return self._perm[k * self.batch_size : (k + 1) * self.batch_size]
 
 
 class ImagePipeline:

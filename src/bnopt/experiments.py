@@ -58,10 +58,17 @@ def registry() -> dict[str, Experiment]:
         text = path.read_text()
         d = yaml.safe_load(text) or {}
         sweep = ((d.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
-        title = next((ln.lstrip("# ").strip() for ln in text.splitlines()
-                      if ln.startswith("#") and "@package" not in ln), path.stem)
-        out[path.stem] = Experiment(path.stem, str(d.get("figure") or path.stem), tuple(d.get("claims") or ()),
-                                    title, tuple((str(k), str(v)) for k, v in sweep.items()))
+        title = next(
+            (ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#") and "@package" not in ln),
+            path.stem,
+        )
+        out[path.stem] = Experiment(
+            path.stem,
+            str(d.get("figure") or path.stem),
+            tuple(d.get("claims") or ()),
+            title,
+            tuple((str(k), str(v)) for k, v in sweep.items()),
+        )
     return out
 
 

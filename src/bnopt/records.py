@@ -42,15 +42,33 @@ from omegaconf import DictConfig, OmegaConf
 # versioning, in the layout of version 1.
 SCHEMA_VERSION = 1
 STATUS_FILE, CONFIG_FILE, METRICS_FILE, PROBES_FILE, CKPT_FILE, WANDB_ID_FILE = (
-    "status.json", "config.yaml", "metrics.parquet", "probes.parquet", "checkpoint.pt", "wandb_id")
+    "status.json",
+    "config.yaml",
+    "metrics.parquet",
+    "probes.parquet",
+    "checkpoint.pt",
+    "wandb_id",
+)
 HISTOGRAM_FILE = "activations.npz"  # array records of the activations probe (layer<k>_edges, _counts, ...)
 FINAL_STATUSES = ("done", "diverged")
 # Columns every reader may rely on. metrics.parquet has more (acc, lr, test_acc, ...) depending on the task.
 METRICS_COLUMNS = ["step", "kind", "loss"]
 PROBE_COLUMNS = ["step", "probe", "layer", "eta", "metric", "value"]
 # config.yaml keys the run table (results.run_summary) is built from.
-CONFIG_KEYS = ("model.name", "model.family", "model.norm", "model.width", "optim.lr", "optim.momentum",
-               "scale.name", "scale.steps", "scale.batch_size", "seed", "data.name", "probes.name")
+CONFIG_KEYS = (
+    "model.name",
+    "model.family",
+    "model.norm",
+    "model.width",
+    "optim.lr",
+    "optim.momentum",
+    "scale.name",
+    "scale.steps",
+    "scale.batch_size",
+    "seed",
+    "data.name",
+    "probes.name",
+)
 CKPT_KEYS = ("step", "model", "optimizer", "noise_gen", "torch_rng", "rows", "probe_rows", "elapsed")
 
 
@@ -96,9 +114,14 @@ def environment() -> dict:
     import numpy
 
     info = {
-        "host": socket.gethostname(), "platform": platform.platform(), "python": sys.version.split()[0],
-        "torch": torch.__version__, "numpy": numpy.__version__, "cpu_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.is_available(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
@@ -246,8 +269,11 @@ class RunFolder:
         for entry in self.path.iterdir():
             if entry.name != ".lock" and not entry.name.startswith("corrupt-"):
                 shutil.move(str(entry), str(dest / entry.name))
-        print(f"bnopt: run {self.run_id} has corrupt records ({reason}); moved them to {dest} and "
-              "training it again from the start", file=sys.stderr)
+        print(
+            f"bnopt: run {self.run_id} has corrupt records ({reason}); moved them to {dest} and "
+            "training it again from the start",
+            file=sys.stderr,
+        )
 
     def close(self) -> None:
         if self._lock is not None:
@@ -256,8 +282,13 @@ class RunFolder:
 
     def write_status(self, status: str, **fields) -> None:
         st = self.status() or {}
-        st.update(fields, status=status, run_id=self.run_id, schema_version=SCHEMA_VERSION,
-                  updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        st.update(
+            fields,
+            status=status,
+            run_id=self.run_id,
+            schema_version=SCHEMA_VERSION,
+            updated=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
         atomic_write_text(self.file(STATUS_FILE), json.dumps(st, indent=2, default=str))
 
     def write_frame(self, name: str, rows: list[dict]) -> None:
@@ -287,8 +318,10 @@ class RunFolder:
                 raise KeyError(f"no {', '.join(missing)}")
             return ckpt
         except Exception as e:  # torch.load raises many types; an unreadable checkpoint means: start again, loudly
-            print(f"bnopt: warning: checkpoint {path} unreadable ({_one_line(e)}); training from the start",
-                  file=sys.stderr)
+            print(
+                f"bnopt: warning: checkpoint {path} unreadable ({_one_line(e)}); training from the start",
+                file=sys.stderr,
+            )
             return None
 
     def wandb_id(self, new: bool = False) -> str:
@@ -325,14 +358,23 @@ class WandbMirror:
             run_folder.path.mkdir(parents=True, exist_ok=True)
             timeout = float(lg.get("init_timeout") or WANDB_INIT_TIMEOUT_S)
             if lg.mode == "online":
-                print(f"bnopt: connecting to W&B (online) ... (gives up after {timeout:g} s; "
-                      "logger.mode=offline needs no network)", flush=True)
+                print(
+                    f"bnopt: connecting to W&B (online) ... (gives up after {timeout:g} s; "
+                    "logger.mode=offline needs no network)",
+                    flush=True,
+                )
             self.run = wandb.init(
-                project=lg.project, entity=lg.get("entity"), mode=lg.mode, dir=str(run_folder.path),
+                project=lg.project,
+                entity=lg.get("entity"),
+                mode=lg.mode,
+                dir=str(run_folder.path),
                 group=cfg.experiment_name,
                 tags=[str(t) for t in (cfg.get("figure"), *cfg.get("claims", []), cfg.model.name) if t],
-                name=run_folder.run_id, id=run_folder.wandb_id(new=not resume), resume="allow",
-                config=OmegaConf.to_container(cfg, resolve=True), reinit="finish_previous",
+                name=run_folder.run_id,
+                id=run_folder.wandb_id(new=not resume),
+                resume="allow",
+                config=OmegaConf.to_container(cfg, resolve=True),
+                reinit="finish_previous",
                 settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, init_timeout=timeout),
             )
             if resume:

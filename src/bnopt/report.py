@@ -24,8 +24,13 @@ from .results import load_runs
 
 NOT_JUDGED = "not judged (smoke scale)"
 
-VERDICT_MARK = {"reproduced": "reproduced", "partly": "partly", "not reproduced": "**not reproduced**",
-                "not run": "not run", NOT_JUDGED: NOT_JUDGED}
+VERDICT_MARK = {
+    "reproduced": "reproduced",
+    "partly": "partly",
+    "not reproduced": "**not reproduced**",
+    "not run": "not run",
+    NOT_JUDGED: NOT_JUDGED,
+}
 MANIFEST = "manifest.json"
 NO_VERDICT_SCALES = ("smoke",)  # too short to judge anything: numbers are shown, verdicts are not
 
@@ -70,9 +75,13 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
         f"from {len(runs)} run(s) under `{results_root}/runs`.",
         "",
         f"- Scale: **{scale or 'all runs found'}**"
-        + (f" (VGG width {sorted(set(runs[runs.family == 'vgg'].width))}, "
-           f"steps {sorted(set(runs[runs.family == 'vgg'].steps))}; DLN steps "
-           f"{sorted(set(runs[runs.family == 'dln'].steps))})" if len(runs) else ""),
+        + (
+            f" (VGG width {sorted(set(runs[runs.family == 'vgg'].width))}, "
+            f"steps {sorted(set(runs[runs.family == 'vgg'].steps))}; DLN steps "
+            f"{sorted(set(runs[runs.family == 'dln'].steps))})"
+            if len(runs)
+            else ""
+        ),
         f"- Hardware: {env.get('platform', '?')}, {env.get('cpu_count', '?')} CPU cores"
         + (f", GPU {env['gpu']}" if env.get("gpu") else ", no GPU"),
         f"- Versions: Python {env.get('python', '?')}, torch {env.get('torch', '?')}, numpy {env.get('numpy', '?')}",
@@ -96,21 +105,28 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
         figs = [f.strip() for f in c.figure.split(",") if f.strip().startswith("fig")]
         lines += [f"![{f}](figures/{f}.png)" for f in figs if (out_dir / "figures" / f"{f}.png").exists()]
         lines.append("")
-    lines += ["## Runs", "", "| run | status | steps | final test acc | samples/s | wall min |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "## Runs",
+        "",
+        "| run | status | steps | final test acc | samples/s | wall min |",
+        "|---|---|---|---|---|---|",
+    ]
     for _, r in runs.sort_values(["family", "model", "lr"]).iterrows() if len(runs) else []:
         acc, ips, wall_s = (_finite(r.get(k)) for k in ("test_acc", "images_per_s", "elapsed_s"))
-        lines.append(f"| `{r.run_id}` | {r.status} | {r.steps_done}/{r.steps} | "
-                     f"{'-' if acc is None else f'{100 * acc:.1f}%'} | {'-' if ips is None else f'{ips:.0f}'} | "
-                     f"{'-' if wall_s is None else f'{wall_s / 60:.1f}'} |")
+        lines.append(
+            f"| `{r.run_id}` | {r.status} | {r.steps_done}/{r.steps} | "
+            f"{'-' if acc is None else f'{100 * acc:.1f}%'} | {'-' if ips is None else f'{ips:.0f}'} | "
+            f"{'-' if wall_s is None else f'{wall_s / 60:.1f}'} |"
+        )
     not_run = [c.claim for c in checks if c.verdict == NOT_RUN]
     if not_run:
         lines += ["", f"Not run: {', '.join(not_run)}. `make reproduce` trains what they need."]
     return "\n".join(lines) + "\n", checks
 
 
-def write_report(results_root: Path | str = "results", scale: str | None = None, res=None,
-                 out_dir: Path | str | None = None) -> tuple[Path, list]:
+def write_report(
+    results_root: Path | str = "results", scale: str | None = None, res=None, out_dir: Path | str | None = None
+) -> tuple[Path, list]:
     """Write REPORT.md (into out_dir, default results_root) from the records under results_root (or from
     `res`, a Results already loaded); returns its path and the claim checks."""
     results_root = Path(results_root)
@@ -147,13 +163,19 @@ def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None
     old = read_manifest(out_dir)
     lost = sorted(set(old.get("runs", {})) - set(res.runs.get("run_id", [])))
     if not old and (out_dir / "REPORT.md").exists() and not len(res.runs) and not force:
-        print(f"bnopt: keeping {out_dir}/REPORT.md and its figures: no runs with the {scale} preset's numbers "
-              f"under {results_root}/runs to draw new ones from; pass --force to replace them", file=sys.stderr)
+        print(
+            f"bnopt: keeping {out_dir}/REPORT.md and its figures: no runs with the {scale} preset's numbers "
+            f"under {results_root}/runs to draw new ones from; pass --force to replace them",
+            file=sys.stderr,
+        )
         return Published(f"kept the outputs in {out_dir}", kept=True)
     if lost and not force:
-        print(f"bnopt: keeping {out_dir}/REPORT.md and its figures: they were drawn from {len(old['runs'])} runs, "
-              f"{len(lost)} of which are not under {results_root}/runs (e.g. {lost[0]}); train them "
-              f"(make reproduce SCALE={scale}) or pass --force to replace them", file=sys.stderr)
+        print(
+            f"bnopt: keeping {out_dir}/REPORT.md and its figures: they were drawn from {len(old['runs'])} runs, "
+            f"{len(lost)} of which are not under {results_root}/runs (e.g. {lost[0]}); train them "
+            f"(make reproduce SCALE={scale}) or pass --force to replace them",
+            file=sys.stderr,
+        )
         return Published(f"kept the outputs in {out_dir}", kept=True)
     drawn = figures.draw_all(res, out_dir / "figures", figs=figs, scale=scale)
     path, checks = write_report(results_root, scale, res, out_dir)
@@ -161,8 +183,18 @@ def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None
     manifest = {
         "scale": scale,
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "runs": {r.run_id: {"model": r.model, "lr": float(r.lr), "seed": int(r.get("seed", 0)), "status": r.status,
-                            "steps_done": int(r.steps_done)} for _, r in res.runs.iterrows()} if len(res.runs) else {},
+        "runs": {
+            r.run_id: {
+                "model": r.model,
+                "lr": float(r.lr),
+                "seed": int(r.get("seed", 0)),
+                "status": r.status,
+                "steps_done": int(r.steps_done),
+            }
+            for _, r in res.runs.iterrows()
+        }
+        if len(res.runs)
+        else {},
         "figures": {k: [Path(p).name for p in v] for k, v in made.items()},
         "claims": {c.claim: c.verdict for c in checks},
     }

@@ -34,8 +34,12 @@ from .records import RunFolder
 
 SCALES = ("auto", "paper", "small", "smoke")
 LAUNCHERS = {  # name -> hydra/launcher choice
-    "basic": "basic", "joblib": "joblib", "submitit_local": "submitit_local", "submitit_slurm": "submitit_slurm",
-    "local_parallel": "local_parallel", "slurm": "slurm",
+    "basic": "basic",
+    "joblib": "joblib",
+    "submitit_local": "submitit_local",
+    "submitit_slurm": "submitit_slurm",
+    "local_parallel": "local_parallel",
+    "slurm": "slurm",
 }
 SLURM_LAUNCHERS = ("submitit_slurm", "slurm")
 
@@ -118,8 +122,10 @@ def print_plan(runs: list[PlannedRun], scale_note: str) -> None:
     total = f"estimated {sum(known) / 60:.0f} min" if known else "no time estimate"
     if known and len(known) < len(todo):
         total += f" for {len(known)} of them; {len(todo) - len(known)} without a measured speed here"
-    print(f"bnopt reproduce: scale {scale_note}: {len(runs)} runs, {len(runs) - len(todo)} already done, "
-          f"{len(todo)} to train ({total} on this machine)")
+    print(
+        f"bnopt reproduce: scale {scale_note}: {len(runs)} runs, {len(runs) - len(todo)} already done, "
+        f"{len(todo)} to train ({total} on this machine)"
+    )
     for r, est in zip(todo, estimates, strict=True):
         r.estimate = est
     for r in runs:
@@ -129,8 +135,10 @@ def print_plan(runs: list[PlannedRun], scale_note: str) -> None:
         print(f"  {state:>16s}  {r.run_id:34s} {r.label:30s} {eta:>10s}  [{', '.join(r.experiments)}]")
     slow = [r for r in todo if r.cfg.scale.name == "paper" and r.cfg.model.family == "vgg"]
     if slow and not _has_cuda():
-        print(f"  note: no GPU here: each of the {len(slow)} paper-scale VGG runs takes hours on a CPU "
-              "(results/bench.json: ~1.5 s per width-1 step on 2 cores); use a GPU or SCALE=small")
+        print(
+            f"  note: no GPU here: each of the {len(slow)} paper-scale VGG runs takes hours on a CPU "
+            "(results/bench.json: ~1.5 s per width-1 step on 2 cores); use a GPU or SCALE=small"
+        )
 
 
 def _has_cuda() -> bool:
@@ -142,15 +150,20 @@ def _has_cuda() -> bool:
 def train_experiments(exps, scale: str, results: Path, launcher: str, extra: list[str], logger: str | None) -> None:
     """Each experiment's sweep through Hydra multirun in a child process; a failure does not stop the rest."""
     for i, exp in enumerate(exps, 1):
-        cmd = [sys.executable, "-m", "bnopt.train", f"experiment={exp.name}", *run_overrides(scale, results, extra),
-               f"hydra/launcher={LAUNCHERS[launcher]}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bnopt.train",
+            f"experiment={exp.name}",
+            *run_overrides(scale, results, extra),
+            f"hydra/launcher={LAUNCHERS[launcher]}",
+        ]
         if logger:
             cmd.append(f"logger={logger}")
         print(f"\n--- reproduce [{i}/{len(exps)}] {exp.name}: {' '.join(cmd[2:])}", flush=True)
         code = subprocess.call(cmd, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
         if code:
-            print(f"--- {exp.name}: exited with code {code}; its finished runs are kept, the others go on",
-                  flush=True)
+            print(f"--- {exp.name}: exited with code {code}; its finished runs are kept, the others go on", flush=True)
 
 
 def output_dir(results: Path, scale: str) -> Path:
@@ -201,8 +214,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  FAILED {r.run_id} ({r.label}): {err}", file=sys.stderr)
         for r in unfinished:
             print(f"  NOT FINISHED {r.run_id} ({r.label}): {r.state}", file=sys.stderr)
-        print(f"bnopt: {len(failed)} run(s) failed, {len(unfinished)} not finished; "
-              "rerun the same command to retry them", file=sys.stderr)
+        print(
+            f"bnopt: {len(failed)} run(s) failed, {len(unfinished)} not finished; rerun the same command to retry them",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -63,6 +63,12 @@ def probe_default(setting: str, family: str):
 
 
 def register() -> None:
-    for name, fn in (("get", get), ("first", first), ("auto_scale", auto_scale), ("preset", preset),
-                     ("probe_default", probe_default), ("add", lambda a, b: int(a) + int(b))):
+    for name, fn in (
+        ("get", get),
+        ("first", first),
+        ("auto_scale", auto_scale),
+        ("preset", preset),
+        ("probe_default", probe_default),
+        ("add", lambda a, b: int(a) + int(b)),
+    ):
         OmegaConf.register_new_resolver(f"bnopt.{name}", fn, replace=True)

@@ -48,8 +48,9 @@ class Results:
         with np.load(f, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
-    def select(self, pairs, scale: str | None = None, probes=(), figure: str = "runs",
-               experiment: str | None = None) -> dict:
+    def select(
+        self, pairs, scale: str | None = None, probes=(), figure: str = "runs", experiment: str | None = None
+    ) -> dict:
         """One run per (model, lr) pair: see `select_runs`."""
         return select_runs(self, pairs, scale=scale, probes=probes, figure=figure, experiment=experiment)
 
@@ -76,16 +77,30 @@ def run_summary(folder: Path, records: RunRecords | None = None) -> dict | None:
     cfg, status = records.config, records.status
     summary = status.get("summary", {})
     return {
-        "run_id": folder.name, "path": str(folder), "model": cfg.model.name, "family": cfg.model.family,
-        "norm": cfg.model.norm, "lr": float(cfg.optim.lr), "momentum": float(cfg.optim.momentum),
-        "scale": cfg.scale.name, "steps": int(cfg.scale.steps), "batch_size": int(cfg.scale.batch_size),
-        "width": float(cfg.model.width), "seed": int(cfg.seed), "data": cfg.data.name,
-        "augment": bool(cfg.data.get("augment", False)), "probes": cfg.probes.name,
-        "experiment": cfg.get("experiment_name", ""), "status": status.get("status", "unknown"),
-        "steps_done": status.get("steps_done", 0), "elapsed_s": status.get("elapsed_s"),
-        "test_acc": summary.get("test_acc"), "test_acc_exact": summary.get("test_acc_exact"),
-        "images_per_s": summary.get("images_per_s"), "device": "cuda" if status.get("environment", {}).get("cuda")
-        else "cpu", "environment": status.get("environment", {}),
+        "run_id": folder.name,
+        "path": str(folder),
+        "model": cfg.model.name,
+        "family": cfg.model.family,
+        "norm": cfg.model.norm,
+        "lr": float(cfg.optim.lr),
+        "momentum": float(cfg.optim.momentum),
+        "scale": cfg.scale.name,
+        "steps": int(cfg.scale.steps),
+        "batch_size": int(cfg.scale.batch_size),
+        "width": float(cfg.model.width),
+        "seed": int(cfg.seed),
+        "data": cfg.data.name,
+        "augment": bool(cfg.data.get("augment", False)),
+        "probes": cfg.probes.name,
+        "experiment": cfg.get("experiment_name", ""),
+        "status": status.get("status", "unknown"),
+        "steps_done": status.get("steps_done", 0),
+        "elapsed_s": status.get("elapsed_s"),
+        "test_acc": summary.get("test_acc"),
+        "test_acc_exact": summary.get("test_acc_exact"),
+        "images_per_s": summary.get("images_per_s"),
+        "device": "cuda" if status.get("environment", {}).get("cuda") else "cpu",
+        "environment": status.get("environment", {}),
     }
 
 
@@ -128,10 +143,10 @@ def load_runs(root: str | Path = "results", with_probes: bool = True, **filters)
         if rec.probes is not None:
             probes.append(rec.probes.assign(run_id=row["run_id"]))
     runs = pd.DataFrame(rows, columns=None if rows else ["run_id", "path", "model", "norm", "lr", "status"])
-    metric_frame = pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(
-        columns=[*METRICS_COLUMNS, "run_id"])
-    probe_frame = pd.concat(probes, ignore_index=True) if probes else pd.DataFrame(
-        columns=[*PROBE_COLUMNS, "run_id"])
+    metric_frame = (
+        pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame(columns=[*METRICS_COLUMNS, "run_id"])
+    )
+    probe_frame = pd.concat(probes, ignore_index=True) if probes else pd.DataFrame(columns=[*PROBE_COLUMNS, "run_id"])
     return Results(runs, metric_frame, probe_frame, corrupt=pd.DataFrame(corrupt, columns=CORRUPT_COLUMNS))
 
 
@@ -147,8 +162,14 @@ SCALE_ORDER = ("paper", "small", "smoke")  # preference when no scale is asked f
 class MissingRuns(LookupError):
     """Runs a figure or claim needs are not in the results; `command` says how to train them."""
 
-    def __init__(self, figure: str, message: str, experiment: str | None = None, scale: str | None = None,
-                 command: str | None = None):
+    def __init__(
+        self,
+        figure: str,
+        message: str,
+        experiment: str | None = None,
+        scale: str | None = None,
+        command: str | None = None,
+    ):
         self.figure, self.experiment, self.scale, self.detail = figure, experiment, scale, message
         if command is None and experiment:
             command = f"bnopt-train experiment={experiment}" + (f" scale={scale}" if scale and scale != "auto" else "")
@@ -197,19 +218,29 @@ def runs_with_probe(res: Results, probe: str) -> set[str]:
 def _best_run(frame: pd.DataFrame) -> pd.Series:
     """Finished runs first, then done over diverged, the longest, the furthest trained; ties by run id."""
     status = frame["status"] if "status" in frame else pd.Series("unknown", index=frame.index)
-    key = pd.DataFrame({
-        "final": status.isin(FINAL_STATUSES).astype(int),
-        "done": (status == "done").astype(int),
-        "steps": pd.to_numeric(frame.get("steps", 0), errors="coerce").fillna(0),
-        "steps_done": pd.to_numeric(frame.get("steps_done", 0), errors="coerce").fillna(0),
-        "run_id": frame["run_id"],
-    }, index=frame.index)
+    key = pd.DataFrame(
+        {
+            "final": status.isin(FINAL_STATUSES).astype(int),
+            "done": (status == "done").astype(int),
+            "steps": pd.to_numeric(frame.get("steps", 0), errors="coerce").fillna(0),
+            "steps_done": pd.to_numeric(frame.get("steps_done", 0), errors="coerce").fillna(0),
+            "run_id": frame["run_id"],
+        },
+        index=frame.index,
+    )
     order = key.sort_values(["final", "done", "steps", "steps_done", "run_id"], ascending=False).index
     return frame.loc[order[0]]
 
 
-def select_runs(res: Results, pairs, scale: str | None = None, probes=(), figure: str = "runs",
-                experiment: str | None = None, seed: int | None = None) -> dict:
+def select_runs(
+    res: Results,
+    pairs,
+    scale: str | None = None,
+    probes=(),
+    figure: str = "runs",
+    experiment: str | None = None,
+    seed: int | None = None,
+) -> dict:
     """One `runs` row per (model, lr) pair, {pair: row}; raises MissingRuns / MissingRecords.
 
     With `scale`, only runs with that preset's numbers (`scale_numbers`). Without, the preset (paper,
@@ -231,8 +262,10 @@ def select_runs(res: Results, pairs, scale: str | None = None, probes=(), figure
                 good = ok[ok["run_id"].isin(ids)]
                 if len(ok) and not len(good):
                     used = ok["probes"].iloc[0] if "probes" in ok else "?"
-                    lacking[(model, lr)] = (f"{model} LR {lr:g} has no '{probe}' probe records "
-                                            f"(run {ok['run_id'].iloc[0]} trained with probes={used})")
+                    lacking[(model, lr)] = (
+                        f"{model} LR {lr:g} has no '{probe}' probe records "
+                        f"(run {ok['run_id'].iloc[0]} trained with probes={used})"
+                    )
                 ok = good
             out[(model, lr)] = ok
         return out, lacking
@@ -250,7 +283,7 @@ def select_runs(res: Results, pairs, scale: str | None = None, probes=(), figure
     if missing:
         absent = [k for k in missing if k not in lacking]
         where = f" at scale {scale}" if scale else ""
-        parts = (["no runs of " + ", ".join(f"{m} LR {lr:g}" for m, lr in absent) + where] if absent else [])
+        parts = ["no runs of " + ", ".join(f"{m} LR {lr:g}" for m, lr in absent) + where] if absent else []
         parts += [lacking[k] for k in missing if k in lacking]
         cls = MissingRuns if absent else MissingRecords
         raise cls(figure, "; ".join(parts), experiment, scale)

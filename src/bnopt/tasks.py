@@ -54,10 +54,10 @@ class ImageClassification:
                 correct = torch.zeros(len(split), dtype=torch.bool, device=split.y.device)
                 loss_sum = torch.zeros((), device=split.y.device)
                 for i in range(0, len(split), batch_size):
-                    out = model(self.pipe(split.x[i:i + batch_size]))
-                    yb = split.y[i:i + batch_size]
+                    out = model(self.pipe(split.x[i : i + batch_size]))
+                    yb = split.y[i : i + batch_size]
                     loss_sum += F.cross_entropy(out, yb, reduction="sum")
-                    correct[i:i + batch_size] = out.argmax(1) == yb
+                    correct[i : i + batch_size] = out.argmax(1) == yb
                 res[f"{name}_acc"] = correct.float().mean().item()
                 res[f"{name}_loss"] = (loss_sum / len(split)).item()
                 if split.exact is not None:

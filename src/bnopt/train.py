@@ -88,8 +88,10 @@ def train(cfg: DictConfig, progress: bool = True) -> RunResult:
     device, task = load_task(cfg)
     auto = cfg.scale.get("requested") == "auto"
     scale_note = cfg.scale.name + (" (auto: CUDA -> paper, CPU -> small)" if auto else "")
-    print(f"bnopt: {cfg.model.name} lr={cfg.optim.lr:g} scale={scale_note} steps={cfg.scale.steps} "
-          f"batch={cfg.scale.batch_size} width={cfg.model.width:g} device={device} data={task.source}")
+    print(
+        f"bnopt: {cfg.model.name} lr={cfg.optim.lr:g} scale={scale_note} steps={cfg.scale.steps} "
+        f"batch={cfg.scale.batch_size} width={cfg.model.width:g} device={device} data={task.source}"
+    )
 
     folder.open(cfg)
     try:
@@ -104,8 +106,9 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     model = build_model(cfg.model, getattr(task, "num_classes", 10)).to(device)
     if cfg.model.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                          weight_decay=cfg.optim.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay
+    )
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     set_noise_generator(model, noise_gen)
     probes = build_probes(cfg, model, task)
@@ -123,8 +126,13 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
         start, rows, probe_rows, elapsed = ckpt["step"], ckpt["rows"], ckpt["probe_rows"], ckpt["elapsed"]
         print(f"resuming {folder.run_id} from step {start}")
     resumed = ckpt is not None
-    folder.write_status("running", steps=cfg.scale.steps, steps_done=start, environment=environment(),
-                        started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    folder.write_status(
+        "running",
+        steps=cfg.scale.steps,
+        steps_done=start,
+        environment=environment(),
+        started=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
     wb = WandbMirror(cfg, folder, resume=resumed)
 
     def checkpoint(step: int) -> None:
@@ -133,12 +141,19 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
             folder.write_frame(PROBES_FILE, probe_rows)
         for p in probes:
             folder.write_arrays(HISTOGRAM_FILE, p.arrays())
-        folder.save_checkpoint({
-            "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "noise_gen": noise_gen.get_state(), "torch_rng": torch.get_rng_state(), "rows": rows,
-            "probe_rows": probe_rows, "elapsed": elapsed + (time.perf_counter() - t0),
-            "probes": [p.state_dict() for p in probes],
-        })
+        folder.save_checkpoint(
+            {
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "noise_gen": noise_gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "rows": rows,
+                "probe_rows": probe_rows,
+                "elapsed": elapsed + (time.perf_counter() - t0),
+                "probes": [p.state_dict() for p in probes],
+            }
+        )
 
     def evaluate(step: int) -> dict:
         res = task.evaluate(model)
@@ -156,8 +171,15 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     last_eval = next((r for r in reversed(rows) if r["kind"] == "eval"), {})
     if start == 0:
         last_eval = evaluate(0)
-    bar = tqdm(total=steps, initial=start, disable=not progress, desc=folder.run_id, mininterval=1.0,
-               dynamic_ncols=True, unit="step")
+    bar = tqdm(
+        total=steps,
+        initial=start,
+        disable=not progress,
+        desc=folder.run_id,
+        mininterval=1.0,
+        dynamic_ncols=True,
+        unit="step",
+    )
     model.train()
     step = start
     try:
@@ -208,7 +230,8 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     elapsed += time.perf_counter() - t0
     train_rows = [r for r in rows if r["kind"] == "train"]
     summary = {
-        "steps_done": step, "final_loss": train_rows[-1]["loss"] if train_rows else math.nan,
+        "steps_done": step,
+        "final_loss": train_rows[-1]["loss"] if train_rows else math.nan,
         **{k: v for k, v in last_eval.items() if k not in ("step", "kind")},
         "images_per_s": images / (train_time - probe_time) if train_time > probe_time else None,
         "probe_time_fraction": probe_time / train_time if train_time else 0.0,
@@ -217,8 +240,13 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
         summary["final_batch_acc"] = train_rows[-1]["acc"]
     if status == "diverged":
         checkpoint(step)  # records up to divergence; the run is final
-    folder.write_status(status, steps_done=step, elapsed_s=round(elapsed, 2), summary=summary,
-                        finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    folder.write_status(
+        status,
+        steps_done=step,
+        elapsed_s=round(elapsed, 2),
+        summary=summary,
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
     wb.summary({"status": status, **summary})
     wb.finish()
     _print_summary(cfg, folder, status, summary, elapsed)
@@ -257,8 +285,8 @@ def _print_summary(cfg, folder: RunFolder, status: str, s: dict, elapsed: float)
         f"in {elapsed / 60:.1f} min ===",
         f"  model {cfg.model.name} (width {cfg.model.width:g}), SGD lr {cfg.optim.lr:g}, "
         f"batch {cfg.scale.batch_size}, scale {cfg.scale.name}, seed {cfg.seed}",
-        f"  final training loss {s['final_loss']:.4g}" + (f", batch acc {s['final_batch_acc']:.3f}"
-                                                        if "final_batch_acc" in s else ""),
+        f"  final training loss {s['final_loss']:.4g}"
+        + (f", batch acc {s['final_batch_acc']:.3f}" if "final_batch_acc" in s else ""),
     ]
     if "test_acc" in s:
         exact = f" (exact subset {s['test_acc_exact']:.4f})" if "test_acc_exact" in s else ""
@@ -266,8 +294,10 @@ def _print_summary(cfg, folder: RunFolder, status: str, s: dict, elapsed: float)
     elif "train_eval_loss" in s:
         lines.append(f"  eval-mode training loss {s['train_eval_loss']:.4g}")
     if s.get("images_per_s"):
-        lines.append(f"  throughput {s['images_per_s']:.0f} samples/s (training steps; probes took "
-                     f"{100 * s['probe_time_fraction']:.0f}% of the loop time)")
+        lines.append(
+            f"  throughput {s['images_per_s']:.0f} samples/s (training steps; probes took "
+            f"{100 * s['probe_time_fraction']:.0f}% of the loop time)"
+        )
     lines.append(f"  records: {folder.path}/{{{METRICS_FILE},status.json,config.yaml}}")
     print("\n".join(lines))
 

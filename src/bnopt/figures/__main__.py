@@ -62,9 +62,7 @@ def main(argv=None) -> int:
     else:
         root = Path(args.results)
         if not root.is_dir():
-            return fail(
-                f"results directory {root} does not exist; train runs first, e.g. bnopt-train experiment=fig1"
-            )
+            return fail(f"results directory {root} does not exist; train runs first, e.g. bnopt-train experiment=fig1")
         source, out = root, Path(args.out or root / "figures")
     report = draw_all(source, out, args.figs, scale=args.scale)
     drawn = {k: v for k, v in report.items() if not isinstance(v, str)}

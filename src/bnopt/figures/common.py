@@ -23,8 +23,9 @@ STEP_LABEL = "training step (SGD updates)"
 def experiment_runs(res: Results, experiment: str, scale=None, probes=(), figure: str | None = None) -> dict:
     """{(model, lr): runs row} for every run of an experiment's sweep (configs/experiment, the one
     registry), chosen by the one selection function (`Results.select`)."""
-    return res.select(experiments.pairs(experiment), scale=scale, probes=probes, figure=figure or experiment,
-                      experiment=experiment)
+    return res.select(
+        experiments.pairs(experiment), scale=scale, probes=probes, figure=figure or experiment, experiment=experiment
+    )
 
 
 def models_of(runs: dict) -> list[str]:

@@ -13,8 +13,20 @@ import pandas as pd
 
 from ..results import MissingRecords, MissingRuns, Results, same_lr, select_runs
 
-__all__ = ["MissingRecords", "MissingRuns", "same_lr", "select_runs", "train_command", "lr_text", "train_rows",
-           "eval_rows", "probe_table", "landscape_by_eta", "LayerHistogram", "layer_histogram"]
+__all__ = [
+    "MissingRecords",
+    "MissingRuns",
+    "same_lr",
+    "select_runs",
+    "train_command",
+    "lr_text",
+    "train_rows",
+    "eval_rows",
+    "probe_table",
+    "landscape_by_eta",
+    "LayerHistogram",
+    "layer_histogram",
+]
 
 HIST_KEYS = ("edges", "counts", "steps", "unit_mean", "unit_var", "underflow", "overflow")
 

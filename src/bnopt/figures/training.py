@@ -59,11 +59,7 @@ def build_fig2(res: Results, scale=None):
     layers = (2, 9, 13)
     hist = not from_wandb(res)
     hists = (
-        {
-            (m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig2", "fig2")
-            for k in layers
-            for m in models
-        }
+        {(m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig2", "fig2") for k in layers for m in models}
         if hist
         else {}
     )

@@ -9,8 +9,20 @@ from .vgg import VGG
 
 FAMILIES = ("vgg", "dln")
 
-__all__ = ["DLN", "VGG", "Block", "NumberedNet", "NORMS", "FAMILIES", "LpNorm", "NoisyBatchNorm", "make_norm",
-           "replay_noise", "set_noise_generator", "build_model"]
+__all__ = [
+    "DLN",
+    "VGG",
+    "Block",
+    "NumberedNet",
+    "NORMS",
+    "FAMILIES",
+    "LpNorm",
+    "NoisyBatchNorm",
+    "make_norm",
+    "replay_noise",
+    "set_noise_generator",
+    "build_model",
+]
 
 
 def build_model(model_cfg, num_classes: int = 10):

@@ -50,8 +50,9 @@ class NoisyBatchNorm(nn.Module):
     instead of drawing fresh noise, which would change the training trajectory.
     """
 
-    def __init__(self, num_features: int, dims: int, n_mu=0.5, n_sigma=1.25, r_mu=0.1, r_sigma=0.1,
-                 momentum=0.1, eps=1e-5):
+    def __init__(
+        self, num_features: int, dims: int, n_mu=0.5, n_sigma=1.25, r_mu=0.1, r_sigma=0.1, momentum=0.1, eps=1e-5
+    ):
         super().__init__()
         bn_cls = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
         self.bn = bn_cls(num_features, momentum=momentum, eps=eps)

@@ -18,8 +18,15 @@ def scaled(channels: int, width: float) -> int:
 class VGG(NumberedNet):
     family = "vgg"
 
-    def __init__(self, norm: str = "none", width: float = 1.0, num_classes: int = 10, bias: bool = True,
-                 norm_cfg=None, plan=VGG16_PLAN):
+    def __init__(
+        self,
+        norm: str = "none",
+        width: float = 1.0,
+        num_classes: int = 10,
+        bias: bool = True,
+        norm_cfg=None,
+        plan=VGG16_PLAN,
+    ):
         super().__init__()
         stages: list[nn.Module] = []
         blocks: list[Block] = []

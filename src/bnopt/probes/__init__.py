@@ -29,9 +29,21 @@ from .ics import DEFAULT_LAYERS as ICS_LAYERS
 from .ics import ICSProbe
 from .landscape import DEFAULT_ETAS, DIRECTIONS, LandscapeProbe
 
-__all__ = ["Probe", "ProbeContext", "NoTrace", "OptimizerSnapshot", "make_row", "LandscapeProbe", "ICSProbe",
-           "ActivationsProbe", "GradNormsProbe", "build_probes", "check_config", "probe_cadence",
-           "PROBE_NAMES"]
+__all__ = [
+    "Probe",
+    "ProbeContext",
+    "NoTrace",
+    "OptimizerSnapshot",
+    "make_row",
+    "LandscapeProbe",
+    "ICSProbe",
+    "ActivationsProbe",
+    "GradNormsProbe",
+    "build_probes",
+    "check_config",
+    "probe_cadence",
+    "PROBE_NAMES",
+]
 
 PROBE_NAMES = ("landscape", "ics", "activations", "gradnorms")  # build (and call) order
 
@@ -78,8 +90,11 @@ def build_probes(cfg, model, task=None) -> list[Probe]:
             probes.append(ICSProbe.for_model(every, model, _get(sub, "layers"), family))
         elif key == "activations":
             bins = int(_get(sub, "bins", 64))
-            probes.append(ActivationsProbe.for_model(every, model, _get(sub, "layers"), bins, family,
-                                                     wandb_histograms=_wandb_on(cfg)))
+            probes.append(
+                ActivationsProbe.for_model(
+                    every, model, _get(sub, "layers"), bins, family, wandb_histograms=_wandb_on(cfg)
+                )
+            )
         elif key == "gradnorms":
             probes.append(GradNormsProbe.for_model(every, model))
     return probes
@@ -101,10 +116,8 @@ def check_config(cfg) -> None:
             raise ValueError(f"probes.{key}.every must be an integer >= 0, got {every!r}")
         if key == "landscape":
             etas = _get(sub, "etas")
-            if etas is not None and (isinstance(etas, str) or not len(etas)
-                                     or any(not float(e) > 0 for e in etas)):
-                raise ValueError(f"probes.landscape.etas must be null or a list of positive numbers, "
-                                 f"got {etas}")
+            if etas is not None and (isinstance(etas, str) or not len(etas) or any(not float(e) > 0 for e in etas)):
+                raise ValueError(f"probes.landscape.etas must be null or a list of positive numbers, got {etas}")
             if _get(sub, "direction", "gradient") not in DIRECTIONS:
                 raise ValueError(f"probes.landscape.direction must be one of {', '.join(DIRECTIONS)}")
         if key in ("ics", "activations"):
@@ -116,8 +129,7 @@ def check_config(cfg) -> None:
             layers = [layers] if isinstance(layers, int) else list(layers)
             bad = [k for k in layers if not 1 <= int(k) <= n_layers]
             if bad:
-                raise ValueError(f"probes.{key}.layers {bad} out of range: {cfg.model.name} has layers "
-                                 f"#1..#{n_layers}")
+                raise ValueError(f"probes.{key}.layers {bad} out of range: {cfg.model.name} has layers #1..#{n_layers}")
         if key == "activations" and not 2 <= int(_get(sub, "bins", 64)) <= 4096:
             raise ValueError("probes.activations.bins must be in 2..4096")
 

@@ -92,8 +92,9 @@ class ActivationsProbe(Probe):
         self._last: tuple[int, dict] | None = None  # (step, {layer: (counts, edges)}) for W&B
 
     @classmethod
-    def for_model(cls, every: int, model, layers=None, bins: int = 64, family: str | None = None,
-                  wandb_histograms: bool = True) -> ActivationsProbe:
+    def for_model(
+        cls, every: int, model, layers=None, bins: int = 64, family: str | None = None, wandb_histograms: bool = True
+    ) -> ActivationsProbe:
         family = family or getattr(model, "family", "vgg")
         chosen = resolve_layers(layers, model, DEFAULT_LAYERS.get(family, (1,)))
         return cls(every, chosen, bins, wandb_histograms)
@@ -111,6 +112,7 @@ class ActivationsProbe(Probe):
             def hook(module, inputs, output):
                 # a copy (the in-place ReLU comes next), in plain layout so that flattening is free
                 captured[k] = output.detach().clone(memory_format=torch.contiguous_format)
+
             return hook
 
         try:
@@ -139,8 +141,18 @@ class ActivationsProbe(Probe):
             pending[k] = (edges, counts, under, over, mean, var)
         # all layers measured: only now touch the accumulators (a failure above leaves them as they were)
         for k, (edges, counts, under, over, mean, var) in pending.items():
-            h = self.hist.setdefault(k, {"edges": edges, "counts": [], "underflow": [], "overflow": [],
-                                         "steps": [], "unit_mean": [], "unit_var": []})
+            h = self.hist.setdefault(
+                k,
+                {
+                    "edges": edges,
+                    "counts": [],
+                    "underflow": [],
+                    "overflow": [],
+                    "steps": [],
+                    "unit_mean": [],
+                    "unit_var": [],
+                },
+            )
             h["counts"].append(counts)
             h["underflow"].append(under)
             h["overflow"].append(over)
@@ -167,20 +179,21 @@ class ActivationsProbe(Probe):
         return {"bins": self.bins, "arrays": {k: torch.from_numpy(v) for k, v in self.arrays().items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        arrays = {k: v.numpy() if torch.is_tensor(v) else np.asarray(v)
-                  for k, v in state.get("arrays", {}).items()}
+        arrays = {k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in state.get("arrays", {}).items()}
         self.hist = {}
         for key in arrays:
             if not key.endswith("_edges"):
                 continue
             p = key[: -len("_edges")]
-            k = int(p[len("layer"):])
+            k = int(p[len("layer") :])
             self.hist[k] = {
-                "edges": arrays[f"{p}_edges"], "counts": list(arrays[f"{p}_counts"]),
+                "edges": arrays[f"{p}_edges"],
+                "counts": list(arrays[f"{p}_counts"]),
                 "underflow": [int(v) for v in arrays[f"{p}_underflow"]],
                 "overflow": [int(v) for v in arrays[f"{p}_overflow"]],
                 "steps": [int(v) for v in arrays[f"{p}_steps"]],
-                "unit_mean": list(arrays[f"{p}_unit_mean"]), "unit_var": list(arrays[f"{p}_unit_var"]),
+                "unit_mean": list(arrays[f"{p}_unit_mean"]),
+                "unit_var": list(arrays[f"{p}_unit_var"]),
             }
 
     def wandb(self, rows):

@@ -44,8 +44,14 @@ class ProbeContext:
 
 def make_row(step: int, probe: str, layer: int, eta, metric: str, value) -> dict:
     """One tidy record row (results.PROBE_COLUMNS): eta None -> NaN."""
-    return {"step": int(step), "probe": probe, "layer": int(layer),
-            "eta": NAN if eta is None else float(eta), "metric": metric, "value": float(value)}
+    return {
+        "step": int(step),
+        "probe": probe,
+        "layer": int(layer),
+        "eta": NAN if eta is None else float(eta),
+        "metric": metric,
+        "value": float(value),
+    }
 
 
 class Probe:
@@ -74,10 +80,12 @@ class Probe:
         try:
             values = self.measure(ctx)
         except Exception as e:  # a probe never crashes the run
-            warnings.warn(f"probe {self.name} failed at step {ctx.step} ({type(e).__name__}: {e}); "
-                          "recorded as NaN", RuntimeWarning, stacklevel=2)
-            return [make_row(ctx.step, self.name, layer, eta, metric, NAN)
-                    for layer, eta, metric in self.layout()]
+            warnings.warn(
+                f"probe {self.name} failed at step {ctx.step} ({type(e).__name__}: {e}); recorded as NaN",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return [make_row(ctx.step, self.name, layer, eta, metric, NAN) for layer, eta, metric in self.layout()]
         rows, bad = [], []
         for key in self.layout():
             layer, eta, metric = key
@@ -90,8 +98,11 @@ class Probe:
             rows.append(make_row(ctx.step, self.name, layer, eta, metric, value))
         if bad:
             shown = ", ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
-            warnings.warn(f"probe {self.name} at step {ctx.step}: non-finite {shown}; recorded as NaN",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"probe {self.name} at step {ctx.step}: non-finite {shown}; recorded as NaN",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return rows
 
     def wandb(self, rows: list[dict]) -> dict:
@@ -114,6 +125,7 @@ class Probe:
 
 
 # ----------------------------------------------------------------------------------- leaving no trace
+
 
 class RestoreFailed(BaseException):
     """The training state could not be restored after a probe. Not an Exception on purpose: a probe's
@@ -139,8 +151,9 @@ class NoTrace:
             self.buffers = [(b, b.clone()) for b in model.buffers()]
             self.saved = [p.detach().clone() for p in self.params]
         self.cpu_rng = torch.get_rng_state()
-        self.cuda_rng = (torch.cuda.get_rng_state_all()
-                         if torch.cuda.is_available() and torch.cuda.is_initialized() else None)
+        self.cuda_rng = (
+            torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+        )
         layers = noisy_layers(model)
         self.noise = [(m, m.last_noise) for m in layers]
         gens = {id(m.generator): m.generator for m in layers if m.generator is not None}
@@ -183,8 +196,9 @@ class OptimizerSnapshot:
         self.opt = opt
         self.state = {}
         for p, st in opt.state.items():
-            self.state[p] = {k: (v, v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v))
-                             for k, v in st.items()}
+            self.state[p] = {
+                k: (v, v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v)) for k, v in st.items()
+            }
         self.groups = [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in opt.param_groups]
 
     def restore(self) -> None:
@@ -213,6 +227,7 @@ class OptimizerSnapshot:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
 
 def global_norm(tensors) -> torch.Tensor:
     """sqrt(sum of squares) of a list of tensors, accumulated in float64, as a 0-dim device tensor."""

@@ -54,8 +54,9 @@ class GradNormsProbe(Probe):
         return out
 
     def wandb(self, rows):
-        return {f"gradnorms/layer{r['layer']}" + ("" if r["metric"] == "grad_norm" else "/weight"): r["value"]
-                for r in rows}
+        return {
+            f"gradnorms/layer{r['layer']}" + ("" if r["metric"] == "grad_norm" else "/weight"): r["value"] for r in rows
+        }
 
     def __repr__(self) -> str:
         return f"GradNormsProbe(every={self.every}, layers=1..{max(self.layers) if self.layers else 0})"

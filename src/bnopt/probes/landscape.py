@@ -85,10 +85,21 @@ class LandscapeProbe(Probe):
                 diffs.append(global_norm(torch._foreach_sub(grads, g)))
                 losses.append(loss.detach().to(torch.float64))
                 del grads, loss
-        vals = torch.stack([*losses, *diffs, g_norm.to(losses[0].device), d_norm.to(losses[0].device),
-                            ctx.loss.detach().to(torch.float64)]).cpu().tolist()
+        vals = (
+            torch.stack(
+                [
+                    *losses,
+                    *diffs,
+                    g_norm.to(losses[0].device),
+                    d_norm.to(losses[0].device),
+                    ctx.loss.detach().to(torch.float64),
+                ]
+            )
+            .cpu()
+            .tolist()
+        )
         n = len(self.etas)
-        loss_v, diff_v, (gn, dn, loss0) = vals[:n], vals[n:2 * n], vals[2 * n:]
+        loss_v, diff_v, (gn, dn, loss0) = vals[:n], vals[n : 2 * n], vals[2 * n :]
         out = {}
         betas = []
         for eta, lo, gd in zip(self.etas, loss_v, diff_v, strict=True):
