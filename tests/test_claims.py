@@ -211,6 +211,8 @@ def test_missing_runs_are_not_run_and_the_report_says_so(tmp_path):
     res = Maker(tmp_path).run("vgg16", 0.1).results()
     checks = {c.claim: c for c in claims.run_checks(res)}
     assert checks["C1"].verdict == claims.NOT_RUN and "vgg16_bn" in checks["C1"].evidence[0]
+    assert checks["C1"].evidence[1] == "train its runs with `bnopt-train experiment=fig1`"  # from the registry
+    assert "`bnopt-train experiment=fig3_ics_vgg`" in checks["C5"].evidence[1]
     assert checks["C9"].verdict == claims.PARTLY
     path, checks_again = write_report(tmp_path, res=res)
     assert [c.verdict for c in checks_again] == [c.verdict for c in checks.values()]

@@ -192,6 +192,7 @@ def test_bad_data_file_is_bad_input(tmp_path, cifar_dir, monkeypatch):
         (["seed=abc"], "seed must be an integer >= 0, got 'abc'"),
         (["data=cifar10", "data.source=synthetic"], "for the tiny test data use data=synthetic"),
         (["data=cifar10", "data.source=auto", "data.download=false", "data.root=DATA"], "Point BNOPT_DATA at"),
+        (["hydra/launcher=slurm", "-m"], "needs SLURM, but `sbatch` is not on this machine's PATH"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):

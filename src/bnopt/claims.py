@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from . import experiments
 from .results import MissingRuns, Results
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RUN = "reproduced", "partly", "not reproduced", "not run"
@@ -438,5 +439,12 @@ def run_checks(res: Results, scale: str | None = None) -> list[Check]:
         try:
             out.append(fn(res, scale))
         except Missing as e:
-            out.append(Check(claim, NOT_RUN, [f"not run: {e}"]))
+            out.append(Check(claim, NOT_RUN, [f"not run: {e}", train_hint(claim, scale)]))
     return out
+
+
+def train_hint(claim: str, scale: str | None) -> str:
+    """The commands that train a claim's runs, from the experiment configs that declare the claim."""
+    extra = f" scale={scale}" if scale else ""
+    commands = [f"`{e.command}{extra}`" for e in experiments.for_claim(claim)]
+    return "train its runs with " + " and ".join(commands) if commands else "needs no runs"
