@@ -21,7 +21,9 @@ from .catalog import ALIASES, FIGURES, draw_all, figure_names
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bnopt.figures", description=__doc__.split("\n\n")[0])
     p.add_argument("--results", default="results", help="results root holding runs/ (default: results)")
-    p.add_argument("--out", default=None, help="output folder (default: <results>/figures)")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: <results>/<scale>/figures, else <results>/figures)"
+    )
     p.add_argument(
         "--figs",
         nargs="+",
@@ -50,6 +52,9 @@ def main(argv=None) -> int:
         figure_names(args.figs)
     except ValueError as e:
         return fail(str(e))
+    if args.scale is not None and args.scale not in ("paper", "small", "smoke"):
+        return fail(f"unknown scale {args.scale!r}; choose one of paper, small, smoke")
+    default_out = Path(args.results) / args.scale / "figures" if args.scale else Path(args.results) / "figures"
     if args.from_wandb:
         from .wandb_source import load_wandb
 
@@ -57,13 +62,13 @@ def main(argv=None) -> int:
             source = load_wandb(args.from_wandb)
         except Exception as e:  # network, auth, unknown project: one line
             return fail(f"could not read W&B project {args.from_wandb!r} ({type(e).__name__}: {e})")
-        out = Path(args.out or Path(args.results) / "figures")
+        out = Path(args.out or default_out)
         print(f"{len(source.runs)} runs from W&B project {args.from_wandb}")
     else:
         root = Path(args.results)
         if not root.is_dir():
             return fail(f"results directory {root} does not exist; train runs first, e.g. bnopt-train experiment=fig1")
-        source, out = root, Path(args.out or root / "figures")
+        source, out = root, Path(args.out or default_out)
     report = draw_all(source, out, args.figs, scale=args.scale)
     drawn = {k: v for k, v in report.items() if not isinstance(v, str)}
     width = max(len(k) for k in report)
