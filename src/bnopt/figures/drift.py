@@ -7,7 +7,7 @@ import numpy as np
 
 from .common import DLN_LR, STEP_LABEL, VGG_LR, experiment_runs, figure_title, models_of
 from .panels import color, label, legend, new_figure, ridge, set_labels
-from .selection import layer_histogram
+from .selection import histograms
 
 
 def build_fig8(res, scale=None):
@@ -15,9 +15,7 @@ def build_fig8(res, scale=None):
     runs = experiment_runs(res, "fig8", scale, probes=("activations",))
     models = models_of(runs)
     layers = (2, 9, 13)
-    hists = {
-        (m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig8", "fig8") for k in layers for m in models
-    }
+    hists = histograms(res, runs, VGG_LR, layers, "fig8", "fig8")
     quantities = [
         ("|μ(t+1) − μ(t)|", lambda h: (h.steps[1:], np.abs(np.diff(h.unit_mean, axis=0)).mean(1)), "consecutive"),
         ("|σ²(t+1) − σ²(t)|", lambda h: (h.steps[1:], np.abs(np.diff(h.unit_var, axis=0)).mean(1)), "consecutive"),
@@ -56,9 +54,7 @@ def build_fig9(res, scale=None):
     runs = experiment_runs(res, "fig9", scale, probes=("activations",))
     models = models_of(runs)
     layers = (1, 11, 24)
-    hists = {
-        (m, k): layer_histogram(res, runs[(m, DLN_LR)]["run_id"], k, "fig9", "fig9") for k in layers for m in models
-    }
+    hists = histograms(res, runs, DLN_LR, layers, "fig9", "fig9")
     fig = new_figure(10, 11)
     gs = fig.add_gridspec(len(layers), len(models))
     for r, k in enumerate(layers):

@@ -26,6 +26,7 @@ __all__ = [
     "landscape_by_eta",
     "LayerHistogram",
     "layer_histogram",
+    "histograms",
 ]
 
 HIST_KEYS = ("edges", "counts", "steps", "unit_mean", "unit_var", "underflow", "overflow")
@@ -93,6 +94,14 @@ class LayerHistogram:
     unit_mean: np.ndarray  # [n, C]
     unit_var: np.ndarray  # [n, C]
     outside: np.ndarray  # [n] fraction of values outside the edges
+
+
+def histograms(res: Results, runs: dict, lr: float, layers, figure: str, experiment: str | None = None) -> dict:
+    """{(model, layer): LayerHistogram} of a figure's runs at one learning rate."""
+    models = list(dict.fromkeys(m for m, _ in runs))
+    return {
+        (m, k): layer_histogram(res, runs[(m, lr)]["run_id"], k, figure, experiment) for k in layers for m in models
+    }
 
 
 def layer_histogram(

@@ -10,7 +10,7 @@ from ..results import Results
 from .common import DLN_LR, VGG_LR, experiment_runs, figure_title, from_wandb, lrs_of, models_of
 from .curves import acc_panel, eval_acc_panel, loss_panel
 from .panels import color, label, new_figure, ridge, set_labels
-from .selection import layer_histogram
+from .selection import histograms
 
 
 def build_fig1(res: Results, scale=None):
@@ -19,11 +19,7 @@ def build_fig1(res: Results, scale=None):
     lrs, models = lrs_of(runs), models_of(runs)
     hist = not from_wandb(res)
     layers = (3, 11)
-    hists = (
-        {(m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig1", "fig1") for k in layers for m in models}
-        if hist
-        else {}
-    )
+    hists = histograms(res, runs, VGG_LR, layers, "fig1", "fig1") if hist else {}
     fig = new_figure(14, 9 if hist else 4.8)
     gs = fig.add_gridspec(2 if hist else 1, 4, height_ratios=[1, 1.3] if hist else None)
     acc_panel(fig.add_subplot(gs[0, 0:2]), res, runs, lrs, "(a) Training accuracy")
@@ -58,11 +54,7 @@ def build_fig2(res: Results, scale=None):
     models = models_of(runs)
     layers = (2, 9, 13)
     hist = not from_wandb(res)
-    hists = (
-        {(m, k): layer_histogram(res, runs[(m, VGG_LR)]["run_id"], k, "fig2", "fig2") for k in layers for m in models}
-        if hist
-        else {}
-    )
+    hists = histograms(res, runs, VGG_LR, layers, "fig2", "fig2") if hist else {}
     fig = new_figure(15 if hist else 7, 10 if hist else 4.8)
     gs = fig.add_gridspec(3 if hist else 1, 4 if hist else 1, width_ratios=[1.5, 1, 1, 1] if hist else None)
     acc_panel(fig.add_subplot(gs[:, 0] if hist else gs[0, 0]), res, runs, [VGG_LR], "Training accuracy")
@@ -85,29 +77,32 @@ def build_fig2(res: Results, scale=None):
     return fig
 
 
+def _fig5_half(res, scale, fig, experiment: str, half: str, panel, lr: float, what: str, title: str):
+    runs = experiment_runs(res, experiment, scale, figure=f"fig5_{half}")
+    fig = fig or new_figure(8, 5)
+    panel(fig.add_subplot(1, 1, 1), res, runs, [lr], what)
+    figure_title(fig, title, runs)
+    return fig
+
+
 def build_fig5_vgg(res, scale=None, fig=None):
     """Fig 5a: VGG16 training accuracy, standard, BN, l1, l2, l_inf at LR 0.1 (fig: a SubFigure of Fig 5)."""
-    runs = experiment_runs(res, "fig5_lp_vgg", scale, figure="fig5_vgg")
-    fig = fig or new_figure(8, 5)
-    acc_panel(fig.add_subplot(1, 1, 1), res, runs, [VGG_LR], "VGG16: training accuracy")
-    figure_title(fig, "Fig. 5a — ℓp normalisations vs BatchNorm, VGG16 on CIFAR-10", runs)
-    return fig
+    title = "Fig. 5a — ℓp normalisations vs BatchNorm, VGG16 on CIFAR-10"
+    return _fig5_half(res, scale, fig, "fig5_lp_vgg", "vgg", acc_panel, VGG_LR, "VGG16: training accuracy", title)
 
 
 def build_fig5_dln(res, scale=None, fig=None):
     """Fig 5b: DLN training loss, standard, BN, l1, l2, l_inf at LR 1e-6 (fig: a SubFigure of Fig 5)."""
-    runs = experiment_runs(res, "fig5_lp_dln", scale, figure="fig5_dln")
-    fig = fig or new_figure(8, 5)
-    loss_panel(fig.add_subplot(1, 1, 1), res, runs, [DLN_LR], "Deep linear network: training loss")
-    figure_title(fig, "Fig. 5b — ℓp normalisations vs BatchNorm, deep linear network", runs)
-    return fig
+    title = "Fig. 5b — ℓp normalisations vs BatchNorm, deep linear network"
+    what = "Deep linear network: training loss"
+    return _fig5_half(res, scale, fig, "fig5_lp_dln", "dln", loss_panel, DLN_LR, what, title)
 
 
 def build_fig6(res, scale=None):
     """Histograms of VGG16 layer #11 under each normalisation (standard, BN, l1, l2, l_inf)."""
     runs = experiment_runs(res, "fig6", scale, probes=("activations",))
     models = models_of(runs)
-    hists = {m: layer_histogram(res, runs[(m, VGG_LR)]["run_id"], 11, "fig6", "fig6") for m in models}
+    hists = {m: h for (m, _), h in histograms(res, runs, VGG_LR, (11,), "fig6", "fig6").items()}
     fig = new_figure(17, 5.5)
     for j, m in enumerate(models):
         ax = fig.add_subplot(1, len(models), j + 1)
