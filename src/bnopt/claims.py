@@ -232,10 +232,18 @@ def check_c4(res: Results, scale=None) -> Check:
     return c
 
 
+ICS_EXPERIMENTS = {"vgg": "fig3_ics_vgg", "dln": "fig3_ics_dln"}
+
+
 def _ics_pairs(res, scale, family):
-    if family == "vgg":
-        return [(m, lr, k) for lr in (0.1, 0.01) for k in (5, 10) for m in [("vgg16", "vgg16_bn")]]
-    return [(m, lr, k) for lr in (1e-6, 1e-7) for k in (9, 17) for m in [("dln", "dln_bn")]]
+    """((standard, BN), lr, layer) of Fig 3's runs: networks and LRs from its experiment config (standard
+    first in the sweep), layers the ICS probe's defaults for the family."""
+    from .probes import ICS_LAYERS
+
+    pairs = experiments.pairs(ICS_EXPERIMENTS[family])
+    models = tuple(dict.fromkeys(m for m, _ in pairs))
+    lrs = list(dict.fromkeys(lr for _, lr in pairs))
+    return [(models, lr, k) for lr in lrs for k in ICS_LAYERS[family]]
 
 
 def check_c5(res: Results, scale=None) -> Check:
