@@ -139,6 +139,11 @@ def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsy
     states = {r.run_id: r.state for r in reproduce.plan(["fig4"], "smoke", tmp_path)}
     assert states[broken.run_id] == "failed" and sorted(states.values()) == ["done", "failed"]
     assert (tmp_path / "smoke" / "REPORT.md").exists()
+    # a finished run whose metrics.parquet is cut short is planned for training again
+    done = next(rid for rid, state in states.items() if state == "done")
+    metrics = tmp_path / "runs" / done / "metrics.parquet"
+    metrics.write_bytes(metrics.read_bytes()[: metrics.stat().st_size // 2])
+    assert {r.run_id: r.state for r in reproduce.plan(["fig4"], "smoke", tmp_path)}[done] == "corrupt"
 
 
 @pytest.mark.parametrize("manifest", [True, False])

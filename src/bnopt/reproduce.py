@@ -49,7 +49,7 @@ class PlannedRun:
     run_id: str
     cfg: DictConfig
     experiments: list[str]
-    state: str  # done | diverged | failed | running | resume | train
+    state: str  # done | diverged | failed | corrupt | running | resume | train
     steps_done: int
 
     @property
@@ -96,7 +96,9 @@ def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] 
             st = folder.status() or {}
             state = st.get("status")
             steps_done = int(st.get("steps_done", 0))
-            if state not in ("done", "diverged", "failed", "running"):
+            if state in ("done", "diverged") and not folder.is_finished():
+                state, steps_done = "corrupt", 0  # its records do not read: trained again
+            elif state not in ("done", "diverged", "failed", "running"):
                 state = "resume" if steps_done else "train"
             runs[rid] = PlannedRun(rid, cfg, [exp.name], state, steps_done)
     return list(runs.values())
@@ -129,7 +131,9 @@ def print_plan(runs: list[PlannedRun], scale_note: str) -> None:
     for r, est in zip(todo, estimates, strict=True):
         r.estimate = est
     for r in runs:
-        state = {"resume": f"resume at {r.steps_done}", "failed": "failed: retry"}.get(r.state, r.state)
+        state = {"resume": f"resume at {r.steps_done}", "failed": "failed: retry", "corrupt": "corrupt: retrain"}.get(
+            r.state, r.state
+        )
         est = getattr(r, "estimate", None)
         eta = "" if r.done else ("?" if est is None else f"~{est / 60:.1f} min")
         print(f"  {state:>16s}  {r.run_id:34s} {r.label:30s} {eta:>10s}  [{', '.join(r.experiments)}]")
