@@ -123,8 +123,10 @@ def test_a_bad_value_in_a_sweep_stops_it_before_any_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsys, monkeypatch):
-    """A run whose records cannot be written fails; the other run of the sweep still trains."""
+@pytest.mark.parametrize("launcher, children", [("basic", 2), ("joblib", 1)])
+def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsys, monkeypatch, launcher, children):
+    """A run whose records cannot be written fails; the other run of the sweep still trains. The basic
+    launcher gets one child process per run, a parallel launcher one per experiment."""
     monkeypatch.setattr(
         reproduce,
         "run_overrides",
@@ -133,9 +135,10 @@ def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsy
     runs = reproduce.plan(["fig4"], "smoke", tmp_path)
     broken = next(r for r in runs if r.cfg.model.name == "vgg16")
     (tmp_path / "runs" / broken.run_id / "metrics.parquet").mkdir(parents=True)  # a folder: writing fails
-    code = reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(tmp_path), "--launcher", "joblib"])
+    code = reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(tmp_path), "--launcher", launcher])
     captured = capsys.readouterr()
     assert code == 1 and f"FAILED {broken.run_id}" in captured.err
+    assert captured.out.count("--- reproduce [") == children and f"hydra/launcher={launcher}" in captured.out
     states = {r.run_id: r.state for r in reproduce.plan(["fig4"], "smoke", tmp_path)}
     assert states[broken.run_id] == "failed" and sorted(states.values()) == ["done", "failed"]
     assert (tmp_path / "smoke" / "REPORT.md").exists()

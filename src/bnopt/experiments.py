@@ -99,13 +99,14 @@ def compose_run(overrides: list[str]) -> DictConfig:
 
 
 @cache
-def _resolved(overrides: tuple[str, ...]) -> DictConfig:
+def resolved(overrides: tuple[str, ...]) -> DictConfig:
+    """The resolved config of one run (cached: plans and figures ask for the same runs repeatedly)."""
     return resolve(compose_run(list(overrides)))
 
 
 def runs(name: str, extra: tuple[str, ...] = ()) -> list[DictConfig]:
     """The resolved config of every run of one experiment's sweep (with extra overrides, e.g. scale=)."""
-    return [_resolved(tuple(o)) for o in get(name).sweep(list(extra))]
+    return [resolved(tuple(o)) for o in get(name).sweep(list(extra))]
 
 
 def pairs(name: str) -> list[tuple[str, float]]:

@@ -47,6 +47,7 @@ SLURM_LAUNCHERS = ("submitit_slurm", "slurm")
 @dataclass
 class PlannedRun:
     run_id: str
+    overrides: list[str]  # the run's point of its experiment's sweep: `bnopt-train <overrides>` trains it
     cfg: DictConfig
     experiments: list[str]
     state: str  # done | diverged | failed | corrupt | running | resume | train
@@ -86,7 +87,8 @@ def run_overrides(scale: str, results: Path, extra: list[str] = ()) -> list[str]
 def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] = ()) -> list[PlannedRun]:
     runs: dict[str, PlannedRun] = {}
     for exp in selected_experiments(figures):
-        for cfg in experiments.runs(exp.name, tuple(run_overrides(scale, results, extra))):
+        for overrides in exp.sweep(run_overrides(scale, results, extra)):
+            cfg = experiments.resolved(tuple(overrides))
             validate(cfg)
             rid = run_id(cfg)
             if rid in runs:
@@ -100,7 +102,7 @@ def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] 
                 state, steps_done = "corrupt", 0  # its records do not read: trained again
             elif state not in ("done", "diverged", "failed", "running"):
                 state = "resume" if steps_done else "train"
-            runs[rid] = PlannedRun(rid, cfg, [exp.name], state, steps_done)
+            runs[rid] = PlannedRun(rid, overrides, cfg, [exp.name], state, steps_done)
     return list(runs.values())
 
 
@@ -151,23 +153,29 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def train_experiments(exps, scale: str, results: Path, launcher: str, extra: list[str], logger: str | None) -> None:
-    """Each experiment's sweep through Hydra multirun in a child process; a failure does not stop the rest."""
-    for i, exp in enumerate(exps, 1):
-        cmd = [
-            sys.executable,
-            "-m",
-            "bnopt.train",
-            f"experiment={exp.name}",
-            *run_overrides(scale, results, extra),
-            f"hydra/launcher={LAUNCHERS[launcher]}",
-        ]
-        if logger:
-            cmd.append(f"logger={logger}")
-        print(f"\n--- reproduce [{i}/{len(exps)}] {exp.name}: {' '.join(cmd[2:])}", flush=True)
+def child_command(overrides: list[str], launcher: str, logger: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "bnopt.train", *overrides, f"hydra/launcher={LAUNCHERS[launcher]}"]
+    return cmd + ([f"logger={logger}"] if logger else [])
+
+
+def train_missing(runs: list[PlannedRun], exps, common: list[str], launcher: str, logger: str | None) -> None:
+    """Train the runs not done through Hydra multirun. With the basic launcher (which runs a sweep's jobs
+    inside its own process) every run is its own child process, one sweep point at a time, so a crash or
+    an out-of-memory kill ends that run only; the parallel launchers (joblib, submitit) get each
+    experiment's whole sweep and start a process per run themselves. `common`: the overrides of every run
+    (scale, results root)."""
+    todo = [r for r in runs if not r.done]
+    if launcher == "basic":
+        jobs = [(f"{r.label} [{r.experiments[0]}]", r.overrides) for r in todo]
+    else:
+        names = {e for r in todo for e in r.experiments}
+        jobs = [(e.name, [f"experiment={e.name}", *common]) for e in exps if e.name in names]
+    for i, (what, overrides) in enumerate(jobs, 1):
+        cmd = child_command(overrides, launcher, logger)
+        print(f"\n--- reproduce [{i}/{len(jobs)}] {what}: {' '.join(cmd[2:])}", flush=True)
         code = subprocess.call(cmd, env={**os.environ, "HYDRA_FULL_ERROR": "0"})
         if code:
-            print(f"--- {exp.name}: exited with code {code}; its finished runs are kept, the others go on", flush=True)
+            print(f"--- {what}: exited with code {code}; finished runs are kept, the others go on", flush=True)
 
 
 def output_dir(results: Path, scale: str) -> Path:
@@ -200,9 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         print_plan(runs, scale_note)
         if args.dry_run:
             return 0
-        todo = {e for r in runs if not r.done for e in r.experiments}
-        exps = [e for e in selected_experiments(figs) if e.name in todo]
-        train_experiments(exps, scale, results, args.launcher, [], args.logger)
+        common = run_overrides(scale, results)
+        train_missing(runs, selected_experiments(figs), common, args.launcher, args.logger)
         runs = plan(figs, scale, results)
     from . import report
 
