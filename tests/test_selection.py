@@ -89,3 +89,15 @@ def test_a_run_without_the_needed_probe_is_missing_records():
     res = table(vgg("a", probes="none"))
     with pytest.raises(MissingRecords, match="no 'landscape' probe records"):
         select_runs(res, [("vgg16_bn", 0.1)], probes=("landscape",), experiment="fig4")
+
+
+def test_load_runs_filters_match_learning_rates_exactly(tmp_path):
+    from bnopt.results import load_runs
+    from bnopt.train import train
+
+    from .conftest import smoke_cfg
+
+    for lr in (1e-8, 1e-9):
+        train(smoke_cfg(tmp_path, f"optim.lr={lr}", "scale.steps=2", model="dln"), progress=False)
+    assert list(load_runs(tmp_path, lr=1e-9).runs.lr) == [1e-9]
+    assert len(load_runs(tmp_path, lr=[1e-8, 1e-9])) == 2

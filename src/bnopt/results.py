@@ -109,7 +109,7 @@ def _matches(row: dict, filters: dict) -> bool:
         wants = want if isinstance(want, (list, tuple, set)) else [want]
         value = row.get(key)
         if isinstance(value, float):
-            if not any(np.isclose(value, float(w)) for w in wants):
+            if not any(same_lr(value, w) for w in wants):  # relative 1e-9: lr=1e-8 is not lr=1e-9
                 return False
         elif value not in wants:
             return False
