@@ -121,8 +121,8 @@ def estimate_seconds(run: PlannedRun) -> float | None:
 
 def print_plan(runs: list[PlannedRun], scale_note: str) -> None:
     todo = [r for r in runs if not r.done]
-    estimates = [estimate_seconds(r) for r in todo]
-    known = [e for e in estimates if e is not None]
+    estimates = {r.run_id: estimate_seconds(r) for r in todo}
+    known = [e for e in estimates.values() if e is not None]
     total = f"estimated {sum(known) / 60:.0f} min" if known else "no time estimate"
     if known and len(known) < len(todo):
         total += f" for {len(known)} of them; {len(todo) - len(known)} without a measured speed here"
@@ -130,13 +130,11 @@ def print_plan(runs: list[PlannedRun], scale_note: str) -> None:
         f"bnopt reproduce: scale {scale_note}: {len(runs)} runs, {len(runs) - len(todo)} already done, "
         f"{len(todo)} to train ({total} on this machine)"
     )
-    for r, est in zip(todo, estimates, strict=True):
-        r.estimate = est
     for r in runs:
         state = {"resume": f"resume at {r.steps_done}", "failed": "failed: retry", "corrupt": "corrupt: retrain"}.get(
             r.state, r.state
         )
-        est = getattr(r, "estimate", None)
+        est = estimates.get(r.run_id)
         eta = "" if r.done else ("?" if est is None else f"~{est / 60:.1f} min")
         print(f"  {state:>16s}  {r.run_id:34s} {r.label:30s} {eta:>10s}  [{', '.join(r.experiments)}]")
     slow = [r for r in todo if r.cfg.scale.name == "paper" and r.cfg.model.family == "vgg"]
