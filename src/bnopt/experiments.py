@@ -36,13 +36,18 @@ class Experiment:
 
     def sweep(self, extra: list[str] | tuple[str, ...] = ()) -> list[list[str]]:
         """One override list per run, expanded by Hydra's own sweeper (same order as `bnopt-train`)."""
-        parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in self.params] + list(extra))
-        batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-        return [[f"experiment={self.name}", *overrides] for batch in batches for overrides in batch]
+        return [[f"experiment={self.name}", *o] for o in expand([f"{k}={v}" for k, v in self.params] + list(extra))]
 
     @property
     def command(self) -> str:
         return f"bnopt-train experiment={self.name}"
+
+
+def expand(overrides: list[str]) -> list[list[str]]:
+    """The runs of a sweep (`model=a,b optim.lr=0.1,0.5`), one override list each, as Hydra's basic
+    sweeper expands them (later overrides of the same key win, as on the command line)."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [job for batch in BasicSweeper.split_arguments(parsed, max_batch_size=None) for job in batch]
 
 
 def _figure_key(name: str) -> tuple[int, str]:

@@ -330,26 +330,21 @@ def precheck_sweep(argv: list[str]) -> None:
     the first one trains: a bad value in the fifth run is one line and exit 2, not a half-done sweep."""
     from hydra.errors import HydraException
 
-    from .experiments import compose_run
+    from . import experiments
 
-    overrides = [a for a in argv if not a.startswith("-") and "=" in a]
-    experiment = next((a.split("=", 1)[1] for a in overrides if a.split("=", 1)[0] == "experiment"), None)
-    if not ({"-m", "--multirun"} & set(argv) or experiment):
+    # the run's own overrides: Hydra's (launcher, sweep dir) do not change what a job trains
+    overrides = [a for a in argv if not a.startswith("-") and "=" in a and not a.lstrip("+~").startswith("hydra")]
+    experiment = next((a.split("=", 1)[1] for a in overrides if a.split("=", 1)[0] == "experiment"), "null")
+    if not ({"-m", "--multirun"} & set(argv) or experiment != "null"):
         return
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        params = []
-        if experiment and experiment != "null":
-            from .experiments import get
-
-            params = [f"{k}={v}" for k, v in get(experiment).params]
-        job_overrides = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]  # launcher, sweep dir
-        parsed = OverridesParser.create().parse_overrides(params + job_overrides)
-        for batch in BasicSweeper.split_arguments(parsed, max_batch_size=None):
-            for job in batch:
-                validate(resolve(compose_run(job)))
+        if experiment != "null":
+            rest = [o for o in overrides if o.split("=", 1)[0] != "experiment"]
+            jobs = experiments.get(experiment).sweep(rest)
+        else:
+            jobs = experiments.expand(overrides)
+        for job in jobs:
+            validate(resolve(experiments.compose_run(job)))
     except ConfigError as e:
         fail(str(e))
     except HydraException as e:
