@@ -165,7 +165,7 @@ def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None
     if not old and (out_dir / "REPORT.md").exists() and not len(res.runs) and not force:
         print(
             f"bnopt: keeping {out_dir}/REPORT.md and its figures: no runs with the {scale} preset's numbers "
-            f"under {results_root}/runs to draw new ones from; pass --force to replace them",
+            f"under {results_root}/runs to draw new ones from; replace them anyway with make figures FORCE=1",
             file=sys.stderr,
         )
         return Published(f"kept the outputs in {out_dir}", kept=True)
@@ -173,7 +173,7 @@ def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None
         print(
             f"bnopt: keeping {out_dir}/REPORT.md and its figures: they were drawn from {len(old['runs'])} runs, "
             f"{len(lost)} of which are not under {results_root}/runs (e.g. {lost[0]}); train them "
-            f"(make reproduce SCALE={scale}) or pass --force to replace them",
+            f"(make reproduce SCALE={scale}) or replace them anyway with make figures FORCE=1",
             file=sys.stderr,
         )
         return Published(f"kept the outputs in {out_dir}", kept=True)
