@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .claims import NOT_RUN, run_checks
+from .config import SCALES
 from .records import atomic_write_text
 from .results import load_runs
 
@@ -162,18 +163,18 @@ def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None
     res = load_runs(results_root).at_scale(scale)
     old = read_manifest(out_dir)
     lost = sorted(set(old.get("runs", {})) - set(res.runs.get("run_id", [])))
-    if not old and (out_dir / "REPORT.md").exists() and not len(res.runs) and not force:
-        print(
-            f"bnopt: keeping {out_dir}/REPORT.md and its figures: no runs with the {scale} preset's numbers "
-            f"under {results_root}/runs to draw new ones from; replace them anyway with make figures FORCE=1",
-            file=sys.stderr,
+    if lost:
+        why = (
+            f"they were drawn from {len(old['runs'])} runs, {len(lost)} of which are not under "
+            f"{results_root}/runs (e.g. {lost[0]}); train them (make reproduce SCALE={scale})"
         )
-        return Published(f"kept the outputs in {out_dir}", kept=True)
-    if lost and not force:
+    elif not old and (out_dir / "REPORT.md").exists() and not len(res.runs):
+        why = f"no runs with the {scale} preset's numbers under {results_root}/runs to draw new ones from"
+    else:
+        why = None
+    if why and not force:
         print(
-            f"bnopt: keeping {out_dir}/REPORT.md and its figures: they were drawn from {len(old['runs'])} runs, "
-            f"{len(lost)} of which are not under {results_root}/runs (e.g. {lost[0]}); train them "
-            f"(make reproduce SCALE={scale}) or replace them anyway with make figures FORCE=1",
+            f"bnopt: keeping {out_dir}/REPORT.md and its figures: {why}; replace them anyway with make figures FORCE=1",
             file=sys.stderr,
         )
         return Published(f"kept the outputs in {out_dir}", kept=True)
@@ -219,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.results).is_dir():
         print(f"bnopt: error: results directory {args.results} does not exist", file=sys.stderr)
         return 2
-    if args.scale is not None and args.scale not in ("paper", "small", "smoke"):
-        print(f"bnopt: error: unknown scale {args.scale!r}; choose one of paper, small, smoke", file=sys.stderr)
+    if args.scale is not None and args.scale not in SCALES:
+        print(f"bnopt: error: unknown scale {args.scale!r}; choose one of {', '.join(SCALES)}", file=sys.stderr)
         return 2
     out = args.out or (Path(args.results) / args.scale if args.scale else args.results)
     path, checks = write_report(args.results, args.scale, out_dir=out)

@@ -1,7 +1,7 @@
 """`make reproduce` / `make plan` / `make figures`: train what the figures need, draw them, write the report.
 
     python -m bnopt.reproduce [--scale auto|paper|small|smoke] [--figs fig1 fig4] [--results results]
-                              [--launcher basic|joblib|submitit_local|submitit_slurm] [--seed N]
+                              [--launcher basic|joblib|submitit_local|submitit_slurm]
                               [--no-train] [--dry-run] [--force] [--logger wandb|none]
 
 1. Plan: the runs of every experiment the chosen figures name (configs/experiment/*.yaml, the one
@@ -29,10 +29,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from . import experiments
+from .config import SCALES as PRESETS
 from .config import ConfigError, run_id, validate
 from .records import RunFolder
 
-SCALES = ("auto", "paper", "small", "smoke")
+SCALES = ("auto", *PRESETS)
 LAUNCHERS = {  # name -> hydra/launcher choice
     "basic": "basic",
     "joblib": "joblib",

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 # PROBE_COLUMNS is declared in records (the schema) and re-exported here for existing imports
+from .config import SCALES
 from .records import CONFIG_FILE, HISTOGRAM_FILE, METRICS_COLUMNS, PROBE_COLUMNS, CorruptRun, RunRecords, read_run
 
 CORRUPT_COLUMNS = ["run_id", "path", "reason"]
@@ -56,7 +57,7 @@ class Results:
 
     def at_scale(self, scale: str) -> Results:
         """The runs whose resolved numbers are those of a scale preset (see `scale_numbers`)."""
-        keep = self.runs[[_at_scale(row, scale) for _, row in self.runs.iterrows()]] if len(self.runs) else self.runs
+        keep = rows_at_scale(self.runs, scale)
         ids = set(keep.run_id) if len(keep) else set()
         sub = lambda df: df[df["run_id"].isin(ids)].reset_index(drop=True) if len(df) else df
         return Results(keep.reset_index(drop=True), sub(self.metrics), sub(self.probes))
@@ -156,7 +157,7 @@ def load_runs(root: str | Path = "results", with_probes: bool = True, **filters)
 # by the preset's name: runs with equal numbers are the same run whichever preset asked for them.
 
 FINAL_STATUSES = ("done", "diverged")
-SCALE_ORDER = ("paper", "small", "smoke")  # preference when no scale is asked for: the larger first
+SCALE_ORDER = SCALES  # preference when no scale is asked for: the larger first
 
 
 class MissingRuns(LookupError):
@@ -172,13 +173,18 @@ class MissingRuns(LookupError):
     ):
         self.figure, self.experiment, self.scale, self.detail = figure, experiment, scale, message
         if command is None and experiment:
-            command = f"bnopt-train experiment={experiment}" + (f" scale={scale}" if scale and scale != "auto" else "")
+            command = train_command(experiment, scale)
         self.command = command
         super().__init__(f"{figure}: {message}" + (f"; produce them with: {command}" if command else ""))
 
 
 class MissingRecords(MissingRuns):
     """The runs exist but lack records the figure needs (probes off, histograms not in W&B, ...)."""
+
+
+def train_command(experiment: str, scale: str | None = None) -> str:
+    """The command that trains an experiment's runs (at a scale)."""
+    return f"bnopt-train experiment={experiment}" + (f" scale={scale}" if scale and scale != "auto" else "")
 
 
 def same_lr(a, b) -> bool:
@@ -195,6 +201,11 @@ def scale_numbers(scale: str, family: str) -> dict:
     if family == "vgg":
         numbers["width"] = float(block["width"])
     return numbers
+
+
+def rows_at_scale(runs: pd.DataFrame, scale: str) -> pd.DataFrame:
+    """The rows of a runs table with a scale preset's numbers."""
+    return runs[[_at_scale(row, scale) for _, row in runs.iterrows()]] if len(runs) else runs
 
 
 def _at_scale(row, scale: str) -> bool:
@@ -271,9 +282,9 @@ def select_runs(
         return out, lacking
 
     if scale is not None:
-        chosen, lacking = candidates(runs[[_at_scale(r, scale) for _, r in runs.iterrows()]])
+        chosen, lacking = candidates(rows_at_scale(runs, scale))
     else:
-        options = [(s, *candidates(runs[[_at_scale(r, s) for _, r in runs.iterrows()]])) for s in SCALE_ORDER]
+        options = [(s, *candidates(rows_at_scale(runs, s))) for s in SCALE_ORDER]
         best = max(options, key=lambda o: sum(1 for c in o[1].values() if len(c)))
         if sum(1 for c in best[1].values() if len(c)):
             scale, chosen, lacking = best

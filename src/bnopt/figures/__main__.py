@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..config import SCALES
 from .catalog import ALIASES, FIGURES, draw_all, figure_names
 
 
@@ -52,8 +53,8 @@ def main(argv=None) -> int:
         figure_names(args.figs)
     except ValueError as e:
         return fail(str(e))
-    if args.scale is not None and args.scale not in ("paper", "small", "smoke"):
-        return fail(f"unknown scale {args.scale!r}; choose one of paper, small, smoke")
+    if args.scale is not None and args.scale not in SCALES:
+        return fail(f"unknown scale {args.scale!r}; choose one of {', '.join(SCALES)}")
     default_out = Path(args.results) / args.scale / "figures" if args.scale else Path(args.results) / "figures"
     if args.from_wandb:
         from .wandb_source import load_wandb

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..results import MissingRecords, MissingRuns, Results, same_lr, select_runs
+from ..results import MissingRecords, MissingRuns, Results, same_lr, select_runs, train_command
 
 __all__ = [
     "MissingRecords",
@@ -30,11 +30,6 @@ __all__ = [
 ]
 
 HIST_KEYS = ("edges", "counts", "steps", "unit_mean", "unit_var", "underflow", "overflow")
-
-
-def train_command(experiment: str, scale: str | None = None) -> str:
-    extra = f" scale={scale}" if scale and scale != "auto" else ""
-    return f"bnopt-train experiment={experiment}{extra}"
 
 
 def lr_text(lr: float) -> str:
