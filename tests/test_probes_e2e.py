@@ -16,7 +16,7 @@ from bnopt.results import PROBE_COLUMNS, load_runs
 from bnopt.train import train
 
 from .conftest import smoke_cfg
-from .wandb_reader import read_history
+from .wandb_reader import logged_by_step
 
 EXPECTED = {  # model -> ics layers, activation layers, gradnorm layers, etas
     "vgg16_noisy_bn": ([5, 10], [2, 3, 9, 11, 13], list(range(1, 15)), VGG_ETAS),
@@ -177,10 +177,7 @@ def test_probe_logging_keeps_every_train_row_in_wandb(tmp_path):
     res = train(
         smoke_cfg(tmp_path, "probes=paper", "logger=wandb", "logger.mode=offline", "scale.steps=6"), progress=False
     )
-    files = list(res.path.glob("wandb/offline-run-*/run-*.wandb"))
-    logged = {}
-    for row in read_history(files[0]):
-        logged.setdefault(row["_step"], {}).update(row)
+    logged = logged_by_step(res.path)
     for step in range(6):
         assert "train/loss" in logged.get(step, {}), step
         assert "gradnorms/layer1" in logged[step], step

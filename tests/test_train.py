@@ -17,7 +17,7 @@ from bnopt.results import load_runs
 from bnopt.train import BadInput, train
 
 from .conftest import REPO, SMOKE, run_cli, smoke_cfg
-from .wandb_reader import read_history
+from .wandb_reader import logged_by_step
 
 
 def metrics(result) -> pd.DataFrame:
@@ -109,13 +109,8 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
 
 def test_wandb_offline_logs_the_records(tmp_path):
     res = train(smoke_cfg(tmp_path, "logger=wandb", "logger.mode=offline", "probes=paper"), progress=False)
-    files = list(res.path.glob("wandb/offline-run-*/run-*.wandb"))
-    assert len(files) == 1
-    history = read_history(files[0])
+    logged = logged_by_step(res.path)
     m = metrics(res)
-    logged = {}
-    for row in history:
-        logged.setdefault(row["_step"], {}).update(row)
     train_rows = m[m.kind == "train"].set_index("step")
     assert all("train/loss" in logged.get(step, {}) for step in range(30))  # no row lost to probe logging
     for step in (0, 17, 29):

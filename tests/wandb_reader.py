@@ -60,3 +60,20 @@ def read_history(path: Path) -> list[dict]:
             row[key] = json.loads(item.value_json)
         rows.append(row)
     return rows
+
+
+def logged_by_step(run_path: Path) -> dict[int, dict]:
+    """Every value a run's offline W&B file holds, merged per step: {step: {key: value}}.
+
+    `run.finish()` returns before W&B's service process has necessarily written the last blocks of the
+    file (seen on a loaded CI host: the rows after the first 32 KiB block were missing), so the service
+    is shut down first, as it is when a training process exits."""
+    import wandb
+
+    wandb.teardown()
+    files = list(Path(run_path).glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 1, files
+    logged: dict[int, dict] = {}
+    for row in read_history(files[0]):
+        logged.setdefault(row["_step"], {}).update(row)
+    return logged
