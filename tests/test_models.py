@@ -119,6 +119,49 @@ def test_lp_norm_matches_formula(p):
     torch.testing.assert_close(y_eval, want_eval.detach())
 
 
+def _lp_reference(x, weight, bias, p, eps=1e-5):
+    """Section 3.3's l_p normalisation as plain autograd ops (the formula, before the fused version)."""
+    dims = [0] + list(range(2, x.dim()))
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    scale = {
+        "l1": lambda: x.abs().mean(dims),
+        "l2": lambda: x.pow(2).mean(dims).sqrt(),
+        "linf": lambda: x.abs().amax(dims),
+    }[p]()
+    return (x - x.mean(dims).view(shape)) / (scale.view(shape) + eps) * weight.view(shape) + bias.view(shape)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "features"])
+@pytest.mark.parametrize("p", ["l1", "l2", "linf"])
+def test_lp_norm_gradients_match_autograd_of_the_formula(p, layout):
+    torch.manual_seed(1)
+    shape = (6, 4) if layout == "features" else (6, 4, 3, 5)
+    x = torch.randn(*shape, dtype=torch.float64) * 2 + 0.3
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    norm = LpNorm(4, p).double().train()
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([0.5, 1.0, -2.0, 3.0]))
+        norm.bias.copy_(torch.tensor([0.1, -0.2, 0.3, 0.0]))
+    y = norm(x)
+    gy = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, norm.weight, norm.bias], gy)
+    want_y = _lp_reference(x, norm.weight, norm.bias, p)
+    want = torch.autograd.grad(want_y, [x, norm.weight, norm.bias], gy)
+    torch.testing.assert_close(y, want_y, rtol=1e-12, atol=1e-12)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
+
+    # and against finite differences
+    def as_function(x, w, b):
+        return torch.func.functional_call(norm, {"weight": w, "bias": b}, (x,))
+
+    assert torch.autograd.gradcheck(
+        as_function, (x, norm.weight.detach().requires_grad_(), norm.bias.detach().requires_grad_())
+    )
+
+
 def test_noisy_bn_noise_follows_algorithm_1():
     torch.manual_seed(0)
     layer = NoisyBatchNorm(64, 2)

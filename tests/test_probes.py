@@ -22,6 +22,7 @@ from bnopt.probes import (
     ProbeContext,
     build_probes,
     check_config,
+    listen,
     probe_cadence,
 )
 from bnopt.probes.activations import activation_stats, coarsen, unit_moments
@@ -422,6 +423,33 @@ def test_probes_replay_the_steps_noise():
     v = by_key(LandscapeProbe(1, [1e-12])(ctx))
     assert v[(0, 1e-12, "grad_diff")] <= 1e-6 * v[(0, None, "grad_norm")]  # fresh noise: ~ the norm itself
     assert v[(0, 1e-12, "loss")] == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_activations_read_from_the_training_forward_equal_their_own_forward():
+    """`listen` hands the probe the step's own forward: the same rows as the probe's extra forward, and the
+    step (loss, gradients) is what it is without listening."""
+    cfg, model = smoke_model("vgg16_noisy_bn")
+    gen = torch.Generator().manual_seed(1)
+    set_noise_generator(model, gen)
+    task = build_task(cfg, torch.device("cpu"))
+    x, y = task.batch(0)
+    probe = ActivationsProbe.for_model(1, model, None, bins=64)
+    state = gen.get_state()
+    with listen([probe], model) as heard:
+        loss, _ = task.loss(model(x), y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    assert set(heard) == {model.layer(k).norm for k in probe.layers}
+    gen.set_state(state)  # the same step without listening
+    loss2, _ = task.loss(model(x), y)
+    assert torch.equal(loss, loss2)
+    for g, g2 in zip(grads, torch.autograd.grad(loss2, list(model.parameters())), strict=True):
+        assert torch.equal(g, g2)
+    listened = probe(ProbeContext(0, model, x, y, loss, None, task, heard))
+    own = ActivationsProbe.for_model(1, model, None, bins=64)(ProbeContext(0, model, x, y, loss, None, task))
+    assert [r["value"] for r in listened] == [r["value"] for r in own]
+    with listen([GradNormsProbe.for_model(1, model)], model) as nothing:  # taps nothing: no hooks
+        model(x)
+    assert nothing == {}
 
 
 # ------------------------------------------------------------------------------------------- failure

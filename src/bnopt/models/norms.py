@@ -29,14 +29,26 @@ def _unit_shape(x: torch.Tensor) -> list[int]:
     return [1, -1] + [1] * (x.dim() - 2)
 
 
-def _dense_like(a: torch.Tensor) -> torch.Tensor:
-    """An uninitialised tensor shaped like a, in a's memory format (contiguous or channels_last), whose
-    memory is one dense block: torch's CPU normal_ on a channels_last tensor takes a slow element-by-element
-    path (about 6x), and mixing memory formats would slow every later op, so sample in memory order."""
+def _memory_order_empty(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(buf, view): `buf` is an uninitialised contiguous tensor holding a's elements in a's memory order
+    (N, H, W, C for channels_last), `view` the same memory shaped like a (N, C, H, W).
+
+    Random fills go into `buf`: torch's CPU uniform_/normal_ take a vectorised path only on a contiguous
+    tensor; on a permuted view normal_ falls back to an element-by-element loop (8x slower, measured,
+    docs/PERFORMANCE.md)."""
     if a.dim() == 4 and not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last):
         n, c, h, w = a.shape
-        return torch.empty(n, h, w, c, dtype=a.dtype, device=a.device).permute(0, 3, 1, 2)
-    return torch.empty(a.shape, dtype=a.dtype, device=a.device)
+        buf = torch.empty(n, h, w, c, dtype=a.dtype, device=a.device)
+        return buf, buf.permute(0, 3, 1, 2)
+    buf = torch.empty(a.shape, dtype=a.dtype, device=a.device)
+    return buf, buf
+
+
+def _unit_last(v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """A per-unit vector shaped to broadcast against `_memory_order_empty(a)[0]`."""
+    if a.dim() == 4 and not a.is_contiguous() and a.is_contiguous(memory_format=torch.channels_last):
+        return v
+    return v.view(_unit_shape(a))
 
 
 class NoisyBatchNorm(nn.Module):
@@ -62,14 +74,16 @@ class NoisyBatchNorm(nn.Module):
         self.last_noise: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def draw_noise(self, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s, m) shaped like a: one uniform fill and one normal fill of contiguous memory per step."""
         g = self.generator
         c = a.shape[1]
         opts = dict(device=a.device, dtype=a.dtype)
         mu = torch.empty(c, **opts).uniform_(-self.n_mu, self.n_mu, generator=g)
         sigma = torch.empty(c, **opts).uniform_(1.0, self.n_sigma, generator=g)
-        shape = _unit_shape(a)
-        m = _dense_like(a).uniform_(-self.r_mu, self.r_mu, generator=g).add_(mu.view(shape))
-        s = _dense_like(a).normal_(0.0, self.r_sigma, generator=g).add_(sigma.view(shape))
+        m_buf, m = _memory_order_empty(a)
+        m_buf.uniform_(-self.r_mu, self.r_mu, generator=g).add_(_unit_last(mu, a))
+        s_buf, s = _memory_order_empty(a)
+        s_buf.normal_(0.0, self.r_sigma, generator=g).add_(_unit_last(sigma, a))
         return s, m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +96,69 @@ class NoisyBatchNorm(nn.Module):
         else:
             self.last_noise = self.draw_noise(a)
         s, m = self.last_noise
-        return s * a + m
+        return torch.addcmul(m, s, a)  # s * a + m in one pass
+
+
+_ORD = {"l1": 1, "l2": 2}
+
+
+def _unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """x as [elements per unit, units]: a view for (N, C) and channels_last (N, C, H, W); a copy otherwise."""
+    return x.movedim(1, -1).reshape(-1, x.shape[1])
+
+
+class _LpNormFunction(torch.autograd.Function):
+    """y = (x - mean) / (s_p + eps) * weight + bias with the statistics of the batch, forward and backward
+    written out: autograd through the plain formula takes ~13 elementwise passes over the activations
+    per step, this takes ~8 (docs/PERFORMANCE.md). Also returns (mean, s_p), without gradient, for the
+    running statistics.
+
+    Backward, per unit, with a = weight / (s + eps), S1 = sum(gy), S2 = sum(gy * (x - mean)), n elements:
+        d bias = S1,  d weight = S2 / (s + eps),
+        d x = a * gy - a * S1 / n - a * S2 / (s + eps) * ds/dx
+    with ds/dx = sign(x) / n (l1), x / (n s) (l2), and sign(x) at the unit's largest |x| (linf; one
+    element per unit: ties, which need exactly equal floats, go to the first).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, p: str, eps: float):
+        dims, shape = _reduce_dims(x), _unit_shape(x)
+        n = x.numel() // x.shape[1]
+        mean = x.mean(dims)
+        peak = None
+        if p == "linf":
+            scale, peak = _unit_rows(x.abs()).max(0)
+        else:
+            scale = torch.linalg.vector_norm(x, _ORD[p], dims) / (n if p == "l1" else n**0.5)
+        a = weight / (scale + eps)
+        y = torch.addcmul((bias - mean * a).view(shape), x, a.view(shape))
+        ctx.save_for_backward(x, mean, scale, a, peak)
+        ctx.p, ctx.eps = p, eps
+        ctx.mark_non_differentiable(mean, scale)
+        return y, mean, scale
+
+    @staticmethod
+    def backward(ctx, gy, _grad_mean, _grad_scale):
+        x, mean, scale, a, peak = ctx.saved_tensors
+        dims, shape = _reduce_dims(x), _unit_shape(x)
+        n = x.numel() // x.shape[1]
+        denom = scale + ctx.eps
+        s1 = gy.sum(dims)
+        s2 = (gy * x).sum(dims) - mean * s1
+        grad_scale = -a / denom * s2  # dL/ds
+        gx = torch.addcmul((-a * s1 / n).view(shape), gy, a.view(shape))
+        if ctx.p == "l2":
+            k = torch.where(scale > 0, grad_scale / (n * scale), torch.zeros_like(scale))
+            gx.addcmul_(x, k.view(shape))
+        elif ctx.p == "l1":
+            gx.addcmul_(x.sign(), (grad_scale / n).view(shape))
+        else:  # the one element per unit that set s_inf
+            units = torch.arange(x.shape[1], device=x.device)
+            rows = _unit_rows(x)
+            sign = rows[peak, units].sign()
+            index = torch.unravel_index(peak, (x.shape[0], *x.shape[2:]))
+            gx.index_put_((index[0], units, *index[1:]), grad_scale * sign, accumulate=True)
+        return gx, s2 / denom, s1, None, None
 
 
 class LpNorm(nn.Module):
@@ -99,26 +175,16 @@ class LpNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_scale", torch.ones(num_features))
 
-    def batch_scale(self, x: torch.Tensor) -> torch.Tensor:
-        dims = _reduce_dims(x)
-        if self.p == "l1":
-            return x.abs().mean(dims)
-        if self.p == "l2":
-            return x.pow(2).mean(dims).sqrt()
-        return x.abs().amax(dims)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = _unit_shape(x)
         if self.training:
-            mean = x.mean(_reduce_dims(x))
-            scale = self.batch_scale(x)
+            y, mean, scale = _LpNormFunction.apply(x, self.weight, self.bias, self.p, self.eps)
             with torch.no_grad():
-                self.running_mean.lerp_(mean.detach(), self.momentum)
-                self.running_scale.lerp_(scale.detach(), self.momentum)
-        else:
-            mean, scale = self.running_mean, self.running_scale
-        y = (x - mean.view(shape)) / (scale.view(shape) + self.eps)
-        return y * self.weight.view(shape) + self.bias.view(shape)
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_scale.lerp_(scale, self.momentum)
+            return y
+        shape = _unit_shape(x)
+        a = self.weight / (self.running_scale + self.eps)
+        return torch.addcmul((self.bias - self.running_mean * a).view(shape), x, a.view(shape))
 
     def extra_repr(self) -> str:
         return f"{self.weight.numel()}, p={self.p}"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from .activations import DEFAULT_LAYERS as ACTIVATION_LAYERS
 from .activations import ActivationsProbe
-from .base import NoTrace, OptimizerSnapshot, Probe, ProbeContext, make_row
+from .base import NoTrace, OptimizerSnapshot, Probe, ProbeContext, listen, make_row
 from .gradnorms import GradNormsProbe
 from .ics import DEFAULT_LAYERS as ICS_LAYERS
 from .ics import ICSProbe
@@ -40,6 +40,7 @@ __all__ = [
     "ActivationsProbe",
     "GradNormsProbe",
     "build_probes",
+    "listen",
     "check_config",
     "probe_cadence",
     "PROBE_NAMES",

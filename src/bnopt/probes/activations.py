@@ -2,8 +2,9 @@
 
 What is measured: the output of `model.layer(k).norm`, i.e. the layer's activations after the norm (and
 the noisy-BN noise), before the non-linearity, in train mode on the step's batch with the step's noise
-replayed. They are captured by a forward hook during one extra no-grad forward pass (the training
-forward is never hooked); norm running statistics are restored afterwards.
+replayed. They are copied out of the step's own training forward (`taps` + `base.listen`: a forward hook
+that copies the norm's output and changes nothing else); a caller that did not listen gets them from one
+extra no-grad forward pass with the step's noise replayed and the norm running statistics restored.
 
 Rows per layer (probes.parquet): quantiles q01, q05, q25, q50, q75, q95, q99 (numpy's default linear
 interpolation) and mean, var (population variance, ddof 0) over all elements.
@@ -102,9 +103,16 @@ class ActivationsProbe(Probe):
     def layout(self):
         return [(k, None, m) for k in self.layers for m in METRICS]
 
+    def taps(self, model) -> list[torch.nn.Module]:
+        return [model.layer(k).norm for k in self.layers]
+
     def capture(self, ctx: ProbeContext) -> dict[int, torch.Tensor]:
-        """The norm outputs of the measured layers on the step's batch (one no-grad forward, no trace)."""
+        """The norm outputs of the measured layers on the step's batch: from the training forward when the
+        caller listened (`ctx.heard`), else from one no-grad forward of our own (no trace)."""
         model = ctx.model
+        heard = {k: ctx.heard.get(model.layer(k).norm) for k in self.layers}
+        if all(a is not None for a in heard.values()):
+            return heard
         captured: dict[int, torch.Tensor] = {}
         handles = []
 

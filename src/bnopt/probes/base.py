@@ -12,6 +12,8 @@ the step, every RNG state and the optimiser state are exactly as before the call
 - Gradients are taken with `torch.autograd.grad`, never `.backward()`, so `.grad` is never written.
 - `OptimizerSnapshot`: save / restore of optimizer.state for the ICS probe, which calls the real
   `optimizer.step()` to get W^{t+1}.
+- `listen(probes, model)`: probes that read activations (`Probe.taps`) get them from the step's own
+  training forward (hooks that copy outputs) instead of a forward of their own.
 - `Probe.__call__`: a failure or a non-finite value becomes NaN in the probe's rows plus a warning,
   never a crash of the run.
 """
@@ -22,7 +24,7 @@ import contextlib
 import copy
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -40,6 +42,9 @@ class ProbeContext:
     loss: torch.Tensor
     optimizer: torch.optim.Optimizer
     task: object
+    # outputs of modules that due probes listen to (`Probe.taps`), taken from the step's own training
+    # forward by `listen`: {module: output}; empty when the caller did not listen
+    heard: dict = field(default_factory=dict)
 
 
 def make_row(step: int, probe: str, layer: int, eta, metric: str, value) -> dict:
@@ -69,6 +74,11 @@ class Probe:
 
     def due(self, step: int) -> bool:
         return self.every > 0 and step % self.every == 0
+
+    def taps(self, model: torch.nn.Module) -> list[torch.nn.Module]:
+        """Modules whose output in the step's training forward this probe reads (`ProbeContext.heard`),
+        instead of running a forward of its own."""
+        return []
 
     def layout(self) -> list[tuple[int, float | None, str]]:
         return []
@@ -122,6 +132,28 @@ class Probe:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(every={self.every})"
+
+
+@contextlib.contextmanager
+def listen(probes: list[Probe], model: torch.nn.Module):
+    """Around the training forward of a step: keep a copy of the output of every module the due `probes`
+    tap. The copies are detached (autograd, and so the step, is untouched) and in plain layout; the
+    in-place ReLU that follows a norm would otherwise overwrite them."""
+    heard: dict = {}
+    modules = {id(m): m for p in probes for m in p.taps(model)}
+    if not modules:
+        yield heard
+        return
+
+    def keep(module, inputs, output):
+        heard[module] = output.detach().clone(memory_format=torch.contiguous_format)
+
+    handles = [m.register_forward_hook(keep) for m in modules.values()]
+    try:
+        yield heard
+    finally:
+        for h in handles:
+            h.remove()
 
 
 # ----------------------------------------------------------------------------------- leaving no trace
