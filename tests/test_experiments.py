@@ -12,6 +12,7 @@ from bnopt.config import run_id
 from bnopt.figures import FIGURES
 
 from .conftest import REPO, run_cli
+from .test_bench import fake_bench
 
 SMOKE_FAST = ["data=synthetic", "logger=none", "scale.steps=4", "scale.eval_every=2", "scale.ckpt_every=2"]
 
@@ -89,9 +90,11 @@ def test_make_with_a_bad_scale_is_one_line(tmp_path):
 
 
 def test_reproduce_dry_run_prints_the_plan(tmp_path, capsys):
+    (tmp_path / "bench.json").write_text(json.dumps(fake_bench()))  # estimates come from `make bench`
     assert reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 runs, 0 already done, 2 to train" in out and "vgg16_bn lr=0.1" in out and "estimated" in out
+    assert "~? min" not in out
     assert not (tmp_path / "runs").exists()
 
 

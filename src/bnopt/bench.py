@@ -1,77 +1,280 @@
-"""`make bench`: measured speed of the train loop (and probes) on this machine -> results/bench.json.
+"""`make bench`: measured speed of the train loop, the norms and the probes on this machine -> results/bench.json.
 
-Times the same code the runs use (`forward_backward` + SGD step on a task's device batches) after a
-warm-up, for the networks and widths the scale presets use. Numbers, not assertions: the README and the
-issue notes quote them. The probes' costs come from `probes.bench`; what both build is in `bench_setup`.
+Cases of one group are timed in one process and interleaved: each repeat runs every case for a few steps
+in turn, and a case's time is its best repeat (machine noise only ever adds time). Ratios therefore
+compare like with like. What is timed is the code the runs use (`forward_backward` + SGD step on the
+task's device batches), built as a run builds it (`bench_setup`). Numbers, not assertions: the README,
+the issue notes and the reproduce plan (`reproduce.estimate_seconds`) read them.
+
+    ratios.loop_over_bare        throughput of the loop's step / a bare step of the same model on one
+                                 ready-made device batch (>= 0.95: the data path costs nothing)
+    ratios.loop_over_dataloader  throughput of the loop's step / common practice: a torchvision-style
+                                 Dataset (PIL image -> ToTensor -> Normalize), DataLoader with 2 workers,
+                                 NCHW model
+    ratios.noisy_bn_over_bn      step time of vgg16_noisy_bn / vgg16_bn (width 0.25)
+    ratios.lp_over_bn            worst of vgg16_l1 / l2 / linf over vgg16_bn (width 0.25)
+    ratios.probe_overhead_paper  probes=paper at the paper cadence, fraction of the training time
+                                 (vgg16_bn width 0.25)
+    ratios.dln_bn_ms_per_step    dln_bn, one full-batch step (1000 samples, 25 layers), ms
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
+import torch.nn.functional as F
 
 from .bench_setup import setup, sync
 from .probes.bench import probe_costs
 from .records import atomic_write_text, environment
 from .train import forward_backward
 
-TRAIN_CASES = [  # (model, width)
-    ("vgg16", 0.25),
-    ("vgg16_bn", 0.25),
-    ("vgg16_noisy_bn", 0.25),
-    ("vgg16_l2", 0.25),
-    ("vgg16", 1.0),
-    ("vgg16_bn", 1.0),
-    ("dln", 1.0),
-    ("dln_bn", 1.0),
-]
+SMALL = 0.25  # the VGG width of the small preset, which the CPU runs use
+VGG_SMALL = ["vgg16", "vgg16_bn", "vgg16_noisy_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf"]
+VGG_PAPER = ["vgg16", "vgg16_bn"]  # width 1.0
+DLN = ["dln", "dln_bn", "dln_noisy_bn", "dln_l1", "dln_l2", "dln_linf"]
 
 
-def time_train_steps(model_name: str, width: float, seconds: float = 8.0, warmup: int = 3) -> dict:
+@dataclass
+class Case:
+    """One thing to time: `step(i)` does training step i; `images` per step; `best` seconds per step."""
+
+    label: str
+    model: str
+    width: float
+    step: Callable[[int], None]
+    images: int
+    device: torch.device
+    best: float = float("inf")
+    calls: int = 0
+    evaluate: Callable[[], object] | None = None  # the task's eval pass (loop cases)
+    eval_images: int = 0
+
+    def row(self) -> dict:
+        return {
+            "case": self.label,
+            "model": self.model,
+            "width": self.width,
+            "batch_size": self.images,
+            "device": str(self.device),
+            "ms_per_step": round(self.best * 1000, 3),
+            "images_per_s": round(self.images / self.best, 1),
+            "steps_timed": self.calls,
+        }
+
+
+def loop_case(model_name: str, width: float, label: str | None = None) -> Case:
+    """The train loop's step: the task's batch of the step (index, uint8 -> normalised float on the device),
+    forward, loss, backward, SGD step."""
     cfg, device, model, opt, task = setup(model_name, width)
-    for step in range(warmup):
-        forward_backward(model, task, opt, step)
+
+    def step(i: int) -> None:
+        forward_backward(model, task, opt, i)
         opt.step()
-    sync(device)
-    steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or steps < 3:
-        forward_backward(model, task, opt, warmup + steps)
+
+    images = len(task.test) + len(task.train_eval) if hasattr(task, "test") else task.n_train
+    return Case(
+        label or model_name,
+        model_name,
+        width,
+        step,
+        int(cfg.scale.batch_size),
+        device,
+        evaluate=lambda: task.evaluate(model),
+        eval_images=images,
+    )
+
+
+def bare_case(model_name: str, width: float) -> Case:
+    """The same model and optimiser on one ready-made normalised device batch: nothing but the maths."""
+    cfg, device, model, opt, task = setup(model_name, width)
+    x, y = (t.clone() for t in task.batch(0))
+
+    def step(_i: int) -> None:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
         opt.step()
-        steps += 1
-    sync(device)
-    dt = (time.perf_counter() - t0) / steps
-    return {
-        "model": model_name,
-        "width": width,
-        "batch_size": int(cfg.scale.batch_size),
-        "device": str(device),
-        "ms_per_step": round(dt * 1000, 2),
-        "images_per_s": round(cfg.scale.batch_size / dt, 1),
-        "steps_timed": steps,
+
+    return Case(f"{model_name} bare", model_name, width, step, len(y), device)
+
+
+class _PILDataset(torch.utils.data.Dataset):
+    """What torchvision.datasets.CIFAR10 does per item: a PIL image from the uint8 array, then transforms."""
+
+    def __init__(self, images, labels, transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def dataloader_case(model_name: str, width: float, workers: int = 2) -> Case:
+    """Common practice: ToTensor -> Normalize in DataLoader workers, NCHW model, batches copied in."""
+    from torchvision import transforms
+
+    cfg, device, model, opt, task = setup(model_name, width, extra=["model.channels_last=false"])
+    d = cfg.data
+    images = task.train.x.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # N, H, W, C uint8 as CIFAR10 keeps
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(list(d.mean), list(d.std))])
+    loader = torch.utils.data.DataLoader(
+        _PILDataset(images, task.train.y.cpu().numpy(), tf),
+        batch_size=int(cfg.scale.batch_size),
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+    )
+    batches = iter(loader)
+
+    def step(_i: int) -> None:
+        nonlocal batches
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            x, y = next(batches)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return Case(f"{model_name} dataloader", model_name, width, step, int(cfg.scale.batch_size), device)
+
+
+def interleave(cases: list[Case], seconds: float, repeats: int = 5, warmup: int = 3) -> list[Case]:
+    """Time the cases in turn, `repeats` rounds of ~seconds/repeats each; keep each case's best step time."""
+    steps = {}
+    for c in cases:  # warm-up, and a step count that makes one round of this case ~ seconds / repeats
+        for i in range(warmup):
+            c.step(i)
+        sync(c.device)
+        t0 = time.perf_counter()
+        c.step(warmup)
+        sync(c.device)
+        one = time.perf_counter() - t0
+        steps[c.label] = max(1, min(200, int(seconds / repeats / max(one, 1e-6))))
+    for r in range(repeats):
+        for c in cases:
+            n = steps[c.label]
+            t0 = time.perf_counter()
+            for i in range(n):
+                c.step(warmup + 1 + r * n + i)
+            sync(c.device)
+            c.best = min(c.best, (time.perf_counter() - t0) / n)
+            c.calls += n
+    return cases
+
+
+def eval_ms_per_image(case: Case, repeats: int = 3) -> float:
+    """Best time of the task's evaluation pass (eval mode, no grad, test + train-eval images) per image."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        case.evaluate()
+        sync(case.device)
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000 / case.eval_images
+
+
+def startup_seconds() -> float:
+    """Wall time from starting a run's process to its first step: interpreter, imports, Hydra's compose
+    (`bnopt-train --cfg job`), plus loading the default data (the local CIFAR-10 when it is here)."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "bnopt.train", "--cfg", "job", "logger=none"], capture_output=True, check=False
+    )
+    spawn = time.perf_counter() - t0
+    from .bench_setup import compose
+    from .data import DataError, load_cifar10
+
+    t0 = time.perf_counter()
+    try:
+        load_cifar10(compose(["logger=none"]).data)
+    except (DataError, OSError):
+        pass  # no data here: a run would stop before training anyway
+    return spawn + time.perf_counter() - t0
+
+
+def measure(seconds: float, quick: bool = False) -> dict:
+    """All groups: {'train': rows, 'ratios': {...}}; quick = fewer cases and no full-width VGG (tests)."""
+    small = interleave(
+        [
+            bare_case("vgg16_bn", SMALL),
+            loop_case("vgg16_bn", SMALL, "vgg16_bn"),
+            dataloader_case("vgg16_bn", SMALL),
+            *(loop_case(m, SMALL) for m in VGG_SMALL if m != "vgg16_bn"),
+        ],
+        seconds,
+    )
+    by = {c.label: c for c in small}
+    dln = interleave([loop_case(m, 1.0) for m in (DLN[:2] if quick else DLN)], seconds)
+    by.update({c.label: c for c in dln})
+    rows = [c.row() for c in small + dln]
+    if not quick:
+        paper = interleave([loop_case(m, 1.0, f"{m} width 1") for m in VGG_PAPER], seconds)
+        rows += [c.row() for c in paper]
+    bn = by["vgg16_bn"].best
+    ratios = {
+        "loop_over_bare": round(by["vgg16_bn bare"].best / bn, 3),
+        "loop_over_dataloader": round(by["vgg16_bn dataloader"].best / bn, 3),
+        "noisy_bn_over_bn": round(by["vgg16_noisy_bn"].best / bn, 3),
+        "lp_over_bn": round(max(by[f"vgg16_{p}"].best for p in ("l1", "l2", "linf")) / bn, 3),
+        "dln_bn_ms_per_step": round(by["dln_bn"].best * 1000, 3),
     }
+    per_run = {
+        "eval_ms_per_image": {
+            "vgg": round(eval_ms_per_image(by["vgg16_bn"]), 5),
+            "dln": round(eval_ms_per_image(by["dln_bn"]), 6),
+        },
+        "startup_s": round(startup_seconds(), 2),
+    }
+    return {"train": rows, "ratios": ratios, "per_run": per_run}
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="results/bench.json")
     ap.add_argument("--seconds", type=float, default=8.0, help="timing budget per case")
-    ap.add_argument("--only", nargs="*", help="model names to time (default: all cases)")
+    ap.add_argument("--quick", action="store_true", help="fewer cases, a short budget (for tests)")
     args = ap.parse_args(argv)
-    cases = [c for c in TRAIN_CASES if not args.only or c[0] in args.only]
-    rows = []
-    for name, width in cases:
-        r = time_train_steps(name, width, args.seconds)
-        print(
-            f"train  {name:16s} width {width:<5g} {r['ms_per_step']:8.1f} ms/step  {r['images_per_s']:8.1f} samples/s"
-        )
-        rows.append(r)
-    out = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "environment": environment(), "train": rows}
-    out["probes"] = probe_costs(args.seconds)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(args.out), json.dumps(out, indent=2))
-    print(f"wrote {args.out}")
+    out_path = Path(args.out)
+    try:  # an unwritable output is found before minutes of timing, and the old file is kept until the end
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"bnopt bench: error: cannot write {out_path} ({e})") from None
+    result = measure(args.seconds, args.quick)
+    for r in result["train"]:
+        print(f"train  {r['case']:24s} {r['ms_per_step']:9.2f} ms/step  {r['images_per_s']:9.1f} samples/s")
+    probes = probe_costs(args.seconds, only=["vgg16_bn:0.25", "dln_bn:1"] if args.quick else None)
+    row = next(r for r in probes if r["model"] == "vgg16_bn" and r["width"] == SMALL)
+    result["ratios"]["probe_overhead_paper"] = row["overhead"]["paper"]["overhead_fraction"]
+    out = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "environment": environment(),
+        "ratios": result["ratios"],
+        "train": result["train"],
+        "per_run": result["per_run"],
+        "probes": probes,
+    }
+    print("ratios " + "  ".join(f"{k} {v}" for k, v in out["ratios"].items()))
+    atomic_write_text(out_path, json.dumps(out, indent=2))
+    print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":

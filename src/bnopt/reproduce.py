@@ -6,7 +6,7 @@
 
 1. Plan: the runs of every experiment the chosen figures name (configs/experiment/*.yaml, the one
    registry, expanded by Hydra's sweeper), each resolved and validated, with its run id and state;
-   runs shared by figures appear once. Time estimates from the scale preset's measured speed.
+   runs shared by figures appear once. Time estimates from `make bench` (results/bench.json).
 2. Train: each experiment's sweep through Hydra multirun with the chosen launcher, in a child process
    (`python -m bnopt.train experiment=<name> scale=<scale> hydra/launcher=<launcher>`). Finished runs
    are skipped, killed ones resume; a run that fails is recorded as failed and the others go on.
@@ -31,6 +31,7 @@ from omegaconf import DictConfig
 from . import experiments
 from .config import SCALES as PRESETS
 from .config import ConfigError, run_id, validate
+from .estimates import Speeds
 from .records import RunFolder
 
 SCALES = ("auto", *PRESETS)
@@ -107,24 +108,13 @@ def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] 
     return list(runs.values())
 
 
-def estimate_seconds(run: PlannedRun) -> float | None:
-    """Remaining time from the preset's measured seconds per step (configs/scale/*.yaml), scaled by the
-    norm's measured relative cost; None when the preset has no measurement for this machine."""
-    family = run.cfg.scale.get(run.cfg.model.family) or {}
-    per_step = family.get("measured_s_per_step")
-    if not per_step:
-        return None
-    per_step *= (family.get("norm_cost") or {}).get(run.cfg.model.norm, 1.0)
-    if run.cfg.model.family == "vgg":  # measured at the preset's width; conv cost grows ~ width^2
-        per_step *= (run.cfg.model.width / (family.get("width") or run.cfg.model.width)) ** 2
-    return max(run.cfg.scale.steps - run.steps_done, 0) * per_step
-
-
-def print_plan(runs: list[PlannedRun], scale_note: str) -> None:
+def print_plan(runs: list[PlannedRun], scale_note: str, speeds: Speeds | None = None) -> float | None:
+    """Print the runs and their states with time estimates from `make bench`'s measurements (estimates.py);
+    returns the estimated seconds of what is left to train (None without an estimate)."""
     todo = [r for r in runs if not r.done]
-    estimates = {r.run_id: estimate_seconds(r) for r in todo}
+    estimates = {r.run_id: speeds.run_seconds(r.cfg, r.steps_done) if speeds else None for r in todo}
     known = [e for e in estimates.values() if e is not None]
-    total = f"estimated {sum(known) / 60:.0f} min" if known else "no time estimate"
+    total = f"estimated {sum(known) / 60:.0f} min" if known else "no time estimate: run `make bench` first"
     if known and len(known) < len(todo):
         total += f" for {len(known)} of them; {len(todo) - len(known)} without a measured speed here"
     print(
@@ -144,6 +134,7 @@ def print_plan(runs: list[PlannedRun], scale_note: str) -> None:
             f"  note: no GPU here: each of the {len(slow)} paper-scale VGG runs takes hours on a CPU "
             "(results/bench.json: ~1.5 s per width-1 step on 2 cores); use a GPU or SCALE=small"
         )
+    return sum(known) if known else None
 
 
 def _has_cuda() -> bool:
@@ -202,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     scale = runs[0].cfg.scale.name if runs else args.scale
     scale_note = scale + (" (auto)" if args.scale == "auto" else "")
-    t0 = time.time()
+    t0, planned = time.time(), None
     if not args.no_train:
-        print_plan(runs, scale_note)
+        planned = print_plan(runs, scale_note, Speeds.load(results / "bench.json"))
         if args.dry_run:
             return 0
         common = run_overrides(scale, results)
@@ -214,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = output_dir(results, scale)
     written = report.publish(results, out, scale, figs=figs, force=args.force)
-    print(f"\n=== reproduce ({scale_note}): {written.summary}, {(time.time() - t0) / 60:.1f} min ===")
+    took = f"{(time.time() - t0) / 60:.1f} min" + (f" (planned {planned / 60:.0f} min)" if planned else "")
+    print(f"\n=== reproduce ({scale_note}): {written.summary}, {took} ===")
     report.print_verdicts(written.checks)
     failed = [r for r in runs if r.state == "failed"]
     unfinished = [r for r in runs if not r.done and r.state != "failed"]

@@ -1,0 +1,97 @@
+"""How long a planned run will take on this machine, from what `make bench` measured (results/bench.json).
+
+    seconds = startup + steps * step * (1 + probe share) + evaluations * eval images * eval time per image
+
+- step: the bench's ms per step of the run's model at the nearest width and batch, scaled by
+  (width ratio)^2 (conv cost) and the batch ratio; a model the bench did not time has no estimate.
+- probe share: each enabled probe's measured cost per call, in training steps of the model the probes
+  were timed on (same model and width, else the family's timed model), divided by the run's cadence.
+- eval: the bench's eval time per image of the family, times the images one evaluation scores
+  (test set or `data.test_size`, plus `data.train_eval_size`), at every eval point and step 0.
+- startup: the bench's measured wall time of starting a run's process (imports, Hydra) plus data load.
+
+A bench.json from another machine (other CPU count or device) gives no estimate rather than a wrong one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .records import environment
+
+CIFAR_TEST_IMAGES = 10_000
+
+
+class Speeds:
+    """The measurements of one bench.json, looked up per run."""
+
+    def __init__(self, bench: dict):
+        self.bench = bench
+        self.train = bench.get("train", [])
+        self.probes = bench.get("probes", [])
+        self.extra = bench.get("per_run", {})
+
+    @classmethod
+    def load(cls, path: Path) -> Speeds | None:
+        """None when there is no bench.json, it does not read, or it was measured on another kind of machine."""
+        try:
+            bench = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return None
+        env, here = bench.get("environment", {}), environment()
+        if env.get("cpu_count") != here.get("cpu_count") or bool(env.get("cuda")) != bool(here.get("cuda")):
+            return None
+        return cls(bench)
+
+    def step_seconds(self, cfg) -> float | None:
+        name, family = cfg.model.name, cfg.model.family
+        batch = int(cfg.scale.batch_size)
+        rows = [r for r in self.train if r["model"] == name and not r["case"].endswith(("bare", "dataloader"))]
+        if not rows:
+            return None
+        width = float(cfg.model.width) if family == "vgg" else 1.0
+        row = min(rows, key=lambda r: (abs(r["width"] - width), abs(r["batch_size"] - batch)))
+        # per-step cost grows with the images of a step and, for the convolutions, with width^2
+        return row["ms_per_step"] / 1000 * (width / row["width"]) ** 2 * batch / row["batch_size"]
+
+    def probe_share(self, cfg) -> float:
+        """Probe time per training step, as a fraction of the step."""
+        name, family = cfg.model.name, cfg.model.family
+        timed = [r for r in self.probes if r["model"] == name] or [
+            r for r in self.probes if r["model"].startswith("vgg" if family == "vgg" else "dln")
+        ]
+        if not timed or cfg.probes.get("name") == "none":
+            return 0.0
+        width = float(cfg.model.width)
+        row = min(timed, key=lambda r: abs(r["width"] - width))
+        share = 0.0
+        for probe, in_steps in row["probe_call_in_train_steps"].items():
+            sub = cfg.probes.get(probe)
+            every = int(sub.get("every") or 0) if sub is not None and sub.get("enabled", True) else 0
+            if every > 0:
+                share += in_steps / every
+        return share
+
+    def eval_seconds(self, cfg) -> float:
+        per_image = self.extra.get("eval_ms_per_image", {}).get(cfg.model.family)
+        if not per_image:
+            return 0.0
+        d = cfg.data
+        if cfg.model.family == "vgg":
+            test = int(d.get("test_size") or (d.get("n_test") if d.get("source") == "synthetic" else 0) or 0)
+            images = (test or CIFAR_TEST_IMAGES) + int(d.get("train_eval_size") or 0)
+        else:
+            images = int(d.get("n_samples") or 0)
+        evals = int(cfg.scale.steps) // max(int(cfg.scale.eval_every), 1) + 1
+        return evals * images * per_image / 1000
+
+    def run_seconds(self, cfg, steps_done: int = 0) -> float | None:
+        """Remaining wall time of a run with this resolved config, or None if the bench did not time its model."""
+        step = self.step_seconds(cfg)
+        if step is None:
+            return None
+        left = max(int(cfg.scale.steps) - steps_done, 0)
+        frac_left = left / max(int(cfg.scale.steps), 1)
+        train = left * step * (1 + self.probe_share(cfg))
+        return float(self.extra.get("startup_s", 0.0)) + train + frac_left * self.eval_seconds(cfg)

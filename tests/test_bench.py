@@ -1,0 +1,84 @@
+"""`make bench` writes the ratios the README quotes, and the reproduce plan's estimates follow from them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bnopt import bench
+from bnopt.config import resolve
+from bnopt.estimates import Speeds
+from bnopt.records import environment
+
+from .conftest import make_cfg
+
+RATIOS = {
+    "loop_over_bare",
+    "loop_over_dataloader",
+    "noisy_bn_over_bn",
+    "lp_over_bn",
+    "probe_overhead_paper",
+    "dln_bn_ms_per_step",
+}
+
+
+@pytest.mark.slow
+def test_bench_writes_the_ratios_and_what_the_plan_reads(tmp_path):
+    out = tmp_path / "bench.json"
+    bench.main(["--quick", "--seconds", "0.2", "--out", str(out)])
+    b = json.loads(out.read_text())
+    assert set(b["ratios"]) == RATIOS
+    assert all(v > 0 for v in b["ratios"].values())
+    assert b["environment"]["cpu_count"] == environment()["cpu_count"]
+    cases = {r["case"] for r in b["train"]}
+    assert {"vgg16_bn", "vgg16_bn bare", "vgg16_bn dataloader", "vgg16_noisy_bn", "dln_bn"} <= cases
+    assert b["per_run"]["startup_s"] > 0 and b["per_run"]["eval_ms_per_image"]["vgg"] > 0
+    # the plan reads it: a small VGG run gets an estimate of the right order
+    speeds = Speeds.load(out)
+    cfg = resolve(make_cfg(["model=vgg16_bn", "scale=small", "probes=paper", "data=synthetic"]))
+    step = next(r for r in b["train"] if r["case"] == "vgg16_bn")["ms_per_step"] / 1000
+    assert 2000 * step < speeds.run_seconds(cfg) < 2000 * step * 1.5 + 60
+
+
+def fake_bench(**env) -> dict:
+    return {
+        "environment": {**environment(), **env},
+        "train": [
+            {"case": "vgg16_bn", "model": "vgg16_bn", "width": 0.25, "batch_size": 128, "ms_per_step": 100.0},
+            {"case": "vgg16", "model": "vgg16", "width": 0.25, "batch_size": 128, "ms_per_step": 90.0},
+            {"case": "vgg16_bn bare", "model": "vgg16_bn", "width": 0.25, "batch_size": 128, "ms_per_step": 1.0},
+            {"case": "dln_bn", "model": "dln_bn", "width": 1.0, "batch_size": 1000, "ms_per_step": 5.0},
+        ],
+        "probes": [
+            {
+                "model": "vgg16_bn",
+                "width": 0.25,
+                "probe_call_in_train_steps": {"landscape": 8.0, "ics": 1.0, "activations": 0.5, "gradnorms": 0.01},
+            }
+        ],
+        "per_run": {"eval_ms_per_image": {"vgg": 0.2, "dln": 0.0}, "startup_s": 5.0},
+    }
+
+
+def test_run_estimate_is_steps_times_step_plus_probes_eval_and_startup(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(fake_bench()))
+    speeds = Speeds.load(path)
+    cfg = resolve(make_cfg(["model=vgg16_bn", "scale=small", "probes=paper", "data.train_eval_size=1000"]))
+    share = 8.0 / 100 + 1.0 / 100 + 0.5 / 100 + 0.01 / 10  # probes=paper at the small cadence
+    evals = 2000 // 250 + 1
+    want = 5.0 + 2000 * 0.1 * (1 + share) + evals * (10_000 + 1000) * 0.2 / 1000
+    assert speeds.run_seconds(cfg) == pytest.approx(want)
+    assert speeds.run_seconds(cfg, steps_done=1000) == pytest.approx(5.0 + (want - 5.0) / 2)
+    # conv cost grows with width^2; a model the bench did not time has no estimate
+    wide = resolve(make_cfg(["model=vgg16_bn", "scale=small", "model.width=0.5"]))
+    assert speeds.step_seconds(wide) == pytest.approx(0.1 * 4)
+    assert speeds.step_seconds(resolve(make_cfg(["model=vgg16_l2", "scale=small"]))) is None
+
+
+def test_a_bench_from_another_kind_of_machine_gives_no_estimate(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(fake_bench(cpu_count=64)))
+    assert Speeds.load(path) is None
+    assert Speeds.load(tmp_path / "missing.json") is None
