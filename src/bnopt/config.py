@@ -34,6 +34,7 @@ SCALE_KEYS = ("steps", "batch_size", "eval_every", "ckpt_every")
 LOGGERS = ("wandb", "none")
 WANDB_MODES = ("offline", "online", "disabled")
 DATA_FOR_FAMILY = {"vgg": ("cifar10", "synthetic"), "dln": ("gaussian_linear",)}
+PRECISIONS = ("fp32", "bf16")  # train.precision; fp16 is left out: it needs loss scaling
 
 
 class ConfigError(Exception):
@@ -94,6 +95,11 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"data path {root} does not exist (data.source=npz; set BNOPT_DATA or data.root)")
     if d.name != "gaussian_linear" and d.get("augment") not in (True, False):
         raise ConfigError(f"data.augment must be true or false, got {d.get('augment')!r}")
+    t = cfg.get("train") or {}
+    if t.get("precision", "fp32") not in PRECISIONS:
+        raise ConfigError(f"unknown train.precision {t.get('precision')!r}; choose one of {', '.join(PRECISIONS)}")
+    if t.get("tf32", True) not in (True, False):
+        raise ConfigError(f"train.tf32 must be true or false, got {t.get('tf32')!r}")
     if cfg.logger.name not in LOGGERS:
         raise ConfigError(f"unknown logger {cfg.logger.name!r}; choose one of {', '.join(LOGGERS)}")
     if cfg.logger.name == "wandb" and cfg.logger.mode not in WANDB_MODES:
@@ -110,6 +116,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"bad device {cfg.device!r}: {e}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {cfg.device!r} asked for, but CUDA is not available")
+    if t.get("precision") == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("train.precision=bf16 asked for, but this GPU does not support bfloat16; use fp32")
 
 
 def _positive(name: str, value, integer: bool = False) -> None:
@@ -136,10 +144,14 @@ NOT_IDENTITY_IN = {"data": ("root", "download"), "model": ("channels_last",), "p
 # The scale preset enters only through the numbers a run uses (probe cadences are in probes.*.every;
 # checkpoints do not change records), so the same run reached through two presets is one run.
 SCALE_IDENTITY = ("steps", "batch_size", "eval_every")
+# Keys added after runs were recorded, with the value those runs used: at that value a key is left out of
+# the id, so those runs keep their ids; any other value (train.precision=bf16, train.tf32=false) is in it.
+IDENTITY_DEFAULTS = {"train": {"precision": "fp32", "tf32": True}}
 
 
 def identity(cfg: DictConfig) -> dict:
-    """What determines the numbers a run trains and records: the resolved config minus NOT_IDENTITY."""
+    """What determines the numbers a run trains and records: the resolved config minus NOT_IDENTITY (and
+    minus IDENTITY_DEFAULTS' keys at their old value)."""
     c = OmegaConf.to_container(cfg, resolve=True)
     for key in NOT_IDENTITY:
         c.pop(key, None)
@@ -147,6 +159,10 @@ def identity(cfg: DictConfig) -> dict:
         for key in keys:
             c.get(group, {}).pop(key, None)
     c["scale"] = {k: c["scale"][k] for k in SCALE_IDENTITY}
+    for group, defaults in IDENTITY_DEFAULTS.items():
+        kept = {k: v for k, v in (c.pop(group, None) or {}).items() if defaults.get(k, object()) != v}
+        if kept:
+            c[group] = kept
     if c["data"].get("source") in ("auto", "npz", "torchvision"):
         c["data"]["source"] = "cifar10-files"  # the same images whichever way they reach us
     return c

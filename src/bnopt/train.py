@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from .config import CONFIG_DIR, ConfigError, pick_device, resolve, run_id, validate
 from .data import DataError
 from .models import build_model, set_noise_generator
+from .models.norms import LpNorm
 from .probes import ProbeContext, build_probes
 from .records import (
     HISTOGRAM_FILE,
@@ -41,6 +42,8 @@ from .records import (
 from .tasks import build_task
 
 LOG_EVERY = 25  # steps between host syncs / record flushes (one .item() per chunk, not per step)
+# train.precision -> dtype of torch.autocast around the training step's forward (None: plain fp32)
+AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -72,10 +75,34 @@ def load_task(cfg: DictConfig):
     device = pick_device(cfg.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+        set_tf32(bool(_train_options(cfg).get("tf32", True)))  # set both ways: no sweep job inherits it
     try:
         return device, build_task(cfg, device)
     except (DataError, OSError) as e:
         raise BadInput(str(e)) from None
+
+
+def set_tf32(enabled: bool) -> None:
+    """TF32 for float32 matmuls and cuDNN convolutions on CUDA (Ampere and later; `train.tf32`). CPU kernels
+    do not read these flags. torch >= 2.9 has per-backend `fp32_precision` settings and refuses to mix them
+    with the legacy `allow_tf32` flags, so the new ones are used where they exist."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision") and hasattr(torch.backends.cudnn, "conv"):
+        mode = "tf32" if enabled else "ieee"
+        matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+    else:
+        matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+
+
+def autocast_dtype(cfg: DictConfig) -> torch.dtype | None:
+    """The autocast dtype of `train.precision`: None for fp32 (also for configs from before the key)."""
+    return AMP_DTYPES[_train_options(cfg).get("precision", "fp32")]
+
+
+def _train_options(cfg: DictConfig):
+    return cfg.get("train") or {}
 
 
 def train(cfg: DictConfig, progress: bool = True) -> RunResult:
@@ -112,6 +139,7 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     set_noise_generator(model, noise_gen)
     probes = build_probes(cfg, model, task)
+    amp = autocast_dtype(cfg)
 
     # --- resume ---------------------------------------------------------------------------------
     start, rows, probe_rows, elapsed = 0, [], [], 0.0
@@ -185,7 +213,7 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     try:
         while step < steps:
             t_step = time.perf_counter()
-            x, y, loss, extra = forward_backward(model, task, opt, step)
+            x, y, loss, extra = forward_backward(model, task, opt, step, amp_dtype=amp)
             t_probe, probe_payload = time.perf_counter(), {}
             for probe in probes:
                 if probe.due(step):
@@ -253,13 +281,49 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     return RunResult(folder.run_id, folder.path, status, step, summary)
 
 
-def forward_backward(model, task, opt, step: int):
-    """The step's batch, forward, loss, backward: after it every .grad holds the step's training gradient."""
+def forward_backward(model, task, opt, step: int, amp_dtype: torch.dtype | None = None):
+    """The step's batch, forward, loss, backward: after it every .grad holds the step's training gradient.
+
+    amp_dtype (train.precision=bf16: torch.bfloat16): the forward runs under torch.autocast of that dtype,
+    with the norm layers in fp32 (`norms_in_fp32`); the loss is computed in fp32 from the fp32-cast output,
+    outside autocast, so the returned loss, .grad and everything after the step (probes, evaluation) is
+    fp32. No host synchronisation here: scalars reach the host at logging cadence (`_flush`)."""
     x, y = task.batch(step)
-    loss, extra = task.loss(model(x), y)
+    if amp_dtype is None:
+        out = model(x)
+    else:
+        norms_in_fp32(model)
+        with torch.autocast(x.device.type, dtype=amp_dtype):
+            out = model(x)
+        out = out.float()
+    loss, extra = task.loss(out, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     return x, y, loss, extra
+
+
+NORM_TYPES = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, LpNorm)  # noisy BN normalises with a BatchNorm
+
+
+def norms_in_fp32(model: torch.nn.Module) -> None:
+    """Make every norm layer of `model` compute in fp32 under autocast: its input is cast to fp32, so the
+    batch statistics, the running statistics' updates and the normalised output are fp32 (autocast casts
+    only matmul-like ops such as conv and linear down; batch_norm, mean and norms follow their input).
+    Without this BN would run on bf16 input and the l_p norms would fail (lerp_ of fp32 running
+    statistics towards bf16 batch statistics). Idempotent; a no-op for fp32 input."""
+    if getattr(model, "_bnopt_norms_fp32", False):
+        return
+    for m in model.modules():
+        if isinstance(m, NORM_TYPES):
+            m.register_forward_pre_hook(_input_to_fp32)
+    model._bnopt_norms_fp32 = True
+
+
+def _input_to_fp32(module, args):
+    x = args[0]
+    if x.is_floating_point() and x.dtype != torch.float32:
+        return (x.float(), *args[1:])
+    return None
 
 
 def _flush(pending, rows, wb, lr) -> int | None:
