@@ -28,7 +28,7 @@ from .config import CONFIG_DIR, ConfigError, pick_device, resolve, run_id, valid
 from .data import DataError
 from .models import build_model, set_noise_generator
 from .models.norms import LpNorm
-from .probes import ProbeContext, build_probes
+from .probes import ProbeContext, build_probes, listen
 from .records import (
     HISTOGRAM_FILE,
     METRICS_FILE,
@@ -213,13 +213,16 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     try:
         while step < steps:
             t_step = time.perf_counter()
-            x, y, loss, extra = forward_backward(model, task, opt, step, amp_dtype=amp)
+            due = [p for p in probes if p.due(step)]
+            # probes that read activations read this forward's, unless it ran in bf16 (probes are fp32:
+            # they then run their own forward)
+            with listen(due if amp is None else [], model) as heard:
+                x, y, loss, extra = forward_backward(model, task, opt, step, amp_dtype=amp)
             t_probe, probe_payload = time.perf_counter(), {}
-            for probe in probes:
-                if probe.due(step):
-                    new_rows = probe(ProbeContext(step, model, x, y, loss, opt, task))
-                    probe_rows.extend(new_rows)
-                    probe_payload.update(probe.wandb(new_rows))
+            for probe in due:
+                new_rows = probe(ProbeContext(step, model, x, y, loss, opt, task, heard))
+                probe_rows.extend(new_rows)
+                probe_payload.update(probe.wandb(new_rows))
             probe_time += time.perf_counter() - t_probe
             opt.step()
             pending.append((step, loss.detach(), extra, probe_payload))
