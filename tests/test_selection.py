@@ -101,3 +101,12 @@ def test_load_runs_filters_match_learning_rates_exactly(tmp_path):
         train(smoke_cfg(tmp_path, f"optim.lr={lr}", "scale.steps=2", model="dln"), progress=False)
     assert list(load_runs(tmp_path, lr=1e-9).runs.lr) == [1e-9]
     assert len(load_runs(tmp_path, lr=[1e-8, 1e-9])) == 2
+
+
+def test_a_bf16_run_never_stands_in_for_the_protocols_fp32_run():
+    res = table(vgg("bf16", precision="bf16"), vgg("fp32", precision="fp32", status="running"))
+    assert select_runs(res, [("vgg16_bn", 0.1)])[("vgg16_bn", 0.1)]["run_id"] == "fp32"
+    only_bf16 = table(vgg("bf16", precision="bf16"))
+    with pytest.raises(MissingRuns):
+        select_runs(only_bf16, [("vgg16_bn", 0.1)])
+    assert select_runs(only_bf16, [("vgg16_bn", 0.1)], precision="bf16")[("vgg16_bn", 0.1)]["run_id"] == "bf16"

@@ -16,6 +16,8 @@ the issue notes and the reproduce plan (`reproduce.estimate_seconds`) read them.
     ratios.probe_overhead_paper  probes=paper at the paper cadence, fraction of the training time
                                  (vgg16_bn width 0.25)
     ratios.dln_bn_ms_per_step    dln_bn, one full-batch step (1000 samples, 25 layers), ms
+
+On CUDA the full-width rows also come in bf16 (train.precision=bf16), for the paper-scale img/s.
 """
 
 from __future__ import annotations
@@ -71,13 +73,13 @@ class Case:
         }
 
 
-def loop_case(model_name: str, width: float, label: str | None = None) -> Case:
+def loop_case(model_name: str, width: float, label: str | None = None, amp: torch.dtype | None = None) -> Case:
     """The train loop's step: the task's batch of the step (index, uint8 -> normalised float on the device),
-    forward, loss, backward, SGD step."""
+    forward (autocast to `amp` if given: train.precision=bf16), loss, backward, SGD step."""
     cfg, device, model, opt, task = setup(model_name, width)
 
     def step(i: int) -> None:
-        forward_backward(model, task, opt, i)
+        forward_backward(model, task, opt, i, amp_dtype=amp)
         opt.step()
 
     images = len(task.test) + len(task.train_eval) if hasattr(task, "test") else task.n_train
@@ -227,8 +229,10 @@ def measure(seconds: float, quick: bool = False) -> dict:
     by.update({c.label: c for c in dln})
     rows = [c.row() for c in small + dln]
     if not quick:
-        paper = interleave([loop_case(m, 1.0, f"{m} width 1") for m in VGG_PAPER], seconds)
-        rows += [c.row() for c in paper]
+        paper = [loop_case(m, 1.0, f"{m} width 1") for m in VGG_PAPER]
+        if torch.cuda.is_available():  # the GPU path: full-width VGG16 at batch 128 in bf16 too
+            paper += [loop_case(m, 1.0, f"{m} width 1 bf16", amp=torch.bfloat16) for m in VGG_PAPER]
+        rows += [c.row() for c in interleave(paper, seconds)]
     bn = by["vgg16_bn"].best
     ratios = {
         "loop_over_bare": round(by["vgg16_bn bare"].best / bn, 3),

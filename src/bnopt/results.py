@@ -92,6 +92,7 @@ def run_summary(folder: Path, records: RunRecords | None = None) -> dict | None:
         "seed": int(cfg.seed),
         "data": cfg.data.name,
         "augment": bool(cfg.data.get("augment", False)),
+        "precision": (cfg.get("train") or {}).get("precision", "fp32"),
         "probes": cfg.probes.name,
         "experiment": cfg.get("experiment_name", ""),
         "status": status.get("status", "unknown"),
@@ -251,18 +252,22 @@ def select_runs(
     figure: str = "runs",
     experiment: str | None = None,
     seed: int | None = None,
+    precision: str = "fp32",
 ) -> dict:
     """One `runs` row per (model, lr) pair, {pair: row}; raises MissingRuns / MissingRecords.
 
     With `scale`, only runs with that preset's numbers (`scale_numbers`). Without, the preset (paper,
     then small, then smoke) that covers the most pairs; if no preset covers any, the best run of any
-    numbers. `probes`: records the chosen runs must have. `seed`: only runs of that seed."""
+    numbers. `probes`: records the chosen runs must have. `seed`: only runs of that seed. `precision`: only
+    runs trained at that `train.precision` (the protocol's fp32: a bf16 run never stands in for it)."""
     pairs = [(str(m), float(lr)) for m, lr in pairs]
     runs = res.runs
     if runs is None or not len(runs) or "model" not in runs:
         raise MissingRuns(figure, "no runs in the results", experiment, scale)
     if seed is not None and "seed" in runs:
         runs = runs[runs["seed"] == seed]
+    if "precision" in runs:
+        runs = runs[runs["precision"] == precision]
     probed = [runs_with_probe(res, p) for p in probes]
 
     def candidates(frame):
