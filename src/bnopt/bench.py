@@ -42,7 +42,7 @@ from .train import forward_backward
 SMALL = 0.25  # the VGG width of the small preset, which the CPU runs use
 VGG_SMALL = ["vgg16", "vgg16_bn", "vgg16_noisy_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf"]
 VGG_PAPER = ["vgg16", "vgg16_bn"]  # width 1.0
-DLN = ["dln", "dln_bn", "dln_noisy_bn", "dln_l1", "dln_l2", "dln_linf"]
+DLN = ["dln", "dln_bn", "dln_l1", "dln_l2", "dln_linf"]
 
 
 @dataclass
@@ -160,7 +160,8 @@ def dataloader_case(model_name: str, width: float, workers: int = 2) -> Case:
 
 
 def interleave(cases: list[Case], seconds: float, repeats: int = 5, warmup: int = 3) -> list[Case]:
-    """Time the cases in turn, `repeats` rounds of ~seconds/repeats each; keep each case's best step time."""
+    """Time the cases in turn, `repeats` rounds of ~seconds/repeats each; keep each case's best step time.
+    Prints each case's row when the group is done."""
     steps = {}
     for c in cases:  # warm-up, and a step count that makes one round of this case ~ seconds / repeats
         for i in range(warmup):
@@ -180,6 +181,8 @@ def interleave(cases: list[Case], seconds: float, repeats: int = 5, warmup: int 
             sync(c.device)
             c.best = min(c.best, (time.perf_counter() - t0) / n)
             c.calls += n
+    for c in cases:
+        print(f"train  {c.label:26s} {c.best * 1000:9.2f} ms/step  {c.images / c.best:9.1f} samples/s", flush=True)
     return cases
 
 
@@ -263,8 +266,6 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         raise SystemExit(f"bnopt bench: error: cannot write {out_path} ({e})") from None
     result = measure(args.seconds, args.quick)
-    for r in result["train"]:
-        print(f"train  {r['case']:24s} {r['ms_per_step']:9.2f} ms/step  {r['images_per_s']:9.1f} samples/s")
     probes = probe_costs(args.seconds, only=["vgg16_bn:0.25", "dln_bn:1"] if args.quick else None)
     row = next(r for r in probes if r["model"] == "vgg16_bn" and r["width"] == SMALL)
     result["ratios"]["probe_overhead_paper"] = row["overhead"]["paper"]["overhead_fraction"]

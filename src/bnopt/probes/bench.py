@@ -2,7 +2,8 @@
 `python -m bnopt.probes.bench [--seconds S] [--only vgg16_bn]`).
 
 For each case (model, width) the `paper` probe preset is built as a run would build it; one training step
-(forward, backward, SGD step) and one call of each probe are timed, interleaved, after a warm-up, and the
+(forward, backward, SGD step; the forward copies the activations the activations probe reads, as at a
+measured step of a run) and one call of each probe are timed, interleaved, after a warm-up, and the
 overhead of the preset at each scale's cadence is computed as sum_i(cost_i / every_i) / step time.
 Numbers, not assertions.
 """
@@ -16,7 +17,7 @@ import time
 
 from ..bench_setup import compose, setup, sync
 from ..train import forward_backward
-from . import ProbeContext, build_probes, probe_cadence
+from . import ProbeContext, build_probes, listen, probe_cadence
 
 CASES = [("vgg16_bn", 0.25), ("vgg16_noisy_bn", 0.25), ("vgg16_bn", 1.0), ("dln_bn", 1.0)]
 
@@ -40,23 +41,33 @@ def time_case(model_name: str, width: float, seconds: float = 8.0, warmup: int =
     probes = build_probes(cfg, model, task)
     step_times: list[float] = []
     probe_times: dict[str, list[float]] = {p.name: [] for p in probes}
+    listened = [p for p in probes if p.taps(model)]
     step, t_start = 0, time.perf_counter()
     while True:
+        # a plain training step (what most steps of a run are), then the same step again with the
+        # activations copied out of its forward, as at a measured step: the copies are charged to the
+        # probes that read them
         t0 = time.perf_counter()
-        x, y, loss, _ = forward_backward(model, task, opt, step)
+        forward_backward(model, task, opt, step)
+        sync(device)
+        t_plain = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with listen(probes, model) as heard:
+            x, y, loss, _ = forward_backward(model, task, opt, step)
         sync(device)
         t_fb = time.perf_counter() - t0
         for p in probes:
             t1 = time.perf_counter()
-            p(ProbeContext(step, model, x, y, loss, opt, task))
+            p(ProbeContext(step, model, x, y, loss, opt, task, heard))
             sync(device)
             if step >= warmup:
-                probe_times[p.name].append(time.perf_counter() - t1)
+                extra = max(t_fb - t_plain, 0.0) / len(listened) if p in listened else 0.0
+                probe_times[p.name].append(time.perf_counter() - t1 + extra)
         t2 = time.perf_counter()
         opt.step()
         sync(device)
         if step >= warmup:
-            step_times.append(t_fb + time.perf_counter() - t2)
+            step_times.append(t_plain + time.perf_counter() - t2)
         step += 1
         if step >= warmup + 2 and time.perf_counter() - t_start > seconds:
             break
