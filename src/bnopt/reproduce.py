@@ -132,7 +132,7 @@ def print_plan(runs: list[PlannedRun], scale_note: str, speeds: Speeds | None = 
     if slow and not _has_cuda():
         print(
             f"  note: no GPU here: each of the {len(slow)} paper-scale VGG runs takes hours on a CPU "
-            "(results/bench.json: ~1.5 s per width-1 step on 2 cores); use a GPU or SCALE=small"
+            "(results/bench.json: ~1.1 s per width-1 step on 2 cores); use a GPU or SCALE=small"
         )
     return sum(known) if known else None
 

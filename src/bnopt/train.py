@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .config import CONFIG_DIR, ConfigError, pick_device, resolve, run_id, validate
 from .data import DataError
 from .models import build_model, set_noise_generator
-from .models.norms import LpNorm
+from .models.norms import norms_in_fp32
 from .probes import ProbeContext, build_probes, listen
 from .records import (
     HISTOGRAM_FILE,
@@ -303,30 +303,6 @@ def forward_backward(model, task, opt, step: int, amp_dtype: torch.dtype | None 
     opt.zero_grad(set_to_none=True)
     loss.backward()
     return x, y, loss, extra
-
-
-NORM_TYPES = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, LpNorm)  # noisy BN normalises with a BatchNorm
-
-
-def norms_in_fp32(model: torch.nn.Module) -> None:
-    """Make every norm layer of `model` compute in fp32 under autocast: its input is cast to fp32, so the
-    batch statistics, the running statistics' updates and the normalised output are fp32 (autocast casts
-    only matmul-like ops such as conv and linear down; batch_norm, mean and norms follow their input).
-    Without this BN would run on bf16 input and the l_p norms would fail (lerp_ of fp32 running
-    statistics towards bf16 batch statistics). Idempotent; a no-op for fp32 input."""
-    if getattr(model, "_bnopt_norms_fp32", False):
-        return
-    for m in model.modules():
-        if isinstance(m, NORM_TYPES):
-            m.register_forward_pre_hook(_input_to_fp32)
-    model._bnopt_norms_fp32 = True
-
-
-def _input_to_fp32(module, args):
-    x = args[0]
-    if x.is_floating_point() and x.dtype != torch.float32:
-        return (x.float(), *args[1:])
-    return None
 
 
 def _flush(pending, rows, wb, lr) -> int | None:

@@ -206,6 +206,30 @@ def make_norm(kind: str, num_features: int, dims: int, cfg) -> nn.Module:
     raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
 
 
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, LpNorm)  # noisy BN normalises with a BatchNorm
+
+
+def norms_in_fp32(model: nn.Module) -> None:
+    """Make every norm layer of `model` compute in fp32 under autocast: its input is cast to fp32, so the
+    batch statistics, the running statistics' updates and the normalised output are fp32 (autocast casts
+    only matmul-like ops such as conv and linear down; batch_norm, mean and norms follow their input).
+    Without this BN would run on bf16 input and the l_p norms would fail (lerp_ of fp32 running
+    statistics towards bf16 batch statistics). Idempotent; a no-op for fp32 input."""
+    if getattr(model, "_bnopt_norms_fp32", False):
+        return
+    for m in model.modules():
+        if isinstance(m, NORM_TYPES):
+            m.register_forward_pre_hook(_input_to_fp32)
+    model._bnopt_norms_fp32 = True
+
+
+def _input_to_fp32(module, args):
+    x = args[0]
+    if x.is_floating_point() and x.dtype != torch.float32:
+        return (x.float(), *args[1:])
+    return None
+
+
 def noisy_layers(model: nn.Module) -> list[NoisyBatchNorm]:
     return [m for m in model.modules() if isinstance(m, NoisyBatchNorm)]
 
