@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 from . import resolvers
 from .data import CIFAR_TRAIN_SIZE
 from .models import FAMILIES, NORMS
+from .tasks import LOSS_NORMS
 
 resolvers.register()
 
@@ -65,6 +66,8 @@ def validate(cfg: DictConfig) -> None:
     m, d, o, s = cfg.model, cfg.data, cfg.optim, cfg.scale
     if m.norm not in NORMS:
         raise ConfigError(f"unknown model.norm {m.norm!r}; choose one of {', '.join(NORMS)}")
+    if m.family == "dln" and m.get("loss_norm", "sum") not in LOSS_NORMS:
+        raise ConfigError(f"unknown model.loss_norm {m.get('loss_norm')!r}; choose one of {', '.join(LOSS_NORMS)}")
     if d.name not in DATASETS:
         raise ConfigError(f"unknown data {d.name!r}; choose one of {', '.join(DATASETS)}")
     if d.name not in DATA_FOR_FAMILY[m.family]:
@@ -146,7 +149,8 @@ NOT_IDENTITY_IN = {"data": ("root", "download"), "model": ("channels_last",), "p
 SCALE_IDENTITY = ("steps", "batch_size", "eval_every")
 # Keys added after runs were recorded, with the value those runs used: at that value a key is left out of
 # the id, so those runs keep their ids; any other value (train.precision=bf16, train.tf32=false) is in it.
-IDENTITY_DEFAULTS = {"train": {"precision": "fp32", "tf32": True}}
+# model.loss_norm (DLN only): "sum" is the loss every DLN run used before the key existed.
+IDENTITY_DEFAULTS = {"train": {"precision": "fp32", "tf32": True}, "model": {"loss_norm": "sum"}}
 
 
 def identity(cfg: DictConfig) -> dict:
