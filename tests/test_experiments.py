@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 
 from bnopt import experiments, reproduce
@@ -44,6 +45,88 @@ def test_sweep_expands_with_hydra_to_runs_of_one_family(name):
     assert experiments.pairs(name) == [(c.model.name, float(c.optim.lr)) for c in cfgs]
 
 
+def _claims_of_c1_to_c4_or_c6(exp) -> bool:
+    return bool({"C1", "C2", "C3", "C4", "C6"} & set(exp.claims))
+
+
+def test_every_experiment_declares_its_seed_group():
+    for name, exp in experiments.registry().items():
+        family = experiments.runs(name, ("scale=smoke",))[0].model.family
+        want = "dln" if family == "dln" else "claims" if _claims_of_c1_to_c4_or_c6(exp) else "single"
+        assert exp.seed_group == want, name
+        assert "seed" not in dict(exp.params)  # the seed comes from the scale preset
+
+
+@pytest.mark.parametrize("scale, counts", [("small", (3, 5, 1)), ("paper", (3, 5, 1)), ("smoke", (1, 1, 1))])
+def test_sweeps_have_the_seeds_of_their_group_at_each_scale(scale, counts):
+    per_group = dict(zip(("claims", "dln", "single"), counts, strict=True))
+    for name, exp in experiments.registry().items():
+        sweep = exp.sweep([f"scale={scale}"])
+        seeds = [int(o.split("=")[1]) for job in sweep for o in job if o.startswith("seed=")]
+        n = per_group[exp.seed_group]
+        assert sorted(set(seeds)) == list(range(n)), name
+        assert len(sweep) == len(experiments.pairs(name)) * n, name
+
+
+def test_small_sweeps_of_fig1_fig3_dln_and_a_single_seed_experiment():
+    assert len(experiments.get("fig1").sweep(["scale=small"])) == 4 * 3
+    assert len(experiments.get("fig3_ics_dln").sweep(["scale=small"])) == 4 * 5
+    fig6 = experiments.get("fig6").sweep(["scale=small"])
+    assert len(fig6) == 5 and all("seed=0" in job for job in fig6)
+
+
+def test_seeds_n_sets_every_experiment_to_exactly_n(tmp_path, capsys):
+    extra = reproduce.seed_overrides(2)
+    assert extra == ["seed=0,1"] and reproduce.seed_overrides(None) == []
+    for name, exp in experiments.registry().items():
+        assert len(exp.sweep(["scale=small", *extra])) == 2 * len(experiments.pairs(name)), name
+    assert (
+        reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(tmp_path), "--dry-run", "--seeds", "2"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "4 runs, 0 already done, 4 to train" in out and "seed=1" in out
+
+
+def test_seed_zero_runs_keep_the_committed_run_ids(tmp_path):
+    manifest = json.loads((REPO / "results" / "small" / "manifest.json").read_text())
+    runs = reproduce.plan(None, "small", tmp_path, ["seed=0"])
+    assert {r.run_id for r in runs} == set(manifest["runs"])
+
+
+def test_bnopt_train_sweeps_the_seeds_through_hydra():
+    """The experiment files sweep `seed: ${bnopt.seeds:${scale.seeds.${seed_group}}}`: Hydra resolves it
+    when it builds the sweeper, so `bnopt-train experiment=fig1 scale=small` runs the same 12 runs."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.plugins import Plugins
+
+    for name, scale, want in (
+        ("fig1", "small", "seed=0,1,2"),
+        ("fig9", "small", "seed=0,1,2,3,4"),
+        ("fig1", "smoke", "seed=0"),
+    ):
+        with initialize_config_dir(str(experiments.CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=[f"experiment={name}", f"scale={scale}"], return_hydra_config=True)
+        sweeper = Plugins.instance()._instantiate(cfg.hydra.sweeper)
+        assert sweeper._parse_config()[-1] == want
+
+
+def test_each_seed_draws_its_own_dln_data_unless_data_seed_is_set():
+    from bnopt.data import gaussian_linear
+
+    def data(*overrides):
+        cfg = experiments.resolved(("model=dln", "scale=smoke", *overrides))
+        return gaussian_linear(int(cfg.data.n_samples), int(cfg.data.dim), int(cfg.data.data_seed))
+
+    x0, y0, _ = data("seed=0")
+    x1, y1, _ = data("seed=1")
+    x0b, y0b, _ = data("seed=0")
+    assert not torch.equal(x0, x1) and not torch.equal(y0, y1)
+    assert torch.equal(x0, x0b) and torch.equal(y0, y0b)
+    fixed, _, _ = data("seed=1", "data.data_seed=0")
+    assert torch.equal(fixed, x0)
+
+
 def test_the_paper_figures_use_the_paper_learning_rates():
     lrs = {lr for e in experiments.registry() for _, lr in experiments.pairs(e)}
     assert {0.1, 0.5, 0.01, 1e-6, 1e-7} == lrs
@@ -60,7 +143,7 @@ def test_plan_shares_runs_between_figures(tmp_path):
 def test_dln_runs_are_shared_by_the_small_and_paper_scales(tmp_path):
     small = {r.run_id for r in reproduce.plan(["fig10"], "small", tmp_path)}
     paper = {r.run_id for r in reproduce.plan(["fig10"], "paper", tmp_path)}
-    assert small == paper and len(small) == 2
+    assert small == paper and len(small) == 2 * 5  # 2 models x 5 seeds
     vgg_small = {r.run_id for r in reproduce.plan(["fig4"], "small", tmp_path)}
     assert vgg_small.isdisjoint(r.run_id for r in reproduce.plan(["fig4"], "paper", tmp_path))
 

@@ -141,7 +141,7 @@ def dataset_size(cfg: DictConfig) -> int:
 
 # Top-level keys that say where a run is stored, how it is shown or which figure asked for it: not
 # what it trains or records, so not part of the run id.
-NOT_IDENTITY = ("paths", "logger", "device", "experiment_name", "figure", "claims", "hydra")
+NOT_IDENTITY = ("paths", "logger", "device", "experiment_name", "figure", "claims", "seed_group", "hydra")
 # Within groups: locations, download switches, presentation and memory layout (same numbers).
 NOT_IDENTITY_IN = {"data": ("root", "download"), "model": ("channels_last",), "probes": ("name",)}
 # The scale preset enters only through the numbers a run uses (probe cadences are in probes.*.every;

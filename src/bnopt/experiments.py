@@ -1,6 +1,10 @@
 """The one registry of runs: configs/experiment/*.yaml, one Hydra sweep per figure (or figure half).
 
 Each file declares `figure`, `claims` and its sweep (`hydra.sweeper.params`, `hydra.mode: MULTIRUN`).
+Every sweep includes `seed`: `seed_group` (claims | dln | single) picks how many seeds from the scale
+preset's `seeds:` (configs/scale/_preset.yaml), through `${bnopt.seeds:...}` in the sweep itself, so
+`bnopt-train experiment=fig1 scale=small` sweeps them too. A `seed=` override (`seed=0`, `seed=0,1`,
+`seeds(n)` here) replaces it.
 Everything that needs to know which runs a figure or a claim rests on reads it from here: `make
 reproduce` / `make plan`, the figures, the claim checks, the notebooks and the tests.
 
@@ -32,15 +36,45 @@ class Experiment:
     figure: str
     claims: tuple[str, ...]
     title: str  # the file's first comment line
-    params: tuple[tuple[str, str], ...]  # the sweep: (key, comma-separated values) as Hydra reads them
+    params: tuple[tuple[str, str], ...]  # the sweep but the seed: (key, comma-separated values) as Hydra reads them
+    seed_group: str = "single"  # which of the scale preset's `seeds:` counts this experiment sweeps
+
+    def seeds(self, extra: list[str] | tuple[str, ...] = ()) -> int:
+        """How many seeds the sweep has by default at the scale `extra` chooses (scale=small, ...)."""
+        return default_seeds(self.name, tuple(o for o in extra if not _is_sweep(o)))
 
     def sweep(self, extra: list[str] | tuple[str, ...] = ()) -> list[list[str]]:
-        """One override list per run, expanded by Hydra's own sweeper (same order as `bnopt-train`)."""
-        return [[f"experiment={self.name}", *o] for o in expand([f"{k}={v}" for k, v in self.params] + list(extra))]
+        """One override list per run, expanded by Hydra's own sweeper (same order as `bnopt-train`). The
+        seed comes last in the sweep (as in the files); a `seed=` in `extra` replaces the default."""
+        seed = [] if any(_key(o) == "seed" for o in extra) else [f"seed={seed_values(self.seeds(extra))}"]
+        params = [f"{k}={v}" for k, v in self.params] + seed
+        return [[f"experiment={self.name}", *o] for o in expand(params + list(extra))]
 
     @property
     def command(self) -> str:
         return f"bnopt-train experiment={self.name}"
+
+
+def seed_values(n: int) -> str:
+    """`0,1,...,n-1`, the sweep value of n seeds (as `${bnopt.seeds:n}` in the experiment files)."""
+    if int(n) < 1:
+        raise ConfigError(f"the number of seeds must be at least 1, not {n}")
+    return ",".join(str(i) for i in range(int(n)))
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _is_sweep(override: str) -> bool:
+    return OverridesParser.create().parse_overrides([override])[0].is_sweep_override()
+
+
+@cache
+def default_seeds(name: str, extra: tuple[str, ...] = ()) -> int:
+    """The experiment's seed count at the scale `extra` chooses: scale.seeds.<seed_group>."""
+    cfg = compose_run([f"experiment={name}", *extra])
+    return int(cfg.scale.seeds[cfg.seed_group])
 
 
 def expand(overrides: list[str]) -> list[list[str]]:
@@ -72,7 +106,8 @@ def registry() -> dict[str, Experiment]:
             str(d.get("figure") or path.stem),
             tuple(d.get("claims") or ()),
             title,
-            tuple((str(k), str(v)) for k, v in sweep.items()),
+            tuple((str(k), str(v)) for k, v in sweep.items() if k != "seed"),
+            str(d.get("seed_group") or "single"),
         )
     return out
 

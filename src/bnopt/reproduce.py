@@ -86,6 +86,12 @@ def run_overrides(scale: str, results: Path, extra: list[str] = ()) -> list[str]
     return [f"scale={scale}", f"paths.results={results}", *extra]
 
 
+def seed_overrides(seeds: int | None) -> list[str]:
+    """`--seeds N`: every experiment sweeps exactly seeds 0..N-1 (a `seed=` override replaces the
+    per-experiment default of the scale preset, scale.seeds.<seed_group>)."""
+    return [] if seeds is None else [f"seed={experiments.seed_values(seeds)}"]
+
+
 def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] = ()) -> list[PlannedRun]:
     runs: dict[str, PlannedRun] = {}
     for exp in selected_experiments(figures):
@@ -182,12 +188,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-train", action="store_true", help="only draw figures and write the report")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     ap.add_argument("--force", action="store_true", help="replace a report even if runs it was drawn from are gone")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds 0..N-1 for every experiment (default: each experiment's scale.seeds.<seed_group>)",
+    )
     args = ap.parse_args(argv)
     results = Path(args.results)
     figs = [f for arg in (args.figs or []) for f in arg.split()] or None
     try:
         check_args(args.scale, figs, args.launcher)
-        runs = plan(figs, args.scale, results)
+        extra = seed_overrides(args.seeds)
+        runs = plan(figs, args.scale, results, extra)
     except ConfigError as e:
         print(f"bnopt: error: {e}", file=sys.stderr)
         return 2
@@ -198,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         planned = print_plan(runs, scale_note, Speeds.load(results / "bench.json"))
         if args.dry_run:
             return 0
-        common = run_overrides(scale, results)
+        common = run_overrides(scale, results, extra)
         train_missing(runs, selected_experiments(figs), common, args.launcher, args.logger)
-        runs = plan(figs, scale, results)
+        runs = plan(figs, scale, results, extra)
     from . import report
 
     out = output_dir(results, scale)

@@ -62,6 +62,11 @@ def probe_default(setting: str, family: str):
     return OmegaConf.create(list(table[setting][family]))
 
 
+def seed_list(n) -> str:
+    """`0,1,...,n-1`: the sweep value of `seed` for n seeds (configs/experiment/*.yaml)."""
+    return ",".join(str(i) for i in range(int(n)))
+
+
 def register() -> None:
     for name, fn in (
         ("get", get),
@@ -70,5 +75,6 @@ def register() -> None:
         ("preset", preset),
         ("probe_default", probe_default),
         ("add", lambda a, b: int(a) + int(b)),
+        ("seeds", seed_list),
     ):
         OmegaConf.register_new_resolver(f"bnopt.{name}", fn, replace=True)
