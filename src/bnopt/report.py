@@ -1,5 +1,6 @@
-"""results/<scale>/REPORT.md: for each claim C1-C9 the verdict, our numbers beside the paper's, the figure,
-and the runs behind it (scale, hardware, versions, wall time). Generated; never edited by hand.
+"""results/<scale>/REPORT.md: for each claim C1-C9 the verdict, our numbers per seed with their mean and 95%
+interval beside the paper's, the number of seeds, the figure, and the runs behind it (scale, hardware,
+versions, wall time). Generated; never edited by hand.
 
     python -m bnopt.report [--results results] [--scale small]
 
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .claims import NOT_RUN, run_checks
+from .claims import INCONCLUSIVE, NOT_RUN, run_checks
 from .config import SCALES
 from .records import atomic_write_text
 from .results import load_runs
@@ -29,6 +30,7 @@ VERDICT_MARK = {
     "reproduced": "reproduced",
     "partly": "partly",
     "not reproduced": "**not reproduced**",
+    INCONCLUSIVE: "*inconclusive*",
     "not run": "not run",
     NOT_JUDGED: NOT_JUDGED,
 }
@@ -54,6 +56,20 @@ def _environment(res) -> dict:
     return {}
 
 
+def _stats_table(stats) -> list[str]:
+    """The judged statistics of a claim: per-seed values, mean, 95% interval, N seeds, verdict."""
+    out = ["| statistic | per seed | mean | 95% interval | N seeds | verdict |", "|---|---|---|---|---|---|"]
+    for s in stats:
+        per_seed = ", ".join(f"s{k}: {s.fmt(v)}" for k, v in s.values.items())
+        if s.n > 1:
+            kind = "t" if s.method == "t" else "bootstrap"
+            ci = f"[{s.fmt(s.lo)}, {s.fmt(s.hi)}] ({kind})"
+        else:
+            ci = "1 seed, no interval"
+        out.append(f"| {s.name} | {per_seed} | {s.fmt(s.mean)} | {ci} | {s.n} | {s.verdict or '-'} |")
+    return out
+
+
 def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path | None = None) -> tuple[str, list]:
     """(markdown text, claim checks). Figures are linked from out_dir/figures (default: results_root)."""
     results_root = Path(results_root)
@@ -66,6 +82,8 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
         for c in checks:
             if c.verdict != NOT_RUN:
                 c.verdict = NOT_JUDGED
+            for s in c.stats:
+                s.verdict = ""
     env = _environment(res)
     runs = res.runs
     wall = float(runs.elapsed_s.fillna(0).sum()) if len(runs) and "elapsed_s" in runs else 0.0
@@ -92,17 +110,28 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
         "protocol (plain SGD, batch 128, no augmentation, the paper's LRs, layers and step sizes) but trains a",
         "narrower VGG for fewer steps; where an effect does not show at this scale the verdict says so.",
         "",
-        "| claim | verdict | figure |",
-        "|---|---|---|",
+        "Each claim is judged per seed and over seeds: the per-seed numbers, their mean and a 95% interval",
+        "(Student-t for means, percentile bootstrap for ratios and fractions); a verdict is *inconclusive* when",
+        "the interval straddles a threshold of the rule (docs/PROTOCOL.md section 2). One seed: no interval.",
+        "",
+        "| claim | verdict | N seeds | figure |",
+        "|---|---|---|---|",
     ]
     for c in checks:
-        lines.append(f"| {c.claim}: {c.text} | {VERDICT_MARK[c.verdict]} | {c.figure or '-'} |")
+        n = c.n_seeds if c.verdict != NOT_RUN else "-"
+        lines.append(f"| {c.claim}: {c.text} | {VERDICT_MARK[c.verdict]} | {n} | {c.figure or '-'} |")
     lines.append("")
     for c in checks:
         lines += [f"## {c.claim}: {c.text}", "", f"Verdict: **{c.verdict}**", ""]
         if c.reference:
             lines += [f"Paper: {c.reference}.", ""]
-        lines += [f"- {e}" for e in c.evidence] + [""]
+        if c.seeds and c.verdict != NOT_RUN:
+            seeds = ", ".join("?" if s is None else str(s) for s in c.seeds)
+            lines += [f"Seeds: {len(c.seeds)} ({seeds}); N seeds per statistic: {c.n_seeds}.", ""]
+        if c.stats:
+            lines += _stats_table(c.stats) + [""]
+        shown = tuple(f"{s.name}: per seed" for s in c.stats)  # in the table above
+        lines += [f"- {e}" for e in c.evidence if not e.startswith(shown)] + [""]
         figs = [f.strip() for f in c.figure.split(",") if f.strip().startswith("fig")]
         lines += [f"![{f}](figures/{f}.png)" for f in figs if (out_dir / "figures" / f"{f}.png").exists()]
         lines.append("")
