@@ -321,3 +321,28 @@ def test_report_shows_seeds_and_intervals(tmp_path):
     assert "| C3: BN improves test accuracy (about 83% vs 80%, no augmentation) | reproduced | 3 | fig1 |" in text
     assert "| gap test acc BN - standard | s0: 3.0%, s1: 3.1%, s2: 3.2% | 3.1% | [" in text
     assert "(t) | 3 | reproduced |" in text and "Seeds: 3 (0, 1, 2)" in text
+
+
+def test_c1_over_seeds_bootstraps_an_infinite_ratio(tmp_path):
+    m = Maker(tmp_path)
+    for seed, rate in enumerate((0.002, 0.0005, 0.003)):  # seed 1: the standard net never reaches the target
+        m.run("vgg16", 0.1, acc_rate=rate, seed=seed).run("vgg16_bn", 0.1, acc_rate=0.02, seed=seed)
+    c = claims.check_c1(m.results())
+    ratio = c.stats[0]
+    assert ratio.method == "bootstrap" and ratio.values[1] == float("inf") and ratio.hi == float("inf")
+    assert ratio.lo >= 1.5 and c.verdict == claims.REPRODUCED and c.n_seeds == "3"
+
+
+def test_c5_leaves_out_seeds_that_lack_pairs(tmp_path):
+    m = Maker(tmp_path)
+    for seed in range(3):
+        for lr in (0.1, 0.01):
+            m.run("vgg16", lr, ics_l2=1.0, ics_cos=0.9, seed=seed).run(
+                "vgg16_bn", lr, ics_l2=2.0, ics_cos=0.5, seed=seed
+            )
+    for seed in range(5):  # the DLN runs have 5 seeds, the VGG runs 3
+        for lr in (1e-6, 1e-7):
+            m.run("dln", lr, ics_l2=1.0, ics_cos=0.9, seed=seed).run("dln_bn", lr, ics_l2=2.0, ics_cos=0.5, seed=seed)
+    c = claims.check_c5(m.results())
+    assert c.seeds == [0, 1, 2] and c.verdict == claims.REPRODUCED
+    assert any("seeds 3, 4 left out" in e for e in c.evidence)

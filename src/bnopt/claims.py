@@ -229,6 +229,10 @@ def _rid(res: Results, model: str, lr: float, scale: str | None, seed: int | Non
         raise Missing(f"no run of {model} at LR {lr:g}{where}") from None
 
 
+def _seed_key(seed) -> tuple:
+    return (seed is None, -1 if seed is None else seed)
+
+
 def per_seed(res: Results, measure: Callable[[int | None], dict]) -> dict:
     """{seed: measure(seed)} over the seeds whose runs all exist; raises the first Missing if none."""
     out, first = {}, None
@@ -571,10 +575,11 @@ def check_c5(res: Results, scale=None) -> Check:
         "standard net's (Fig 3a VGG layers #5, #10; Fig 3b DLN #9, #17)",
         figure="fig3",
     )
-    lines = []
+    lines, pair_sets = {}, {}
 
     def measure(seed):
         not_reduced, total = 0, 0
+        lines[seed], pair_sets[seed] = [], set()
         for family in ("vgg", "dln"):
             for (m_std, m_bn), lr, k in _ics_pairs(res, scale, family):
                 try:
@@ -594,7 +599,8 @@ def check_c5(res: Results, scale=None) -> Check:
                 reduced = l2_b < l2_s and cs_b > cs_s  # BN better on both measures
                 total += 1
                 not_reduced += not reduced
-                lines.append(
+                pair_sets[seed].add((family, k, lr))
+                lines[seed].append(
                     f"seed {seed} {family} layer #{k} LR {lr:g}: median l2 BN {_fmt(l2_b)} vs std {_fmt(l2_s)}; "
                     f"median cos BN {_fmt(cs_b)} vs std {_fmt(cs_s)} -> "
                     + ("BN reduces ICS" if reduced else "BN does not reduce ICS")
@@ -604,6 +610,13 @@ def check_c5(res: Results, scale=None) -> Check:
         return {"pairs": total, "pairs_not_reduced": not_reduced, "fraction_not_reduced": not_reduced / total}
 
     table = per_seed(res, measure)
+    # the fraction is comparable over seeds only on the same pairs: keep the seeds that have every pair
+    # any seed has (else those with the most pairs), e.g. DLN-only seeds beyond the VGG runs' seeds drop out
+    union = set().union(*(pair_sets[s] for s in table))
+    best = max(len(pair_sets[s]) for s in table)
+    keep = [s for s in table if pair_sets[s] == union] or [s for s in table if len(pair_sets[s]) == best]
+    dropped = [s for s in table if s not in keep]
+    table = {s: table[s] for s in keep}
     frac = Stat(
         "fraction of pairs where BN does not reduce ICS",
         _col(table, "fraction_not_reduced"),
@@ -613,7 +626,13 @@ def check_c5(res: Results, scale=None) -> Check:
     )
     frac.verdict = judge([frac], lambda f: REPRODUCED if f >= 0.75 else (PARTLY if f >= 0.5 else NOT_REPRODUCED))
     _fill(c, table, [frac])
-    c.evidence = lines + [
+    c.evidence = [line for s in keep for line in lines[s]]
+    if dropped:
+        c.evidence.append(
+            f"seeds {', '.join(map(str, dropped))} left out: they lack pairs the other seeds have "
+            f"({len(union)} pairs in all)"
+        )
+    c.evidence += [
         frac.summary(),
         "rule: reproduced if BN does not reduce ICS (lower l2 and higher cosine) in >= 75% of "
         "(network, layer, LR) pairs over the whole interval; partly if in >= 50%; otherwise inconclusive "
@@ -760,7 +779,7 @@ def check_c7(res: Results, scale=None) -> Check:
     if not stats:
         raise Missing("no l_p runs")
     c.stats = stats
-    c.seeds = sorted({s for t in tables.values() for s in t}, key=lambda s: (s is None, s))
+    c.seeds = sorted({s for t in tables.values() for s in t}, key=_seed_key)
     c.per_seed = tables
     c.numbers = {"passed": sum(s.verdict == PASS for s in stats), "total": len(stats)}
     c.numbers |= {f"{k}_{n}": v for k, t in tables.items() for n, v in _seed_means(t).items()}
@@ -785,21 +804,23 @@ def check_c8(res: Results, scale=None) -> Check:
     def measure(seed):
         l_std = final_train_loss(res, _rid(res, "dln", DLN_LR, scale, seed))
         l_bn = final_train_loss(res, _rid(res, "dln_bn", DLN_LR, scale, seed))
-        row = {"loss_std": l_std, "loss_bn": l_bn, "log10_ratio_loss": _log_ratio(l_bn, l_std)}
-        return row | _smoothness_seed(res, "dln", "dln_bn", DLN_LR, scale, seed)
+        return {"loss_std": l_std, "loss_bn": l_bn, "log10_ratio_loss": _log_ratio(l_bn, l_std)}
 
+    # (a) and (b) on their own seeds: every DLN seed has losses, the landscape probe may run on fewer
     table = per_seed(res, measure)
+    smooth_table = per_seed(res, lambda seed: _smoothness_seed(res, "dln", "dln_bn", DLN_LR, scale, seed))
     loss = Stat("(a) log10(final loss BN / standard)", _col(table, "log10_ratio_loss"), thresholds=(0.0,))
     subtest(loss, lambda x: x < 0)
-    smooth = _smoothness_stats(table, "(b) ")
+    smooth = _smoothness_stats(smooth_table, "(b) ")
     smooth_verdict = judge(smooth, lambda *xs: PASS if sum(x < 0 for x in xs) >= 2 else FAIL)
-    _fill(c, table, [loss, *smooth])
+    merged = {s: table.get(s, {}) | smooth_table.get(s, {}) for s in sorted({*table, *smooth_table}, key=_seed_key)}
+    _fill(c, merged, [loss, *smooth])
     c.evidence = [
         f"seed {s}: final DLN loss at LR 1e-6 (mean of last 50 steps): BN {_fmt(r['loss_bn'])}, standard "
         f"{_fmt(r['loss_std'])}"
         for s, r in table.items()
     ]
-    c.evidence += _smoothness_lines(table, "dln", "dln_bn", DLN_LR)
+    c.evidence += _smoothness_lines(smooth_table, "dln", "dln_bn", DLN_LR)
     c.evidence += [s.summary() for s in (loss, *smooth)]
     c.evidence += [
         f"sub-tests: (a) BN's final loss lower: {loss.verdict}; (b) BN smoother on >= 2 of 3 medians: {smooth_verdict}",
