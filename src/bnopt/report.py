@@ -138,13 +138,14 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
     lines += [
         "## Runs",
         "",
-        "| run | status | steps | final test acc | samples/s | wall min |",
-        "|---|---|---|---|---|---|",
+        "| run | seed | status | steps | final test acc | samples/s | wall min |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for _, r in runs.sort_values(["family", "model", "lr"]).iterrows() if len(runs) else []:
+    order = [k for k in ("family", "model", "lr", "seed") if k in runs]
+    for _, r in runs.sort_values(order).iterrows() if len(runs) else []:
         acc, ips, wall_s = (_finite(r.get(k)) for k in ("test_acc", "images_per_s", "elapsed_s"))
         lines.append(
-            f"| `{r.run_id}` | {r.status} | {r.steps_done}/{r.steps} | "
+            f"| `{r.run_id}` | {r.get('seed', '-')} | {r.status} | {r.steps_done}/{r.steps} | "
             f"{'-' if acc is None else f'{100 * acc:.1f}%'} | {'-' if ips is None else f'{ips:.0f}'} | "
             f"{'-' if wall_s is None else f'{wall_s / 60:.1f}'} |"
         )
@@ -227,6 +228,7 @@ def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None
         else {},
         "figures": {k: [Path(p).name for p in v] for k, v in made.items()},
         "claims": {c.claim: c.verdict for c in checks},
+        "claim_seeds": {c.claim: c.n_seeds for c in checks},
     }
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     for name, v in drawn.items():
