@@ -346,3 +346,14 @@ def test_c5_leaves_out_seeds_that_lack_pairs(tmp_path):
     c = claims.check_c5(m.results())
     assert c.seeds == [0, 1, 2] and c.verdict == claims.REPRODUCED
     assert any("seeds 3, 4 left out" in e for e in c.evidence)
+
+
+def test_c6_inconclusive_when_a_median_straddles(tmp_path):
+    m = Maker(tmp_path)
+    for seed, beta_std in enumerate((40, 15, 30)):  # BN's beta 20: lower in seeds 0, 2, higher in seed 1
+        m.run("vgg16", 0.1, beta=beta_std, grad_diff=250, loss_range=2, seed=seed)
+        m.run("vgg16_bn", 0.1, beta=20, grad_diff=30, loss_range=0.5, seed=seed)
+    c = claims.check_c6(m.results())
+    assert [s.verdict for s in c.stats] == [claims.PASS, claims.PASS, claims.INCONCLUSIVE]
+    assert c.verdict == claims.INCONCLUSIVE  # reproduced if beta passes, partly if not
+    assert c.numbers["vgg16_beta"] == pytest.approx(85 / 3)
