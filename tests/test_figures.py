@@ -298,3 +298,50 @@ def test_cli_from_wandb(results, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(wandb, "Api", broken)
     assert figures_main(["--from-wandb", "me/bnopt"]) == 2
     assert "could not read W&B project 'me/bnopt' (ConnectionError: no network)" in capsys.readouterr().err
+
+
+def test_curves_are_the_mean_over_seeds_with_a_band_and_n_in_the_legend(tmp_path):
+    """Several seeds of a (model, LR): one mean line, a min-max band, "(N seeds)"; one seed: as before."""
+    from bnopt.figures.curves import acc_panel, eval_acc_panel, loss_panel, seed_runs
+    from bnopt.figures.panels import new_figure
+    from bnopt.results import select_runs
+
+    from .test_claims import Maker
+
+    m = Maker(tmp_path)
+    for s in (0, 1, 2):
+        m.run("vgg16", 0.1, seed=s, acc_rate=0.01 * (1 + s)).run("vgg16_bn", 0.1, seed=s)
+    m.run("dln", 1e-6)
+    res = m.results()
+    runs = select_runs(res, [("vgg16", 0.1), ("vgg16_bn", 0.1)], seed=0)
+    assert [int(r["seed"]) for r in seed_runs(res, runs[("vgg16", 0.1)])] == [0, 1, 2]
+    fig = new_figure(10, 4)
+    ax, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    acc_panel(ax, res, runs, [0.1])
+    eval_acc_panel(ax2, res, runs, [0.1])
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Standard, LR 0.1 (3 seeds)" in texts and "band: min-max over seeds" in texts
+    assert len(ax.collections) == 3 and len(ax2.collections) == 2  # two bands (+ the legend's band entry)
+    line = next(ln for ln in ax.get_lines() if ln.get_label() == "Standard, LR 0.1 (3 seeds)")
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() <= np.nanmin(line.get_ydata()) and band.max() >= np.nanmax(line.get_ydata())
+    one = select_runs(res, [("dln", 1e-6)])
+    ax3 = new_figure(5, 4).add_subplot(1, 1, 1)
+    loss_panel(ax3, res, one, [1e-6])
+    assert [t.get_text() for t in ax3.get_legend().get_texts()] == ["Standard, LR 1e-06"] and not ax3.collections
+
+
+def test_ics_and_beta_lines_average_the_seeds(tmp_path):
+    from bnopt.figures.curves import probe_line
+    from bnopt.figures.panels import new_figure
+
+    steps = [0, 5, 10]
+    tables = [pd.DataFrame({"beta": [1.0 + s, 2.0 + s, 3.0 + s]}, index=pd.Index(steps, name="step")) for s in range(3)]
+    ax = new_figure(4, 3).add_subplot(1, 1, 1)
+    probe_line(ax, tables, "beta", "k", "BN")
+    (line,) = ax.get_lines()
+    assert line.get_label() == "BN (3 seeds)" and list(line.get_ydata()) == [2.0, 3.0, 4.0]
+    assert len(ax.collections) == 1
+    ax1 = new_figure(4, 3).add_subplot(1, 1, 1)
+    probe_line(ax1, tables[:1], "beta", "k", "BN")
+    assert ax1.get_lines()[0].get_label() == "BN" and not ax1.collections

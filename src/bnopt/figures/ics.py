@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import STEP_LABEL, experiment_runs, figure_title, lrs_of
-from .curves import acc_panel, loss_panel
+from .curves import acc_panel, loss_panel, probe_line, seed_runs
 from .panels import color, label, legend, new_figure, set_labels
 from .selection import MissingRecords, lr_text, probe_table, same_lr
 
@@ -39,8 +39,9 @@ def _ics_figure(res, name, experiment, layers, family, scale, fig=None):
                         experiment,
                     )
                 lbl = label(model, lr)
-                ax_l2.plot(t.index, t["l2"], color=color(model), marker="o", ms=3, lw=1.2, label=lbl)
-                ax_cos.plot(t.index, t["cos"], color=color(model), marker="o", ms=3, lw=1.2, label=lbl)
+                tables = [probe_table(res, r["run_id"], "ics", k) for r in seed_runs(res, run)] or [t]
+                for a, what in ((ax_l2, "l2"), (ax_cos, "cos")):
+                    probe_line(a, tables, what, color(model), lbl, z=2, marker="o", ms=3, lw=1.2)
             if family == "dln":
                 ax_l2.set_yscale("log", nonpositive="mask")
             set_labels(ax_l2, f"Layer #{k}, LR {lr_text(lr)}", None, "ICS: ‖G − G′‖₂ (ideal 0)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import DLN_LR, STEP_LABEL, VGG_LR, experiment_runs, figure_title, from_wandb
-from .curves import acc_panel, loss_panel
+from .curves import acc_panel, loss_panel, probe_line, seed_runs
 from .panels import band, color, diverged_note, label, legend, new_figure, set_labels, step_colorbar
 from .selection import MissingRecords, landscape_by_eta, probe_table
 
@@ -34,22 +34,16 @@ def landscape_panels(axes, res, runs: dict, family: str, panels=("loss", "grad_d
             if not len(t):
                 raise MissingRecords("landscape", f"run {run['run_id']} has no landscape records")
             lbl = label(model, lr, diverged_note(run))
+            if what != "beta" and len(seed_runs(res, run)) > 1:  # a range band per run: the selected seed's
+                lbl += f" (seed {int(run['seed'])})"
             if what == "loss":
                 band(ax, t.index, t["loss_min"], t["loss_max"], color(model), lbl, log=log_all, zorder=z)
             elif what == "grad_diff":
                 band(ax, t.index, t["grad_diff_min"], t["grad_diff_max"], color(model), lbl, log=True, zorder=z)
-            elif what == "beta":
-                y = t["beta"].to_numpy(dtype=float)
-                ax.plot(
-                    t.index,
-                    np.where(np.isfinite(y) & (y > 0), y, np.nan),
-                    color=color(model),
-                    marker="o",
-                    ms=3,
-                    lw=1.2,
-                    label=lbl,
-                    zorder=z,
-                )
+            elif what == "beta":  # a line: the mean over seeds with a min-max band when there are several
+                tables = [probe_table(res, r["run_id"], "landscape") for r in seed_runs(res, run)] or [t]
+                positive = lambda y: np.where(np.isfinite(y) & (y > 0), y, np.nan)
+                probe_line(ax, tables, "beta", color(model), lbl, z=z, transform=positive, marker="o", ms=3, lw=1.2)
         if what == "loss":
             set_labels(ax, "Loss landscape", STEP_LABEL, f"loss L(w − ηg), range over {eta}")
         elif what == "grad_diff":
