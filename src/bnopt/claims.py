@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from . import experiments
 from .results import MissingRuns, Results, select_runs
@@ -100,36 +101,8 @@ class Stat:
         return body + f" ({self.label})" + (f" -> {self.verdict}" if self.verdict else "")
 
 
-def _t_two_sided(x: float, df: int) -> float:
-    """P(|T| < x) for Student's t with integer df (closed-form series, Abramowitz & Stegun 26.7.3-4)."""
-    theta = math.atan(x / math.sqrt(df))
-    s, c2 = math.sin(theta), math.cos(theta) ** 2
-    if df % 2:
-        term, total = 1.0, 0.0
-        for k in range(1, (df - 1) // 2 + 1):  # cos, (2/3) cos^3, (2*4)/(3*5) cos^5, ...
-            term = math.cos(theta) if k == 1 else term * c2 * (2 * k - 2) / (2 * k - 1)
-            total += term
-        return 2 / math.pi * (theta + s * total) if df > 1 else 2 * theta / math.pi
-    term, total = 1.0, 1.0
-    for k in range(1, df // 2):  # 1, (1/2) cos^2, (1*3)/(2*4) cos^4, ...
-        term *= c2 * (2 * k - 1) / (2 * k)
-        total += term
-    return s * total
-
-
 def t_quantile(q: float, df: int) -> float:
-    """Quantile q (> 0.5) of Student's t with df degrees of freedom: scipy.stats.t.ppf when scipy is
-    installed, else bisection on the closed-form CDF (exact to ~1e-12 for integer df)."""
-    try:
-        from scipy import stats
-    except ImportError:
-        target, lo, hi = 2 * q - 1, 0.0, 1.0
-        while _t_two_sided(hi, df) < target:
-            hi *= 2
-        for _ in range(200):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if _t_two_sided(mid, df) < target else (lo, mid)
-        return (lo + hi) / 2
+    """Quantile q of Student's t with df degrees of freedom."""
     return float(stats.t.ppf(q, df))
 
 
