@@ -110,3 +110,8 @@ def test_a_bf16_run_never_stands_in_for_the_protocols_fp32_run():
     with pytest.raises(MissingRuns):
         select_runs(only_bf16, [("vgg16_bn", 0.1)])
     assert select_runs(only_bf16, [("vgg16_bn", 0.1)], precision="bf16")[("vgg16_bn", 0.1)]["run_id"] == "bf16"
+
+
+def test_among_equal_runs_the_lowest_seed_is_shown():
+    res = table(vgg("s2", seed=2), vgg("s0", seed=0), vgg("s1", seed=1))
+    assert select_runs(res, [("vgg16_bn", 0.1)])[("vgg16_bn", 0.1)]["run_id"] == "s0"

@@ -228,7 +228,9 @@ def runs_with_probe(res: Results, probe: str) -> set[str]:
 
 
 def _best_run(frame: pd.DataFrame) -> pd.Series:
-    """Finished runs first, then done over diverged, the longest, the furthest trained; ties by run id."""
+    """Finished runs first, then done over diverged, the longest, the furthest trained, the lowest seed (the
+    run a one-seed reproduction has: figures that show one run show the same one at any seed count); ties
+    by run id."""
     status = frame["status"] if "status" in frame else pd.Series("unknown", index=frame.index)
     key = pd.DataFrame(
         {
@@ -236,11 +238,12 @@ def _best_run(frame: pd.DataFrame) -> pd.Series:
             "done": (status == "done").astype(int),
             "steps": pd.to_numeric(frame.get("steps", 0), errors="coerce").fillna(0),
             "steps_done": pd.to_numeric(frame.get("steps_done", 0), errors="coerce").fillna(0),
+            "seed": -pd.to_numeric(frame.get("seed", 0), errors="coerce").fillna(0),
             "run_id": frame["run_id"],
         },
         index=frame.index,
     )
-    order = key.sort_values(["final", "done", "steps", "steps_done", "run_id"], ascending=False).index
+    order = key.sort_values(["final", "done", "steps", "steps_done", "seed", "run_id"], ascending=False).index
     return frame.loc[order[0]]
 
 
