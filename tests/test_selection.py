@@ -115,3 +115,10 @@ def test_a_bf16_run_never_stands_in_for_the_protocols_fp32_run():
 def test_among_equal_runs_the_lowest_seed_is_shown():
     res = table(vgg("s2", seed=2), vgg("s0", seed=0), vgg("s1", seed=1))
     assert select_runs(res, [("vgg16_bn", 0.1)])[("vgg16_bn", 0.1)]["run_id"] == "s0"
+
+
+def test_dln_runs_of_another_loss_normalisation_are_not_selected():
+    res = table(dln("old", loss_norm="sum"), dln("new", loss_norm="half_sum"), vgg("v", loss_norm=None))
+    assert select_runs(res, [("dln_bn", 1e-6)])[("dln_bn", 1e-6)]["run_id"] == "new"  # the configs' default
+    assert select_runs(res, [("dln_bn", 1e-6)], loss_norm="sum")[("dln_bn", 1e-6)]["run_id"] == "old"
+    assert select_runs(res, [("vgg16_bn", 0.1)])[("vgg16_bn", 0.1)]["run_id"] == "v"  # VGG has no loss_norm

@@ -15,13 +15,15 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
 # PROBE_COLUMNS is declared in records (the schema) and re-exported here for existing imports
-from .config import SCALES
+from .config import CONFIG_DIR, SCALES
 from .records import CONFIG_FILE, HISTOGRAM_FILE, METRICS_COLUMNS, PROBE_COLUMNS, CorruptRun, RunRecords, read_run
 
 CORRUPT_COLUMNS = ["run_id", "path", "reason"]
@@ -93,6 +95,8 @@ def run_summary(folder: Path, records: RunRecords | None = None) -> dict | None:
         "data": cfg.data.name,
         "augment": bool(cfg.data.get("augment", False)),
         "precision": (cfg.get("train") or {}).get("precision", "fp32"),
+        # DLN runs from before model.loss_norm existed were trained with the plain sum
+        "loss_norm": cfg.model.get("loss_norm", "sum") if cfg.model.family == "dln" else None,
         "probes": cfg.probes.name,
         "experiment": cfg.get("experiment_name", ""),
         "status": status.get("status", "unknown"),
@@ -247,6 +251,12 @@ def _best_run(frame: pd.DataFrame) -> pd.Series:
     return frame.loc[order[0]]
 
 
+@cache
+def dln_loss_norm() -> str:
+    """The DLN loss normalisation the protocol uses now (configs/model/_dln.yaml)."""
+    return str(OmegaConf.load(CONFIG_DIR / "model" / "_dln.yaml").loss_norm)
+
+
 def select_runs(
     res: Results,
     pairs,
@@ -256,13 +266,15 @@ def select_runs(
     experiment: str | None = None,
     seed: int | None = None,
     precision: str = "fp32",
+    loss_norm: str | None = None,
 ) -> dict:
     """One `runs` row per (model, lr) pair, {pair: row}; raises MissingRuns / MissingRecords.
 
     With `scale`, only runs with that preset's numbers (`scale_numbers`). Without, the preset (paper,
     then small, then smoke) that covers the most pairs; if no preset covers any, the best run of any
     numbers. `probes`: records the chosen runs must have. `seed`: only runs of that seed. `precision`: only
-    runs trained at that `train.precision` (the protocol's fp32: a bf16 run never stands in for it)."""
+    runs trained at that `train.precision` (the protocol's fp32: a bf16 run never stands in for it).
+    `loss_norm`: only DLN runs with that `model.loss_norm` (default: the one configs/model/_dln.yaml sets)."""
     pairs = [(str(m), float(lr)) for m, lr in pairs]
     runs = res.runs
     if runs is None or not len(runs) or "model" not in runs:
@@ -271,6 +283,8 @@ def select_runs(
         runs = runs[runs["seed"] == seed]
     if "precision" in runs:
         runs = runs[runs["precision"] == precision]
+    if "loss_norm" in runs and "family" in runs:
+        runs = runs[(runs["family"] != "dln") | (runs["loss_norm"] == (loss_norm or dln_loss_norm()))]
     probed = [runs_with_probe(res, p) for p in probes]
 
     def candidates(frame):

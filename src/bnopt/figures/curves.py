@@ -21,7 +21,7 @@ from .panels import LR_STYLES, color, diverged_note, label, legend, set_labels, 
 from .selection import eval_rows, same_lr, train_rows
 
 # The columns of `runs` that must agree for two runs to be seeds of one curve (those present are compared).
-SAME_NUMBERS = ("family", "norm", "momentum", "steps", "batch_size", "width", "precision", "scale")
+SAME_NUMBERS = ("family", "norm", "momentum", "steps", "batch_size", "width", "precision", "loss_norm", "scale")
 BAND_ALPHA = 0.18
 
 
@@ -33,7 +33,7 @@ def seed_runs(res, run) -> list:
         return [run]
     same = (runs["model"] == run["model"]) & runs["lr"].map(lambda v: same_lr(v, run["lr"]))
     for key in SAME_NUMBERS:
-        if key in runs and key in run and run[key] == run[key]:  # NaN in `run`: not compared
+        if key in runs and key in run and run[key] is not None and run[key] == run[key]:  # None/NaN: not compared
             same &= runs[key] == run[key]
     out = {int(run["seed"]): run} if "seed" in run and run["seed"] == run["seed"] else {}
     rows = runs[same]
