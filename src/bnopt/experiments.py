@@ -26,6 +26,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
 from .config import CONFIG_DIR, ConfigError, resolve
+from .resolvers import seed_list
 
 EXPERIMENT_DIR = CONFIG_DIR / "experiment"
 
@@ -59,7 +60,7 @@ def seed_values(n: int) -> str:
     """`0,1,...,n-1`, the sweep value of n seeds (as `${bnopt.seeds:n}` in the experiment files)."""
     if int(n) < 1:
         raise ConfigError(f"the number of seeds must be at least 1, not {n}")
-    return ",".join(str(i) for i in range(int(n)))
+    return seed_list(n)
 
 
 def _key(override: str) -> str:
