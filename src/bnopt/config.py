@@ -23,7 +23,6 @@ from omegaconf.errors import OmegaConfBaseException
 from . import resolvers
 from .data import CIFAR_TRAIN_SIZE
 from .models import FAMILIES, NORMS
-from .tasks import LOSS_NORMS
 
 resolvers.register()
 
@@ -35,6 +34,7 @@ SCALE_KEYS = ("steps", "batch_size", "eval_every", "ckpt_every")
 LOGGERS = ("wandb", "none")
 WANDB_MODES = ("offline", "online", "disabled")
 DATA_FOR_FAMILY = {"vgg": ("cifar10", "synthetic"), "dln": ("gaussian_linear",)}
+LOSS_NORMS = ("sum", "half_sum", "mean")  # model.loss_norm of the DLN (tasks.regression_loss)
 PRECISIONS = ("fp32", "bf16")  # train.precision; fp16 is left out: it needs loss scaling
 
 

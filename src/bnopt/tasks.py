@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .config import LOSS_NORMS
 from .data import Batches, ImagePipeline, gaussian_linear, load_cifar10
 
 
@@ -71,7 +72,6 @@ class ImageClassification:
 # of a batch of n samples (model.loss_norm): sum = E, half_sum = E / 2, mean = E / n (the mean over samples
 # of each sample's summed squared error). The paper does not say which; docs/PROTOCOL.md section 1.2 has the
 # evidence behind the default.
-LOSS_NORMS = ("sum", "half_sum", "mean")
 
 
 def regression_loss(out: torch.Tensor, y: torch.Tensor, norm: str = "sum") -> torch.Tensor:
