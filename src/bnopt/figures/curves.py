@@ -25,6 +25,21 @@ SAME_NUMBERS = ("family", "norm", "momentum", "steps", "batch_size", "width", "p
 BAND_ALPHA = 0.18
 
 
+def _eval_dots(ax, steps, acc, model: str, style: str, lbl, z) -> None:
+    """Eval-mode train-subset accuracy as dots (hollow for dashed, i.e. non-BN, styles)."""
+    ax.plot(
+        steps,
+        acc,
+        color=color(model),
+        ls="none",
+        marker="o",
+        ms=3.5,
+        mfc="white" if style != "-" else color(model),
+        label=lbl,
+        zorder=z,
+    )
+
+
 def seed_runs(res, run) -> list:
     """The runs that are seeds of `run`'s curve: same model, LR and numbers, one per seed (the given run
     for its own seed, else the finished one with the most steps), in seed order."""
@@ -119,17 +134,7 @@ def acc_panel(ax, res, runs: dict, lrs: list[float], title: str = "Training accu
             dot = over_seeds([eval_rows(res, r["run_id"]) for r in group], "train_eval_acc")
             if dot is not None:
                 dots = True
-                ax.plot(
-                    dot[0],
-                    dot[1],
-                    color=color(model),
-                    ls="none",
-                    marker="o",
-                    ms=3.5,
-                    mfc="white" if style != "-" else color(model),
-                    label=lbl,
-                    zorder=z,
-                )
+                _eval_dots(ax, dot[0], dot[1], model, style, lbl, z)
             continue
         tr = train_rows(res, run["run_id"])
         if "acc" in tr and tr["acc"].notna().any():
@@ -140,17 +145,7 @@ def acc_panel(ax, res, runs: dict, lrs: list[float], title: str = "Training accu
         ev = eval_rows(res, run["run_id"])
         if "train_eval_acc" in ev and ev["train_eval_acc"].notna().any():
             dots = True
-            ax.plot(
-                ev["step"],
-                ev["train_eval_acc"],
-                color=color(model),
-                ls="none",
-                marker="o",
-                ms=3.5,
-                mfc="white" if style != "-" else color(model),
-                label=lbl,
-                zorder=z,
-            )
+            _eval_dots(ax, ev["step"], ev["train_eval_acc"], model, style, lbl, z)
     avg = f"moving avg. over {window} steps" if window > 1 else "per step"
     seeds = any(len(seed_runs(res, run)) > 1 for run in runs.values())
     ax.plot([], [], color="0.5", lw=1.3, label=f"line: batch accuracy, {avg}" + (", mean over seeds" if seeds else ""))
