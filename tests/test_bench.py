@@ -8,7 +8,7 @@ import pytest
 
 from bnopt import bench
 from bnopt.config import resolve
-from bnopt.estimates import Speeds
+from bnopt.estimates import Speeds, machine_key
 from bnopt.records import environment
 
 from .conftest import make_cfg
@@ -26,8 +26,11 @@ RATIOS = {
 @pytest.mark.slow
 def test_bench_writes_the_ratios_and_what_the_plan_reads(tmp_path):
     out = tmp_path / "bench.json"
+    out.write_text(json.dumps({"machines": {"NVIDIA H200": fake_bench(cuda=True, gpu="NVIDIA H200")}}))
     bench.main(["--quick", "--seconds", "0.2", "--out", str(out)])
-    b = json.loads(out.read_text())
+    machines = json.loads(out.read_text())["machines"]
+    assert set(machines) == {"NVIDIA H200", machine_key(environment())}  # another machine's record is kept
+    b = machines[machine_key(environment())]
     assert set(b["ratios"]) == RATIOS
     assert all(v > 0 for v in b["ratios"].values())
     assert b["environment"]["cpu_count"] == environment()["cpu_count"]
@@ -82,3 +85,17 @@ def test_a_bench_from_another_kind_of_machine_gives_no_estimate(tmp_path):
     path.write_text(json.dumps(fake_bench(cpu_count=64)))
     assert Speeds.load(path) is None
     assert Speeds.load(tmp_path / "missing.json") is None
+
+
+def test_each_kind_of_machine_reads_its_own_record(tmp_path):
+    path = tmp_path / "bench.json"
+    gpu = fake_bench(cuda=True, gpu="NVIDIA H200")
+    gpu["train"][0]["ms_per_step"] = 4.0
+    here = fake_bench()
+    path.write_text(json.dumps({"machines": {"NVIDIA H200": gpu, machine_key(environment()): here}}))
+    cfg = resolve(make_cfg(["model=vgg16_bn", "scale=small", "data=synthetic"]))
+    assert Speeds.load(path).step_seconds(cfg) == pytest.approx(0.1)  # this machine's 100 ms, not the GPU's 4
+    path.write_text(json.dumps({"machines": {"NVIDIA H200": gpu}}))
+    assert Speeds.load(path) is None
+    assert machine_key(gpu["environment"]) == "NVIDIA H200"
+    assert machine_key({"cuda": False, "cpu_count": 2}) == "cpu-2"

@@ -1,5 +1,8 @@
 """`make bench`: measured speed of the train loop, the norms and the probes on this machine -> results/bench.json.
 
+bench.json holds one record per kind of machine under `machines` (keyed by the GPU's name, or `cpu-<cores>`):
+a bench replaces this machine's record and keeps the others'.
+
 Cases of one group are timed in one process and interleaved: each repeat runs every case for a few steps
 in turn, and a case's time is its best repeat (machine noise only ever adds time). Ratios therefore
 compare like with like. What is timed is the code the runs use (`forward_backward` + SGD step on the
@@ -35,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from .bench_setup import setup, sync
+from .estimates import machine_key, machine_records
 from .probes.bench import probe_costs
 from .records import atomic_write_text, environment
 from .train import forward_backward
@@ -278,8 +282,22 @@ def main(argv: list[str] | None = None) -> None:
         "probes": probes,
     }
     print("ratios " + "  ".join(f"{k} {v}" for k, v in out["ratios"].items()))
-    atomic_write_text(out_path, json.dumps(out, indent=2))
-    print(f"wrote {out_path}")
+    key = machine_key(out["environment"])
+    atomic_write_text(out_path, json.dumps({"machines": {**other_machines(out_path, key), key: out}}, indent=2))
+    print(f"wrote {out_path} (machine {key!r})")
+
+
+def other_machines(path: Path, key: str) -> dict[str, dict]:
+    """The records of other kinds of machine already in `path`, kept beside this one's (a GPU's bench does
+    not erase the CPU's). An unreadable file is replaced, with a note."""
+    try:
+        old = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        print(f"bnopt bench: note: {path} does not read ({e}); writing a new one")
+        return {}
+    return {k: v for k, v in machine_records(old).items() if k != key}
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@
   (test set or `data.test_size`, plus `data.train_eval_size`), at every eval point and step 0.
 - startup: the bench's measured wall time of starting a run's process (imports, Hydra) plus data load.
 
-A bench.json from another machine (other CPU count or device) gives no estimate rather than a wrong one.
+bench.json keeps one record per kind of machine (`machines`, keyed by GPU name or `cpu-<cores>`); a machine
+with no record of its own gets no estimate rather than a wrong one.
 """
 
 from __future__ import annotations
@@ -34,15 +35,14 @@ class Speeds:
 
     @classmethod
     def load(cls, path: Path) -> Speeds | None:
-        """None when there is no bench.json, it does not read, or it was measured on another kind of machine."""
+        """This machine's measurements in bench.json; None when there is no bench.json, it does not read, or
+        it holds no record of this kind of machine."""
         try:
             bench = json.loads(Path(path).read_text())
         except (OSError, ValueError):
             return None
-        env, here = bench.get("environment", {}), environment()
-        if env.get("cpu_count") != here.get("cpu_count") or bool(env.get("cuda")) != bool(here.get("cuda")):
-            return None
-        return cls(bench)
+        record = machine_records(bench).get(machine_key(environment()))
+        return cls(record) if record is not None else None
 
     def step_seconds(self, cfg) -> float | None:
         name, family = cfg.model.name, cfg.model.family
@@ -95,3 +95,16 @@ class Speeds:
         frac_left = left / max(int(cfg.scale.steps), 1)
         train = left * step * (1 + self.probe_share(cfg))
         return float(self.extra.get("startup_s", 0.0)) + train + frac_left * self.eval_seconds(cfg)
+
+
+def machine_key(env: dict) -> str:
+    """The kind of machine a bench record is valid for: the GPU's name, or the CPU's core count."""
+    return str(env["gpu"]) if env.get("cuda") and env.get("gpu") else f"cpu-{env.get('cpu_count')}"
+
+
+def machine_records(bench: dict) -> dict[str, dict]:
+    """{machine key: record} of a bench.json: one record per kind of machine (`machines`), or an older
+    file that holds one record at its top level."""
+    if isinstance(bench.get("machines"), dict):
+        return dict(bench["machines"])
+    return {machine_key(bench["environment"]): bench} if isinstance(bench.get("environment"), dict) else {}
