@@ -696,6 +696,59 @@ def _pair_table(res, scale, std_model, p_model, lr, key) -> dict:
         return {}
 
 
+@dataclass(frozen=True)
+class LpSubtest:
+    """One family's half of C7: each l_p net against a reference net of the same family, per seed."""
+
+    family: str  # VGG | DLN
+    ref: str  # the reference model
+    ref_name: str
+    prefix: str  # the l_p models are prefix + l1 | l2 | linf
+    lr: float
+    measure: Callable[[Results, str], float]  # (results, run id) -> the run's number
+    quantity: str
+    keys: tuple[str, str]  # per-seed table keys of the l_p net's and the reference's number
+    statistic: str  # the Stat's name; {p} is the norm
+    compare: Callable[[float, float], float]  # (l_p number, reference number) -> statistic
+    threshold: float
+    passes: Callable[[float], bool]
+    pct: bool
+
+
+C7_SUBTESTS = (
+    LpSubtest(
+        "VGG",
+        "vgg16_bn",
+        "BN",
+        "vgg16_",
+        VGG_LR,
+        final_train_acc,
+        "final train-subset acc",
+        ("acc", "acc_bn"),
+        "acc {p} - BN",
+        lambda x, ref: x - ref,
+        -0.05,
+        lambda d: d >= -0.05,
+        True,
+    ),
+    LpSubtest(
+        "DLN",
+        "dln",
+        "standard",
+        "dln_",
+        DLN_LR,
+        final_train_loss,
+        "final loss",
+        ("loss", "loss_std"),
+        "log10(loss {p} / standard)",
+        _log_ratio,
+        0.0,
+        lambda x: x < 0,
+        False,
+    ),
+)
+
+
 def check_c7(res: Results, scale=None) -> Check:
     c = Check(
         "C7",
@@ -705,50 +758,36 @@ def check_c7(res: Results, scale=None) -> Check:
         figure="fig5, fig6, fig12, fig13",
     )
     stats, tables = [], {}
-    for p in ("l1", "l2", "linf"):
-        t = _pair_table(
-            res,
-            scale,
-            "vgg16_bn",
-            f"vgg16_{p}",
-            VGG_LR,
-            lambda bn, x: {"acc": final_train_acc(res, x), "acc_bn": final_train_acc(res, bn)},
-        )
-        if not t:
-            c.evidence.append(f"VGG {p}: not run (no vgg16_bn and vgg16_{p} at LR {VGG_LR:g} of one seed)")
-            continue
-        tables[f"vgg_{p}"] = t
-        diff = {s: r["acc"] - r["acc_bn"] for s, r in t.items()}
-        c.evidence += [
-            f"seed {s}: VGG {p}: final train-subset acc {_fmt(r['acc'], True)} vs BN {_fmt(r['acc_bn'], True)}"
-            for s, r in t.items()
-        ]
-        st = Stat(f"VGG {p}: acc {p} - BN", diff, thresholds=(-0.05,), pct=True)
-        subtest(st, lambda d: d >= -0.05)
-        stats.append(st)
-    for p in ("l1", "l2", "linf"):
-        t = _pair_table(
-            res,
-            scale,
-            "dln",
-            f"dln_{p}",
-            DLN_LR,
-            lambda std, x: {"loss": final_train_loss(res, x), "loss_std": final_train_loss(res, std)},
-        )
-        if not t:
-            c.evidence.append(f"DLN {p}: not run (no dln and dln_{p} at LR {DLN_LR:g} of one seed)")
-            continue
-        tables[f"dln_{p}"] = t
-        c.evidence += [
-            f"seed {s}: DLN {p}: final loss {_fmt(r['loss'])} vs standard {_fmt(r['loss_std'])}" for s, r in t.items()
-        ]
-        st = Stat(
-            f"DLN {p}: log10(loss {p} / standard)",
-            {s: _log_ratio(r["loss"], r["loss_std"]) for s, r in t.items()},
-            thresholds=(0.0,),
-        )
-        subtest(st, lambda x: x < 0)
-        stats.append(st)
+    for sub in C7_SUBTESTS:
+        for p in ("l1", "l2", "linf"):
+            model = f"{sub.prefix}{p}"
+            t = _pair_table(
+                res,
+                scale,
+                sub.ref,
+                model,
+                sub.lr,
+                lambda ref, x, m=sub.measure: {"value": m(res, x), "ref": m(res, ref)},
+            )
+            if not t:
+                c.evidence.append(f"{sub.family} {p}: not run (no {sub.ref} and {model} at LR {sub.lr:g} of one seed)")
+                continue
+            t = {s: {sub.keys[0]: r["value"], sub.keys[1]: r["ref"]} for s, r in t.items()}
+            tables[f"{sub.family.lower()}_{p}"] = t
+            value, ref = sub.keys
+            c.evidence += [
+                f"seed {s}: {sub.family} {p}: {sub.quantity} {_fmt(r[value], sub.pct)} "
+                f"vs {sub.ref_name} {_fmt(r[ref], sub.pct)}"
+                for s, r in t.items()
+            ]
+            st = Stat(
+                f"{sub.family} {p}: {sub.statistic.format(p=p)}",
+                {s: sub.compare(r[value], r[ref]) for s, r in t.items()},
+                thresholds=(sub.threshold,),
+                pct=sub.pct,
+            )
+            subtest(st, sub.passes)
+            stats.append(st)
     if not stats:
         raise Missing("no l_p runs")
     c.stats = stats
