@@ -22,6 +22,8 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 def get(mapping, key: str):
+    if isinstance(mapping, int) and not isinstance(mapping, bool):
+        return mapping  # one number for every key: scale.vgg.probe_every=5 sets every probe's cadence
     if mapping is None or key not in mapping:
         raise KeyError(f"no {key!r} in {OmegaConf.to_container(mapping) if mapping is not None else None}")
     return mapping[key]
