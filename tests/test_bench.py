@@ -99,3 +99,21 @@ def test_each_kind_of_machine_reads_its_own_record(tmp_path):
     assert Speeds.load(path) is None
     assert machine_key(gpu["environment"]) == "NVIDIA H200"
     assert machine_key({"cuda": False, "cpu_count": 2}) == "cpu-2"
+
+
+def test_another_width_scales_like_a_model_timed_at_both_widths(tmp_path):
+    b = fake_bench()
+    b["train"] += [
+        {"case": "vgg16_bn width 1", "model": "vgg16_bn", "width": 1.0, "batch_size": 128, "ms_per_step": 200.0},
+        {"case": "vgg16_noisy_bn", "model": "vgg16_noisy_bn", "width": 0.25, "batch_size": 128, "ms_per_step": 150.0},
+    ]
+    b["probes"][0]["ms_per_train_step"] = 100.0
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(b))
+    speeds = Speeds.load(path)
+    noisy = resolve(make_cfg(["model=vgg16_noisy_bn", "scale=paper", "probes=paper", "data=synthetic"]))
+    # BN's step doubled from width 0.25 to 1 (launch-bound, as on a GPU): so does the noisy net's, not x16
+    assert speeds.step_seconds(noisy) == pytest.approx(0.150 * 200 / 100)
+    # a probe call costs the same seconds; over a step twice as long as the one it was timed against
+    share = (8.0 / 100 + 1.0 / 100 + 0.5 / 100 + 0.01 / 10) * 0.1 / 0.3
+    assert speeds.probe_share(noisy) == pytest.approx(share)

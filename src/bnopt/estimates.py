@@ -2,10 +2,11 @@
 
     seconds = startup + steps * step * (1 + probe share) + evaluations * eval images * eval time per image
 
-- step: the bench's ms per step of the run's model at the nearest width and batch, scaled by
-  (width ratio)^2 (conv cost) and the batch ratio; a model the bench did not time has no estimate.
-- probe share: each enabled probe's measured cost per call, in training steps of the model the probes
-  were timed on (same model and width, else the family's timed model), divided by the run's cadence.
+- step: the bench's ms per step of the run's model at the nearest width and batch, scaled by the batch
+  ratio and, at another width, by the width ratio of a model of the family timed at both widths (else
+  (width ratio)^2, the conv cost); a model the bench did not time has no estimate.
+- probe share: each enabled probe's measured cost per call (the timed model nearest the run's width, the
+  run's own model first), over the run's step time, divided by the run's cadence.
 - eval: the bench's eval time per image of the family, times the images one evaluation scores
   (test set or `data.test_size`, plus `data.train_eval_size`), at every eval point and step 0.
 - startup: the bench's measured wall time of starting a run's process (imports, Hydra) plus data load.
@@ -47,30 +48,47 @@ class Speeds:
     def step_seconds(self, cfg) -> float | None:
         name, family = cfg.model.name, cfg.model.family
         batch = int(cfg.scale.batch_size)
-        rows = [r for r in self.train if r["model"] == name and not r["case"].endswith(("bare", "dataloader"))]
-        if not rows:
-            return None
         width = float(cfg.model.width) if family == "vgg" else 1.0
-        row = min(rows, key=lambda r: (abs(r["width"] - width), abs(r["batch_size"] - batch)))
-        # per-step cost grows with the images of a step and, for the convolutions, with width^2
-        return row["ms_per_step"] / 1000 * (width / row["width"]) ** 2 * batch / row["batch_size"]
+        row = self._nearest(self._rows(name), width, batch)
+        if row is None:
+            return None
+        seconds = row["ms_per_step"] / 1000 * batch / row["batch_size"]
+        if row["width"] == width:
+            return seconds
+        # Another width: scale by how a model of the family timed at both widths scales (on a GPU a step
+        # is mostly kernel launches and barely grows with width); failing that, by width^2 (conv cost).
+        for other in {r["model"] for r in self.train if r["model"] != name}:
+            at = {w: self._nearest(self._rows(other), w, batch) for w in (width, row["width"])}
+            if all(r is not None and r["width"] == w for w, r in at.items()):
+                return seconds * at[width]["ms_per_step"] / at[row["width"]]["ms_per_step"]
+        return seconds * (width / row["width"]) ** 2
+
+    def _rows(self, model: str) -> list[dict]:
+        """The train-loop rows of a model (not the bare or DataLoader comparison cases)."""
+        return [r for r in self.train if r["model"] == model and not r["case"].endswith(("bare", "dataloader"))]
+
+    @staticmethod
+    def _nearest(rows: list[dict], width: float, batch: int) -> dict | None:
+        return min(rows, key=lambda r: (abs(r["width"] - width), abs(r["batch_size"] - batch)), default=None)
 
     def probe_share(self, cfg) -> float:
-        """Probe time per training step, as a fraction of the step."""
+        """Probe time per training step, as a fraction of the step. A probe's cost is taken from the timed
+        model of the run's width (the run's own model first, else the family's), in seconds, over the
+        run's own step time."""
         name, family = cfg.model.name, cfg.model.family
-        timed = [r for r in self.probes if r["model"] == name] or [
-            r for r in self.probes if r["model"].startswith("vgg" if family == "vgg" else "dln")
-        ]
+        timed = [r for r in self.probes if r["model"].startswith("vgg" if family == "vgg" else "dln")]
         if not timed or cfg.probes.get("name") == "none":
             return 0.0
         width = float(cfg.model.width)
-        row = min(timed, key=lambda r: abs(r["width"] - width))
+        row = min(timed, key=lambda r: (abs(r["width"] - width), r["model"] != name))
+        step = self.step_seconds(cfg)
+        scale = row["ms_per_train_step"] / 1000 / step if step and row.get("ms_per_train_step") else 1.0
         share = 0.0
         for probe, in_steps in row["probe_call_in_train_steps"].items():
             sub = cfg.probes.get(probe)
             every = int(sub.get("every") or 0) if sub is not None and sub.get("enabled", True) else 0
             if every > 0:
-                share += in_steps / every
+                share += in_steps * scale / every
         return share
 
     def eval_seconds(self, cfg) -> float:
