@@ -102,6 +102,7 @@ def test_run_id_ignores_where_and_how_a_run_is_stored_or_shown():
         "probes.ics.layers=[1]",
         "probes.activations.layers=[2]",
         "probes.activations.bins=32",
+        "probes.activations.edges=first",
         "probes.landscape.enabled=false",
         "probes=none",
         "scale.vgg.probe_every.landscape=6",
@@ -172,6 +173,7 @@ def test_cfg_job_resolve_prints_what_the_hash_sees():
         (["data.source=synthetic"], "use data=synthetic"),
         (["probes=paper", "probes.ics.layers=[14]"], "out of range|layers"),
         (["probes=paper", "probes.landscape.etas=[-1]"], "etas must be"),
+        (["probes=paper", "probes.activations.edges=last"], "probes.activations.edges must be one of"),
     ],
 )
 def test_bad_values_are_one_clear_error(override, message, monkeypatch):

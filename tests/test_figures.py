@@ -162,6 +162,119 @@ def test_draw_all_reports_missing_figures(records, results, tmp_path):
         figures.draw_all(records, tmp_path, figs=["fig7"])
 
 
+# ------------------------------------------------------------------------------------------ histograms
+
+
+class HistogramRecords:
+    """A Results stand-in holding one run's activations.npz arrays."""
+
+    source = "local"
+
+    def __init__(self, arrays: dict):
+        self.arrays = arrays
+
+    def histograms(self, run_id):
+        return self.arrays
+
+
+def growing_layer(edges: str, scales=(1.0, 3.0, 10.0, 30.0, 100.0)) -> dict:
+    """activations.npz arrays of layer #1 growing 100x over five measurements, as the probe writes them."""
+    import torch
+
+    from bnopt.probes import ActivationsProbe, ProbeContext
+
+    norm = torch.nn.Identity()
+    model = type("Model", (), {"layer": lambda self, k: type("Block", (), {"norm": norm})()})()
+    probe = ActivationsProbe(1, [1], bins=64, edges=edges)
+    g = torch.Generator().manual_seed(0)
+    for step, s in enumerate(scales):
+        a = s * torch.randn(16, 8, 8, 8, generator=g) + s
+        probe(ProbeContext(100 * step, model, None, None, None, None, None, heard={norm: a}))
+    return probe.arrays()
+
+
+def ridge_panel(arrays: dict):
+    from bnopt.figures.panels import new_figure, ridge
+    from bnopt.figures.selection import layer_histogram
+
+    h = layer_histogram(HistogramRecords(arrays), "vgg16-lr0.1-x", 1)
+    fig = new_figure(4, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    return h, fig, ax, ridge(ax, h, "#333333")
+
+
+def test_ridge_draws_each_measurement_in_its_own_bins_on_one_axis():
+    """Issue 11: a layer that grows 100x stays readable: each measurement in its own bins on one shared
+    x-axis (the union of the edges), at most 5% of the panel's values outside, and the panel says so."""
+    arrays = growing_layer("per_measurement")
+    h, fig, ax, panel = ridge_panel(arrays)
+    assert h.edges.shape == (5, 65)
+    assert panel["outside"] <= 0.05 and panel["outside"] < 0.005  # the robust range: ~0.2% at most
+    assert panel["run_id"] == "vgg16-lr0.1-x" and panel["layer"] == 1 and panel["steps"] == [0, 100, 200, 300, 400]
+    assert panel["bins"] == "per_measurement" and fig.bnopt_histograms == [panel]
+    assert ax.get_xlim() == pytest.approx((arrays["layer1_edges"][:, 0].min(), arrays["layer1_edges"][:, -1].max()))
+    note = " ".join(t.get_text() for t in ax.texts)
+    assert "bins per measurement" in note and "of values outside" in note
+    # each curve spans its own measurement's bins
+    lines = [line.get_xdata() for line in ax.get_lines()]
+    assert np.ptp(lines[-2]) > 50 * np.ptp(lines[0])
+
+    # the old rule, the first measurement's edges: the grown layer leaves them, and the panel says how much
+    old = growing_layer("first")
+    _, _, ax, panel = ridge_panel(old)
+    assert panel["outside"] > 0.3 and panel["bins"] == "shared"
+    assert "same bins for every step" in " ".join(t.get_text() for t in ax.texts)
+
+
+def test_old_one_row_edges_are_read_for_every_measurement():
+    arrays = growing_layer("first")
+    arrays["layer1_edges"] = arrays["layer1_edges"][0]  # records written before per-measurement edges
+    h, _, _, panel = ridge_panel(arrays)
+    assert h.edges.shape == (5, 65) and (h.edges == arrays["layer1_edges"]).all()
+    assert panel["bins"] == "shared" and panel["outside"] > 0.3
+
+
+def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypatch):
+    """results/<scale>/figures/manifest.json: per drawn figure its runs (all in the results), seeds, scale,
+    steps and histogram panels, none with more than 5% of its values outside the drawn range."""
+    from bnopt import report
+    from bnopt import results as results_module
+    from bnopt.results import figure_manifest
+
+    # the test runs are the smoke preset's but for their 20 steps: publish them as the smoke scale's
+    real = results_module.scale_numbers
+    smoke = lambda scale, family: {**real(scale, family), **({"steps": STEPS} if scale == "smoke" else {})}
+    monkeypatch.setattr(results_module, "scale_numbers", smoke)
+    published = report.publish(records, tmp_path / "smoke", "smoke")
+    drawn = [name for name, v in published.figures.items() if not isinstance(v, str)]
+    assert set(drawn) == set(figures.FIGURES)
+    assert (tmp_path / "smoke" / "figures" / "manifest.json").is_file()
+    manifest = figure_manifest("smoke", tmp_path)
+    assert set(manifest) == set(drawn)
+    ids = set(results.runs["run_id"])
+    panels = {}
+    for name in drawn:
+        entry = manifest[name]
+        assert entry["run_ids"] and set(entry["run_ids"]) <= ids, name
+        assert entry["scale"] == "smoke" and entry["seeds"] == [0], name
+        assert set(entry["steps"]) == set(entry["run_ids"]), name
+        assert all(0 <= a <= b <= STEPS for a, b in entry["steps"].values()), name
+        assert all(p["run_id"] in entry["run_ids"] for p in entry["histograms"]), name
+        panels[name] = entry["histograms"]
+    assert {n: len(p) for n, p in panels.items() if p} == {"fig1": 4, "fig2": 9, "fig6": 5, "fig9": 6}
+    for name, ps in panels.items():
+        for p in ps:
+            outside = [k for k in p if "outside" in k]
+            assert outside and all(p[k] <= 0.05 for k in outside), (name, p)
+            assert p["steps"] == [0, 5, 10, 15], (name, p)
+    # both halves of a composite are named; a figure not drawn this time keeps its entry while its image stays
+    fig3_models = {results.runs.set_index("run_id").loc[r, "family"] for r in manifest["fig3"]["run_ids"]}
+    assert fig3_models == {"vgg", "dln"}
+    report.write_figure_manifest(tmp_path / "smoke" / "figures", {"fig4": {"missing": "x"}, "fig7": {"missing": "y"}})
+    again = figure_manifest("smoke", tmp_path)
+    assert again["fig4"] == manifest["fig4"] and again["fig7"] == {"missing": "y"}
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 

@@ -304,7 +304,7 @@ def test_activations_rows_histograms_and_resume_state():
     probe(ProbeContext(5, model, x, y, None, None, task))
     arr = probe.arrays()
     n2 = x.shape[0] * 4 * 32 * 32  # layer #2 at width 1/16: 4 channels, 32x32
-    assert arr["layer2_edges"].shape == (65,) and arr["layer2_counts"].shape == (2, 64)
+    assert arr["layer2_edges"].shape == (2, 65) and arr["layer2_counts"].shape == (2, 64)
     assert list(arr["layer2_steps"]) == [0, 5]
     assert arr["layer2_unit_mean"].shape == (2, 4) and arr["layer2_unit_var"].shape == (2, 4)
     total = arr["layer2_counts"].sum(1) + arr["layer2_underflow"] + arr["layer2_overflow"]
@@ -315,6 +315,78 @@ def test_activations_rows_histograms_and_resume_state():
     again.load_state_dict(torch.load(io.BytesIO(_saved(probe.state_dict())), weights_only=False))
     for k, a in again.arrays().items():
         np.testing.assert_array_equal(a, arr[k])
+
+
+class OneNormLayer(nn.Module):
+    """The smallest model the activations probe reads: layer #1 with a `norm` whose output it is handed."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = nn.Module()
+        self.block.norm = nn.Identity()
+
+    def layer(self, k):
+        return self.block
+
+
+def grown_activations(probe: ActivationsProbe, scales=(1.0, 10.0, 100.0)) -> dict:
+    """Measure a layer whose activations grow (scale s: N(s/2, s^2)) from one measurement to the next."""
+    model = OneNormLayer()
+    g = torch.Generator().manual_seed(0)
+    for step, s in enumerate(scales):
+        a = s * torch.randn(32, 8, 8, 8, generator=g) + s / 2
+        probe(ProbeContext(step, model, None, None, None, None, None, heard={model.block.norm: a}))
+    return probe.arrays()
+
+
+def outside_fractions(arr: dict, k: int = 1) -> np.ndarray:
+    out = arr[f"layer{k}_underflow"] + arr[f"layer{k}_overflow"]
+    return out / (arr[f"layer{k}_counts"].sum(1) + out)
+
+
+def test_per_measurement_edges_follow_a_growing_layer():
+    """Issue 11: with the first measurement's edges a layer that grows 100x leaves them (most values in
+    no bin); each measurement's own edges keep at most ~0.2% of its values outside."""
+    arr = grown_activations(ActivationsProbe(1, [1], bins=64))
+    assert arr["layer1_edges"].shape == (3, 65) and arr["layer1_counts"].shape == (3, 64)
+    outside = outside_fractions(arr)
+    assert outside.max() <= 0.005, outside  # the 0.1..99.9% range widened by half: ~0.2% at most
+    spans = arr["layer1_edges"][:, -1] - arr["layer1_edges"][:, 0]
+    assert spans[2] > 50 * spans[0]  # the edges grew with the layer
+
+    old = grown_activations(ActivationsProbe(1, [1], bins=64, edges="first"))
+    assert old["layer1_edges"].shape == (3, 65) and (old["layer1_edges"] == old["layer1_edges"][0]).all()
+    assert outside_fractions(old)[0] <= 0.005 and outside_fractions(old)[2] > 0.5
+
+
+def test_wandb_histogram_uses_the_measurements_own_edges():
+    probe = ActivationsProbe(1, [1], bins=128)
+    arr = grown_activations(probe)
+    step, last = probe._last
+    counts, edges = last[1]
+    assert step == 2
+    np.testing.assert_array_equal(edges, arr["layer1_edges"][-1])
+    c, e = coarsen(counts, edges)
+    assert len(c) == 64 and e[0] == edges[0] and e[-1] == edges[-1] and c.sum() == counts.sum()
+
+
+def test_old_one_row_edges_still_load():
+    """A checkpoint written before per-measurement edges holds layer{k}_edges [bins+1]: resuming from it
+    gives every earlier measurement that row, and new measurements their own edges."""
+    arr = grown_activations(ActivationsProbe(1, [1], bins=16, edges="first"), scales=(1.0, 2.0))
+    state = {"bins": 16, "arrays": {k: torch.from_numpy(v) for k, v in arr.items()}}
+    state["arrays"]["layer1_edges"] = torch.from_numpy(arr["layer1_edges"][0])  # the old one-row layout
+    probe = ActivationsProbe(1, [1], bins=16)
+    probe.load_state_dict(torch.load(io.BytesIO(_saved(state)), weights_only=False))
+    again = probe.arrays()
+    assert again["layer1_edges"].shape == (2, 17)
+    np.testing.assert_array_equal(again["layer1_edges"], arr["layer1_edges"])
+    model = OneNormLayer()
+    a = 50 * torch.randn(32, 8, 8, 8, generator=torch.Generator().manual_seed(1))
+    probe(ProbeContext(7, model, None, None, None, None, None, heard={model.block.norm: a}))
+    after = probe.arrays()
+    assert after["layer1_edges"].shape == (3, 17) and list(after["layer1_steps"]) == [0, 1, 7]
+    assert outside_fractions(after)[-1] <= 0.005
 
 
 # ---------------------------------------------------------------------------------------- gradnorms

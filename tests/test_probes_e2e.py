@@ -87,7 +87,7 @@ def test_paper_probes_leave_training_bit_identical(tmp_path, model):
     h = runs.histograms(res.run_id)
     k = act_layers[0]
     n_meas = len(range(0, steps, every))
-    assert h[f"layer{k}_counts"].shape == (n_meas, 64) and h[f"layer{k}_edges"].shape == (65,)
+    assert h[f"layer{k}_counts"].shape == (n_meas, 64) and h[f"layer{k}_edges"].shape == (n_meas, 65)
     assert list(h[f"layer{k}_steps"]) == list(range(0, steps, every))
     assert h[f"layer{k}_unit_mean"].shape[0] == n_meas == h[f"layer{k}_unit_var"].shape[0]
 

@@ -5,7 +5,8 @@ versions, wall time). Generated; never edited by hand.
     python -m bnopt.report [--results results] [--scale small]
 
 `publish` writes a scale's outputs (figures/, REPORT.md, manifest.json) into results/<scale>/. The
-manifest lists the runs they were drawn from; outputs are only replaced by ones drawn from at least
+manifest lists the runs they were drawn from; figures/manifest.json, per figure, its runs, seeds, steps
+and histogram panels (`bnopt.results.figure_manifest` reads it); outputs are only replaced by ones drawn from at least
 those runs (so `make figures` on a fresh clone, whose run folders are not in git, keeps the committed
 evidence). Smoke-scale runs (seconds of training) never produce verdicts.
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 from .claims import INCONCLUSIVE, NOT_RUN, run_checks
 from .config import SCALES
 from .records import atomic_write_text
-from .results import load_runs
+from .results import FIGURE_MANIFEST, load_runs
 
 NOT_JUDGED = "not judged (smoke scale)"
 
@@ -184,6 +185,26 @@ def read_manifest(out_dir: Path) -> dict:
         return {}
 
 
+def write_figure_manifest(figure_dir: Path, entries: dict) -> Path:
+    """figures/manifest.json, {figure: entry} (`figures.describe`), merged into the one there: a figure
+    not drawn this time keeps its old entry while its image is still in the folder."""
+    figure_dir = Path(figure_dir)
+    path = figure_dir / FIGURE_MANIFEST
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        old = {}
+    merged = dict(old) if isinstance(old, dict) else {}
+    for name, entry in entries.items():
+        kept = merged.get(name)
+        if "missing" in entry and kept and "missing" not in kept and (figure_dir / f"{name}.png").exists():
+            continue
+        merged[name] = entry
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None, force: bool = False) -> Published:
     """Draw the figures and write REPORT.md + manifest.json of one scale into out_dir, from the runs with
     that scale's numbers. Outputs drawn from runs that are not all here any more are kept, not replaced."""
@@ -208,7 +229,9 @@ def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None
             file=sys.stderr,
         )
         return Published(f"kept the outputs in {out_dir}", kept=True)
-    drawn = figures.draw_all(res, out_dir / "figures", figs=figs, scale=scale)
+    described: dict = {}
+    drawn = figures.draw_all(res, out_dir / "figures", figs=figs, scale=scale, manifest=described)
+    write_figure_manifest(out_dir / "figures", described)
     path, checks = write_report(results_root, scale, res, out_dir)
     made = {k: v for k, v in drawn.items() if not isinstance(v, str)}
     manifest = {

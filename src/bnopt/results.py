@@ -6,12 +6,14 @@
     res.metrics   # metrics.parquet of every run, with a run_id column
     res.probes    # probes.parquet of every run, with a run_id column (empty frame when none)
     res.histograms(run_id)   # dict of arrays from activations.npz
+    figure_manifest("small")  # what each published figure of results/small/figures was drawn from
 
 Filters (keyword = value or list of values) apply to columns of `runs`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -185,6 +187,27 @@ class MissingRuns(LookupError):
 
 class MissingRecords(MissingRuns):
     """The runs exist but lack records the figure needs (probes off, histograms not in W&B, ...)."""
+
+
+FIGURE_MANIFEST = "manifest.json"  # in a published figure folder, results/<scale>/figures/ (bnopt.report)
+
+
+def figure_manifest_path(scale: str | None = None, results: str | Path = "results") -> Path:
+    """<results>/<scale>/figures/manifest.json (<results>/figures/manifest.json without a scale)."""
+    root = Path(results)
+    return (root / scale if scale else root) / "figures" / FIGURE_MANIFEST
+
+
+def figure_manifest(scale: str | None = None, results: str | Path = "results") -> dict:
+    """What each published figure of a scale was drawn from, {figure: entry} ({} when none was published):
+    run_ids, seeds, scale, steps ({run_id: [first, last] step of its records}) and histograms (one per
+    histogram panel: run_id, layer, steps drawn, fraction of values `outside` the drawn range); a figure
+    that could not be drawn has {"missing": why} instead. Written by `bnopt.report.publish`."""
+    try:
+        data = json.loads(figure_manifest_path(scale, results).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def train_command(experiment: str, scale: str | None = None) -> str:

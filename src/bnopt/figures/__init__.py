@@ -6,6 +6,7 @@
     figures.fig1(res, "results/figures")              # one figure -> [fig1.png, fig1.pdf]
     figures.draw_all("results", "results/figures")    # every figure it can; {name: paths or message}
     figures.make_figure("fig4", res)                  # a matplotlib Figure (notebooks)
+    figures.describe(fig, res)                        # the runs, steps and histogram panels it drew
     figures.load_wandb("entity/project")              # the same frames from W&B instead of run folders
 
 Figure names (FIGURES, drawn by default): fig1, fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10, fig11, fig12,
@@ -26,6 +27,7 @@ from __future__ import annotations
 from .catalog import (
     ALIASES,
     FIGURES,
+    describe,
     draw,
     draw_all,
     fig1,
@@ -65,6 +67,7 @@ __all__ = [
     "WandbResults",
     "color",
     "label",
+    "describe",
     "draw",
     "draw_all",
     "make_figure",

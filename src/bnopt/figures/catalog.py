@@ -4,6 +4,7 @@
     figures.draw("fig4", res, "results/figures")      # -> [results/figures/fig4.png, results/figures/fig4.pdf]
     figures.fig4(res, "results/figures")              # the same, one function per figure
     figures.draw_all("results", "results/figures")    # every figure it can; {name: paths or message}
+    figures.describe(fig, res)                        # the runs, steps and histogram panels a figure drew
 
 Fig 3, 5 and 11 have an (a) VGG and a (b) DLN half, from different experiments' runs: `fig3` draws both
 into fig3.png (and needs both halves' runs); the halves alone are fig3_vgg / fig3_dln (also fig3a / fig3b),
@@ -159,14 +160,48 @@ fig5 = _drawer("fig5", "Fig 5: l_p normalisations, (a) VGG16 accuracy (fig5_vgg)
 fig11 = _drawer("fig11", "Fig 11: gradient change vs eta, (a) VGG16 (fig11_vgg) and (b) DLN (fig11_dln).")
 
 
+def _record_steps(results: Results, rows: list[dict]) -> dict[str, list[int]]:
+    """{run_id: [first, last] step of its metric records} (of its probe records, else [0, steps_done])."""
+    out: dict[str, list[int]] = {}
+    for frame in (results.metrics, results.probes):
+        if frame is None or not len(frame) or "step" not in frame:
+            continue
+        mine = frame[frame["run_id"].isin([r["run_id"] for r in rows if str(r["run_id"]) not in out])]
+        for run_id, steps in mine.groupby("run_id")["step"]:
+            out[str(run_id)] = [int(steps.min()), int(steps.max())]
+    for r in rows:
+        out.setdefault(str(r["run_id"]), [0, int(r.get("steps_done") or 0)])
+    return {str(r["run_id"]): out[str(r["run_id"])] for r in rows}
+
+
+def describe(fig, results: Results, scale: str | None = None) -> dict:
+    """What a drawn figure was drawn from (its entry in results/<scale>/figures/manifest.json): run_ids
+    (the runs its title names and every seed its curves average), seeds, scale, steps ({run_id: [first,
+    last] step of its records}) and histograms (each ridge panel: run_id, layer, steps drawn, bins,
+    x_range and `outside`, the fraction of the drawn measurements' values outside the drawn range)."""
+    rows = list(getattr(fig, "bnopt_drawn", {}).values())
+    seeds = sorted({int(r["seed"]) for r in rows if r.get("seed") is not None and r["seed"] == r["seed"]})
+    scales = sorted({str(r["scale"]) for r in rows if r.get("scale")})
+    return {
+        "run_ids": [str(r["run_id"]) for r in rows],
+        "seeds": seeds,
+        "scale": scale or ("/".join(scales) if scales else None),
+        "steps": _record_steps(results, rows),
+        "histograms": [dict(h) for h in getattr(fig, "bnopt_histograms", [])],
+    }
+
+
 def draw_all(
     results_root: str | Path | Results = "results",
     out_dir: str | Path | None = None,
     figs=None,
     scale: str | None = None,
+    manifest: dict | None = None,
 ) -> dict[str, list[Path] | str]:
     """Every figure it can draw. Returns {name: [png, pdf]} for drawn figures and {name: message} for the
-    others: "missing: ... ; produce them with: bnopt-train experiment=..." or "failed: ..." (a bug)."""
+    others: "missing: ... ; produce them with: bnopt-train experiment=..." or "failed: ..." (a bug).
+    `manifest`, when given, gets {name: describe(figure)} of the drawn figures and {name: {"missing":
+    message}} of the others (bnopt.report.publish writes it next to the images)."""
     names = figure_names(figs)
     if isinstance(results_root, Results):
         results = results_root
@@ -177,10 +212,15 @@ def draw_all(
     report: dict[str, list[Path] | str] = {}
     for name in names:
         try:
-            report[name] = save(make_figure(name, results, scale), out, name)
+            fig = make_figure(name, results, scale)
+            report[name] = save(fig, out, name)
+            if manifest is not None:
+                manifest[name] = describe(fig, results, scale)
         except MissingRuns as e:
             report[name] = f"missing: {e.detail}" + (f"; produce them with: {e.command}" if e.command else "")
         except Exception as e:  # one broken figure must not stop the others
             tb = traceback.extract_tb(e.__traceback__)[-1]
             report[name] = f"failed: {type(e).__name__}: {e} ({Path(tb.filename).name}:{tb.lineno})"
+        if manifest is not None and isinstance(report[name], str):
+            manifest[name] = {"missing": report[name]}
     return report

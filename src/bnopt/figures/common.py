@@ -12,7 +12,7 @@ from matplotlib.figure import SubFigure
 
 from .. import experiments
 from ..results import Results
-from .panels import footer
+from .panels import footer, record_runs
 
 # The learning rate whose runs a panel shows when a figure's sweep has several (Fig 1c, 3, 11: the paper's).
 VGG_LR, DLN_LR = 0.1, 1e-6
@@ -45,7 +45,9 @@ def from_wandb(res: Results) -> bool:
 
 def figure_title(fig, text: str, runs: dict) -> None:
     """Title with the scale and step count of the runs, and the run-id footer; on half of a composite
-    figure only "(a) ..." (the composite adds the footer of both halves)."""
+    figure only "(a) ..." (the composite adds the footer of both halves). The runs are noted on the figure
+    for its manifest (`catalog.describe`)."""
+    record_runs(fig, runs.values())
     if isinstance(fig, SubFigure):
         fig.suptitle(re.sub(r"^Fig\. \d+([ab]) — ", r"(\1) ", text), fontsize=11)
         fig.bnopt_runs = runs

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .common import STEP_LABEL
-from .panels import LR_STYLES, color, diverged_note, label, legend, set_labels, smooth_window, smoothed
+from .panels import LR_STYLES, color, diverged_note, label, legend, record_runs, set_labels, smooth_window, smoothed
 from .selection import eval_rows, same_lr, train_rows
 
 # The columns of `runs` that must agree for two runs to be seeds of one curve (those present are compared).
@@ -40,9 +40,17 @@ def _eval_dots(ax, steps, acc, model: str, style: str, lbl, z) -> None:
     )
 
 
-def seed_runs(res, run) -> list:
+def seed_runs(res, run, ax=None) -> list:
     """The runs that are seeds of `run`'s curve: same model, LR and numbers, one per seed (the given run
-    for its own seed, else the finished one with the most steps), in seed order."""
+    for its own seed, else the finished one with the most steps), in seed order. With `ax` (the Axes that
+    draws them) they are noted on its figure for the figure manifest."""
+    group = _seed_runs(res, run)
+    if ax is not None:
+        record_runs(ax, group)
+    return group
+
+
+def _seed_runs(res, run) -> list:
     runs = res.runs
     if runs is None or not len(runs) or "seed" not in runs:
         return [run]
@@ -118,7 +126,7 @@ def acc_panel(ax, res, runs: dict, lrs: list[float], title: str = "Training accu
     """Per-step batch accuracy (moving average) as lines, eval-mode accuracy on a training subset as dots."""
     window, dots = 1, False
     for i, ((model, lr), run) in enumerate(runs.items()):
-        group = seed_runs(res, run)
+        group = seed_runs(res, run, ax)
         style = lr_style(lr, lrs)
         lbl, z = label(model, lr, diverged_note(run) + seeds_note(group)), 3 + len(runs) - i
         if len(group) > 1:
@@ -161,7 +169,7 @@ def acc_panel(ax, res, runs: dict, lrs: list[float], title: str = "Training accu
 def eval_acc_panel(ax, res, runs: dict, lrs: list[float]) -> None:
     """Test-set accuracy (eval mode) at every evaluation."""
     for i, ((model, lr), run) in enumerate(runs.items()):
-        group = seed_runs(res, run)
+        group = seed_runs(res, run, ax)
         if len(group) > 1:
             curve = over_seeds([eval_rows(res, r["run_id"]) for r in group], "test_acc")
             if curve is None:
@@ -194,7 +202,7 @@ def eval_acc_panel(ax, res, runs: dict, lrs: list[float]) -> None:
 def loss_panel(ax, res, runs: dict, lrs: list[float], title: str = "Training loss") -> None:
     """DLN: the full-batch training loss at every step (log scale)."""
     for i, ((model, lr), run) in enumerate(runs.items()):
-        group = seed_runs(res, run)
+        group = seed_runs(res, run, ax)
         positive = lambda y: np.where(np.isfinite(y) & (y > 0), y, np.nan)
         z = 3 + len(runs) - i
         lbl = label(model, lr, diverged_note(run) + seeds_note(group))

@@ -39,7 +39,7 @@ def _ics_figure(res, name, experiment, layers, family, scale, fig=None):
                         experiment,
                     )
                 lbl = label(model, lr)
-                tables = [probe_table(res, r["run_id"], "ics", k) for r in seed_runs(res, run)] or [t]
+                tables = [probe_table(res, r["run_id"], "ics", k) for r in seed_runs(res, run, ax_l2)] or [t]
                 for a, what in ((ax_l2, "l2"), (ax_cos, "cos")):
                     probe_line(a, tables, what, color(model), lbl, z=2, marker="o", ms=3, lw=1.2)
             if family == "dln":

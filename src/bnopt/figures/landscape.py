@@ -41,7 +41,7 @@ def landscape_panels(axes, res, runs: dict, family: str, panels=("loss", "grad_d
             elif what == "grad_diff":
                 band(ax, t.index, t["grad_diff_min"], t["grad_diff_max"], color(model), lbl, log=True, zorder=z)
             elif what == "beta":  # a line: the mean over seeds with a min-max band when there are several
-                tables = [probe_table(res, r["run_id"], "landscape") for r in seed_runs(res, run)] or [t]
+                tables = [probe_table(res, r["run_id"], "landscape") for r in seed_runs(res, run, ax)] or [t]
                 positive = lambda y: np.where(np.isfinite(y) & (y > 0), y, np.nan)
                 probe_line(ax, tables, "beta", color(model), lbl, z=z, transform=positive, marker="o", ms=3, lw=1.2)
         if what == "loss":

@@ -187,17 +187,67 @@ def legend(ax, **kw) -> None:
 # --------------------------------------------------------------------------------------- histograms
 
 
-def ridge(ax, h, col: str, max_curves: int = 12, overlap: float = 1.8) -> None:
+def outside_fraction(h, idx) -> float:
+    """Fraction of the values of measurements `idx` of a LayerHistogram outside their edges (not in any bin)."""
+    idx = np.asarray(idx, dtype=int)
+    if not len(idx):
+        return 0.0
+    inside = np.asarray(h.counts, dtype=float)[idx].sum(1)
+    under, over = getattr(h, "underflow", None), getattr(h, "overflow", None)
+    if under is not None and over is not None:
+        out = np.asarray(under, dtype=float)[idx] + np.asarray(over, dtype=float)[idx]
+    else:  # from the per-measurement fractions
+        frac = np.asarray(h.outside, dtype=float)[idx]
+        out = np.divide(inside * frac, 1 - frac, out=np.zeros_like(frac), where=frac < 1)
+    total = float((inside + out).sum())
+    return float(out.sum()) / total if total > 0 else 0.0
+
+
+def percent(x: float) -> str:
+    return "0%" if x <= 0 else "<0.1%" if x < 5e-4 else f"{100 * x:.1f}%"
+
+
+def _root(fig):
+    """The Figure of a Figure, SubFigure or Axes."""
+    return fig.get_figure(root=True) if hasattr(fig, "get_figure") and fig.get_figure(root=True) else fig
+
+
+def record_histogram(fig, panel: dict) -> None:
+    """Note a histogram panel on its (root) figure, for the figure manifest (`catalog.describe`)."""
+    root = _root(fig)
+    if not hasattr(root, "bnopt_histograms"):
+        root.bnopt_histograms = []
+    root.bnopt_histograms.append(panel)
+
+
+def record_runs(fig, rows) -> None:
+    """Note runs (runs-table rows) drawn on a figure (or an Axes of it), for the figure manifest."""
+    root = _root(fig)
+    if not hasattr(root, "bnopt_drawn"):
+        root.bnopt_drawn = {}
+    for r in rows:
+        root.bnopt_drawn.setdefault(str(r["run_id"]), dict(r))
+
+
+def ridge(ax, h, col: str, max_curves: int = 12, overlap: float = 1.8) -> dict:
     """Stacked per-step histograms of one layer of one run (a ridge / joy plot).
 
-    Each measured step's histogram (fraction of activations per bin) is drawn offset vertically, the first
-    measurement at the top and the last at the bottom; all curves of the panel share one height scale, so
-    a distribution that spreads out over training flattens. At most `max_curves` evenly spaced
-    measurements are drawn.
+    Each measured step's histogram (fraction of its activations per bin, in that measurement's own bins:
+    `probes.activations.edges`) is drawn offset vertically, the first measurement at the top and the last
+    at the bottom, on one shared x-axis whose range is the union of the drawn measurements' edges; all
+    curves share one height scale, so a distribution that spreads out widens. At most `max_curves` evenly
+    spaced measurements are drawn. A note on the panel says what it shows and the fraction of the drawn
+    measurements' values outside their edges (in no bin, so not drawn).
+
+    Returns the panel's description {run_id, layer, steps, outside, x_range, bins}, also noted on the
+    figure (`bnopt_histograms`) for the figure manifest.
     """
     n = len(h.steps)
     idx = np.unique(np.linspace(0, n - 1, min(n, max_curves)).round().astype(int)) if n else np.array([], int)
-    centers = 0.5 * (h.edges[:-1] + h.edges[1:])
+    edges = np.asarray(h.edges, dtype=float)
+    if edges.ndim == 1:  # one row of edges for every measurement (old records)
+        edges = np.broadcast_to(edges, (n, len(edges)))
+    centers = 0.5 * (edges[:, :-1] + edges[:, 1:])
     totals = h.counts.sum(1, keepdims=True) + 0.0
     frac = np.divide(h.counts, totals, out=np.zeros_like(h.counts, dtype=float), where=totals > 0)
     peak = frac[idx].max() if len(idx) and frac[idx].max() > 0 else 1.0
@@ -206,24 +256,36 @@ def ridge(ax, h, col: str, max_curves: int = 12, overlap: float = 1.8) -> None:
     for j, i in enumerate(idx):
         base = m - 1 - j  # first measurement on top
         y = base + overlap * frac[i] / peak
-        ax.fill_between(centers, base, y, color=fill, lw=0, zorder=2 * j)
-        ax.plot(centers, y, color=col, lw=0.9, zorder=2 * j + 1)
-        ax.plot(centers, np.full_like(centers, base), color=col, lw=0.5, zorder=2 * j + 1)
+        ax.fill_between(centers[i], base, y, color=fill, lw=0, zorder=2 * j)
+        ax.plot(centers[i], y, color=col, lw=0.9, zorder=2 * j + 1)
+        ax.plot(centers[i], np.full_like(centers[i], base), color=col, lw=0.5, zorder=2 * j + 1)
     ax.set_yticks([m - 1 - j for j in range(m)], [str(int(h.steps[i])) for i in idx], fontsize=7)
-    ax.set_ylim(-0.3, m - 1 + overlap + 0.2)
-    ax.set_xlim(h.edges[0], h.edges[-1])
-    out = h.outside[idx].max() if len(idx) else 0.0
-    if out > 0.01:
-        ax.text(
-            0.99,
-            0.99,
-            f"up to {100 * out:.0f}% of values\noutside the shown range",
-            transform=ax.transAxes,
-            ha="right",
-            va="top",
-            fontsize=6,
-            color="0.35",
-        )
+    ax.set_ylim(-0.3, m - 1 + overlap + 0.8)  # headroom for the note
+    lo, hi = (float(edges[idx, 0].min()), float(edges[idx, -1].max())) if m else (0.0, 1.0)
+    ax.set_xlim(lo, hi)
+    shared = bool(m) and bool(np.all(edges[idx] == edges[idx[0]]))
+    bins = "same bins for every step" if shared else "bins per measurement; x-range covers all drawn steps"
+    out = outside_fraction(h, idx)
+    ax.text(
+        0.99,
+        0.99,
+        f"{bins};\n{percent(out)} of values outside",
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=6,
+        color="0.35",
+    )
+    panel = {
+        "run_id": str(getattr(h, "run_id", "")),
+        "layer": int(h.layer),
+        "steps": [int(h.steps[i]) for i in idx],
+        "bins": "shared" if shared else "per_measurement",
+        "x_range": [lo, hi],
+        "outside": out,
+    }
+    record_histogram(ax.figure, panel)
+    return panel
 
 
 def step_colorbar(fig: Figure, ax, steps, cmap: str = "viridis"):
@@ -247,6 +309,7 @@ __all__ = [
     "png_bytes",
     "band",
     "ridge",
+    "outside_fraction",
     "step_colorbar",
     "smoothed",
     "smooth_window",

@@ -83,12 +83,15 @@ def landscape_by_eta(results: Results, run_id: str, metric: str = "grad_diff") -
 @dataclass
 class LayerHistogram:
     layer: int
-    edges: np.ndarray  # [bins + 1]
+    edges: np.ndarray  # [n, bins + 1] each measurement's edges (old records' one row broadcast to all)
     counts: np.ndarray  # [n, bins]
     steps: np.ndarray  # [n]
     unit_mean: np.ndarray  # [n, C]
     unit_var: np.ndarray  # [n, C]
-    outside: np.ndarray  # [n] fraction of values outside the edges
+    outside: np.ndarray  # [n] fraction of values outside the measurement's edges
+    run_id: str = ""
+    underflow: np.ndarray | None = None  # [n] counts below / above the measurement's edges
+    overflow: np.ndarray | None = None
 
 
 def histograms(res: Results, runs: dict, lr: float, layers, figure: str, experiment: str | None = None) -> dict:
@@ -123,12 +126,18 @@ def layer_histogram(
     over = np.asarray(arrays.get(f"{key}overflow", np.zeros(n)), dtype=float)
     total = counts.sum(1) + under + over
     outside = np.divide(under + over, total, out=np.zeros(n), where=total > 0)
+    edges = np.asarray(arrays[f"{key}edges"], dtype=float)
+    if edges.ndim == 1:  # records written before per-measurement edges: one row for every measurement
+        edges = np.broadcast_to(edges, (n, len(edges))).copy()
     return LayerHistogram(
         layer,
-        np.asarray(arrays[f"{key}edges"], dtype=float),
+        edges,
         counts,
         np.asarray(arrays[f"{key}steps"]),
         np.asarray(arrays[f"{key}unit_mean"], dtype=float),
         np.asarray(arrays[f"{key}unit_var"], dtype=float),
         outside,
+        str(run_id),
+        under,
+        over,
     )

@@ -22,7 +22,7 @@ Configuration: configs/probes/*.yaml (none, paper, dense, landscape, ics); `buil
 from __future__ import annotations
 
 from .activations import DEFAULT_LAYERS as ACTIVATION_LAYERS
-from .activations import ActivationsProbe
+from .activations import EDGE_RULES, ActivationsProbe
 from .base import NoTrace, OptimizerSnapshot, Probe, ProbeContext, listen, make_row
 from .gradnorms import GradNormsProbe
 from .ics import DEFAULT_LAYERS as ICS_LAYERS
@@ -93,7 +93,13 @@ def build_probes(cfg, model, task=None) -> list[Probe]:
             bins = int(_get(sub, "bins", 64))
             probes.append(
                 ActivationsProbe.for_model(
-                    every, model, _get(sub, "layers"), bins, family, wandb_histograms=_wandb_on(cfg)
+                    every,
+                    model,
+                    _get(sub, "layers"),
+                    bins,
+                    family,
+                    wandb_histograms=_wandb_on(cfg),
+                    edges=_get(sub, "edges", "per_measurement"),
                 )
             )
         elif key == "gradnorms":
@@ -133,6 +139,8 @@ def check_config(cfg) -> None:
                 raise ValueError(f"probes.{key}.layers {bad} out of range: {cfg.model.name} has layers #1..#{n_layers}")
         if key == "activations" and not 2 <= int(_get(sub, "bins", 64)) <= 4096:
             raise ValueError("probes.activations.bins must be in 2..4096")
+        if key == "activations" and _get(sub, "edges", "per_measurement") not in EDGE_RULES:
+            raise ValueError(f"probes.activations.edges must be one of {', '.join(EDGE_RULES)}")
 
 
 # re-exported for figures that want the defaults

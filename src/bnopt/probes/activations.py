@@ -10,8 +10,13 @@ Rows per layer (probes.parquet): quantiles q01, q05, q25, q50, q75, q95, q99 (nu
 interpolation) and mean, var (population variance, ddof 0) over all elements.
 
 Arrays (activations.npz in the run folder, written at checkpoints; `Results.histograms(run_id)`):
-    layer{k}_edges      [bins+1]      fixed bin edges, chosen at the layer's first measurement: the
-                                       0.1%..99.9% quantile range widened by half its length on each side
+    layer{k}_edges      [n, bins+1]   bin edges of each measurement (`probes.activations.edges`):
+                                       per_measurement (default) = that measurement's own 0.1%..99.9%
+                                       quantile range widened by half its length on each side, so at most
+                                       ~0.2% of its values fall outside; first = the first measurement's
+                                       edges repeated (the old rule: a growing layer leaves its edges).
+                                       Records written before this rule hold one row [bins+1]: readers
+                                       broadcast it to every measurement.
     layer{k}_counts     [n, bins]     histogram counts per measurement (values outside the edges are
     layer{k}_underflow  [n]           not in any bin; they are counted here
     layer{k}_overflow   [n]           and here)
@@ -33,6 +38,8 @@ METRICS = (*QUANTILES, "mean", "var")
 EDGE_QUANTILES = (0.001, 0.999)
 EDGE_MARGIN = 0.5  # fraction of the 0.1%..99.9% range added on each side
 WANDB_MAX_BINS = 64
+# Bin edges of a measurement: its own robust range (default), or the layer's first measurement's (old rule).
+EDGE_RULES = ("per_measurement", "first")
 
 
 def activation_stats(a: torch.Tensor, x: np.ndarray | None = None, moments=None) -> dict:
@@ -56,7 +63,8 @@ def unit_moments(a: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return mean.cpu().numpy(), var.cpu().numpy()
 
 
-def fixed_edges(x: np.ndarray, bins: int) -> np.ndarray:
+def robust_edges(x: np.ndarray, bins: int) -> np.ndarray:
+    """bins+1 edges over the 0.1%..99.9% quantile range of x widened by EDGE_MARGIN of it on each side."""
     lo, hi = (float(v) for v in np.quantile(x, EDGE_QUANTILES))
     span = hi - lo
     if not span > 0:
@@ -82,23 +90,40 @@ def coarsen(counts: np.ndarray, edges: np.ndarray, max_bins: int = WANDB_MAX_BIN
 class ActivationsProbe(Probe):
     name = "activations"
 
-    def __init__(self, every: int, layers: list[int], bins: int = 64, wandb_histograms: bool = True):
+    def __init__(
+        self,
+        every: int,
+        layers: list[int],
+        bins: int = 64,
+        wandb_histograms: bool = True,
+        edges: str = "per_measurement",
+    ):
         super().__init__(every)
         self.layers = sorted(set(int(k) for k in layers))
         self.bins = int(bins)
         if not 2 <= self.bins <= 4096:
             raise ValueError(f"activations bins must be in 2..4096, got {bins}")
+        if edges not in EDGE_RULES:
+            raise ValueError(f"activations edges must be one of {', '.join(EDGE_RULES)}, got {edges!r}")
+        self.edges = edges
         self.wandb_histograms = wandb_histograms
-        self.hist: dict[int, dict] = {}  # layer -> edges, lists of per-measurement arrays
+        self.hist: dict[int, dict] = {}  # layer -> lists of per-measurement arrays (edges included)
         self._last: tuple[int, dict] | None = None  # (step, {layer: (counts, edges)}) for W&B
 
     @classmethod
     def for_model(
-        cls, every: int, model, layers=None, bins: int = 64, family: str | None = None, wandb_histograms: bool = True
+        cls,
+        every: int,
+        model,
+        layers=None,
+        bins: int = 64,
+        family: str | None = None,
+        wandb_histograms: bool = True,
+        edges: str = "per_measurement",
     ) -> ActivationsProbe:
         family = family or getattr(model, "family", "vgg")
         chosen = resolve_layers(layers, model, DEFAULT_LAYERS.get(family, (1,)))
-        return cls(every, chosen, bins, wandb_histograms)
+        return cls(every, chosen, bins, wandb_histograms, edges)
 
     def layout(self):
         return [(k, None, m) for k in self.layers for m in METRICS]
@@ -144,7 +169,10 @@ class ActivationsProbe(Probe):
             mean, var = unit_moments(a)
             for m, v in activation_stats(a, x, (mean, var)).items():
                 out[(k, None, m)] = v
-            edges = self.hist[k]["edges"] if k in self.hist else fixed_edges(x, self.bins)
+            if self.edges == "first" and k in self.hist:
+                edges = self.hist[k]["edges"][0]
+            else:
+                edges = robust_edges(x, self.bins)
             counts, under, over = histogram(x, edges)
             pending[k] = (edges, counts, under, over, mean, var)
         # all layers measured: only now touch the accumulators (a failure above leaves them as they were)
@@ -152,7 +180,7 @@ class ActivationsProbe(Probe):
             h = self.hist.setdefault(
                 k,
                 {
-                    "edges": edges,
+                    "edges": [],
                     "counts": [],
                     "underflow": [],
                     "overflow": [],
@@ -161,6 +189,7 @@ class ActivationsProbe(Probe):
                     "unit_var": [],
                 },
             )
+            h["edges"].append(edges)
             h["counts"].append(counts)
             h["underflow"].append(under)
             h["overflow"].append(over)
@@ -174,7 +203,7 @@ class ActivationsProbe(Probe):
     def arrays(self) -> dict[str, np.ndarray]:
         out = {}
         for k, h in sorted(self.hist.items()):
-            out[f"layer{k}_edges"] = np.asarray(h["edges"], dtype=np.float64)
+            out[f"layer{k}_edges"] = np.stack(h["edges"]).astype(np.float64)
             out[f"layer{k}_counts"] = np.stack(h["counts"]).astype(np.int64)
             out[f"layer{k}_underflow"] = np.asarray(h["underflow"], dtype=np.int64)
             out[f"layer{k}_overflow"] = np.asarray(h["overflow"], dtype=np.int64)
@@ -184,7 +213,11 @@ class ActivationsProbe(Probe):
         return out
 
     def state_dict(self) -> dict:
-        return {"bins": self.bins, "arrays": {k: torch.from_numpy(v) for k, v in self.arrays().items()}}
+        return {
+            "bins": self.bins,
+            "edges": self.edges,
+            "arrays": {k: torch.from_numpy(v) for k, v in self.arrays().items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         arrays = {k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in state.get("arrays", {}).items()}
@@ -194,9 +227,13 @@ class ActivationsProbe(Probe):
                 continue
             p = key[: -len("_edges")]
             k = int(p[len("layer") :])
+            counts = list(arrays[f"{p}_counts"])
+            edges = arrays[f"{p}_edges"]
+            if edges.ndim == 1:  # a checkpoint written before per-measurement edges: one row for all
+                edges = np.broadcast_to(edges, (len(counts), len(edges)))
             self.hist[k] = {
-                "edges": arrays[f"{p}_edges"],
-                "counts": list(arrays[f"{p}_counts"]),
+                "edges": [np.array(e) for e in edges],
+                "counts": counts,
                 "underflow": [int(v) for v in arrays[f"{p}_underflow"]],
                 "overflow": [int(v) for v in arrays[f"{p}_overflow"]],
                 "steps": [int(v) for v in arrays[f"{p}_steps"]],
@@ -218,4 +255,4 @@ class ActivationsProbe(Probe):
         return out
 
     def __repr__(self) -> str:
-        return f"ActivationsProbe(every={self.every}, layers={self.layers}, bins={self.bins})"
+        return f"ActivationsProbe(every={self.every}, layers={self.layers}, bins={self.bins}, edges={self.edges})"
