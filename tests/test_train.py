@@ -188,6 +188,8 @@ def test_bad_data_file_is_bad_input(tmp_path, cifar_dir, monkeypatch):
         (["data=cifar10", "data.source=synthetic"], "for the tiny test data use data=synthetic"),
         (["data=cifar10", "data.source=auto", "data.download=false", "data.root=DATA"], "Point BNOPT_DATA at"),
         (["hydra/launcher=slurm", "-m"], "needs SLURM, but `sbatch` is not on this machine's PATH"),
+        (["paths.results_dir=/x"], "no config key paths.results_dir (to add one: +paths.results_dir=/x)"),
+        (["-m", "seed=0,1", "optim.lrr=0.1"], "no config key optim.lrr"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):

@@ -13,6 +13,7 @@ killed one from its checkpoint, with bit-identical records on CPU.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import sys
 import time
@@ -370,7 +371,8 @@ def precheck_overrides(argv: list[str]) -> None:
 
 def precheck_sweep(argv: list[str]) -> None:
     """Resolve and validate every run of a sweep (-m, or an experiment, whose configs are sweeps) before
-    the first one trains: a bad value in the fifth run is one line and exit 2, not a half-done sweep."""
+    the first one trains: a bad value in the fifth run is one line and exit 2, not a half-done sweep. A
+    single run is composed here too, so that an unknown key (paths.results_dir=...) is one line and exit 2."""
     from hydra.errors import HydraException
 
     from . import experiments
@@ -379,6 +381,10 @@ def precheck_sweep(argv: list[str]) -> None:
     overrides = [a for a in argv if not a.startswith("-") and "=" in a and not a.lstrip("+~").startswith("hydra")]
     experiment = next((a.split("=", 1)[1] for a in overrides if a.split("=", 1)[0] == "experiment"), "null")
     if not ({"-m", "--multirun"} & set(argv) or experiment != "null"):
+        try:  # one run: only an unknown key (paths.results_dir=...) here; train() validates the values
+            experiments.compose_run(overrides)
+        except HydraException as e:
+            fail(hydra_error_line(e))
         return
     try:
         if experiment != "null":
@@ -391,7 +397,17 @@ def precheck_sweep(argv: list[str]) -> None:
     except ConfigError as e:
         fail(str(e))
     except HydraException as e:
-        fail(str(e).splitlines()[0])
+        fail(hydra_error_line(e))
+
+
+def hydra_error_line(e: Exception) -> str:
+    """Hydra's composition error as one line; an unknown key says so and how to add one."""
+    lines = str(e).splitlines()
+    m = re.match(r"Could not override '([^']+)'", lines[0])
+    hint = next((ln for ln in lines[1:] if ln.startswith("To append to your config use ")), None)
+    if m and hint:
+        return f"no config key {m[1]} (to add one: {hint.removeprefix('To append to your config use ')})"
+    return lines[0]
 
 
 def fail(message: str) -> None:
