@@ -25,7 +25,16 @@ from bnopt.probes import (
     listen,
     probe_cadence,
 )
-from bnopt.probes.activations import activation_stats, coarsen, unit_moments
+from bnopt.probes.activations import (
+    activation_stats,
+    coarsen,
+    histogram,
+    layer_summary,
+    robust_edges,
+    sorted_histogram,
+    sorted_quantiles,
+    unit_moments,
+)
 from bnopt.probes.landscape import DLN_ETAS, VGG_ETAS
 from bnopt.tasks import build_task
 
@@ -259,6 +268,34 @@ def test_activation_stats_match_numpy():
     per_unit = a.numpy().astype(np.float64).transpose(1, 0, 2, 3).reshape(6, -1)
     np.testing.assert_allclose(mean, per_unit.mean(1), rtol=1e-10)
     np.testing.assert_allclose(var, per_unit.var(1), rtol=1e-10)
+
+
+def test_the_gpu_rule_reads_numpys_quantiles_and_histogram_off_sorted_values():
+    """On a GPU the activations are sorted on the device and the quantiles and histogram read off the
+    sorted values; numpy's numbers, including values exactly on bin edges and outside them."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.cat([torch.randn(5000, generator=g) * 3, torch.arange(-12, 13).float().repeat(40)])
+    xs = torch.sort(x).values
+    qs = [0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 0.0, 1.0]
+    np.testing.assert_allclose(sorted_quantiles(xs, qs), np.quantile(x.numpy(), qs), rtol=1e-6, atol=1e-7)
+    edges = np.linspace(-10, 10, 21)  # integers sit on the edges; some values lie outside
+    counts, under, over = sorted_histogram(xs, edges)
+    want, w_under, w_over = histogram(x.numpy(), edges)
+    np.testing.assert_array_equal(counts, want)
+    assert (under, over) == (w_under, w_over) and under > 0 and over > 0
+    assert counts.sum() + under + over == x.numel()
+    np.testing.assert_array_equal(robust_edges(-1.0, 1.0, 4), [-2.0, -1.0, 0.0, 1.0, 2.0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_layer_summary_on_the_gpu_gives_the_cpus_numbers():
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(32, 8, 6, 6, generator=g) * torch.arange(1, 9).view(1, 8, 1, 1)
+    cpu, gpu = layer_summary(a, 64), layer_summary(a.cuda(), 64)
+    for k in cpu[0]:
+        assert gpu[0][k] == pytest.approx(cpu[0][k], rel=1e-5, abs=1e-6), k
+    np.testing.assert_allclose(gpu[1], cpu[1], rtol=1e-6)
+    assert abs(gpu[2] - cpu[2]).sum() <= 2 and gpu[2].sum() + gpu[3] + gpu[4] == a.numel()
 
 
 def test_coarsen_keeps_counts_and_edges():
