@@ -224,3 +224,23 @@ def test_a_run_being_trained_elsewhere_is_refused_without_touching_it(tmp_path):
     finally:
         holder.close()
     assert train(smoke_cfg(tmp_path), progress=False).status == "done"
+
+
+def test_a_sweep_whose_jobs_run_elsewhere_says_where_their_output_goes(capsys):
+    """hydra/launcher=local_parallel (submitit) runs each job in its own process and showed nothing here
+    for minutes: the sweep now starts with one line naming the jobs' log files."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from bnopt.config import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        parallel = compose("train", overrides=["hydra/launcher=local_parallel"], return_hydra_config=True)
+        basic = compose("train", return_hydra_config=True)
+    notice = instantiate(parallel.hydra.callbacks.job_logs)  # what Hydra builds from the config
+    notice.on_multirun_start(basic)
+    assert capsys.readouterr().out == ""  # the basic launcher shows its jobs itself
+    notice.on_multirun_start(parallel)
+    out = capsys.readouterr().out
+    assert out.startswith("bnopt: each job runs in its own process") and "/sweeps/" in out
+    assert ".submitit/<job id>/<job id>_0_log.out" in out

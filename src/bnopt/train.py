@@ -22,6 +22,7 @@ from pathlib import Path
 
 import hydra
 import torch
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
@@ -413,6 +414,22 @@ def hydra_error_line(e: Exception) -> str:
 def fail(message: str) -> None:
     print(f"bnopt: error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+class JobLogsNotice(Callback):
+    """Hydra callback (configs/hydra/default.yaml): a sweep whose launcher runs each job in its own
+    process (submitit: local_parallel, slurm) shows nothing of the jobs on this terminal, so say at the start
+    where their progress bars and summaries go."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        target = str(config.hydra.launcher.get("_target_", ""))
+        if "submitit" in target.lower():
+            folder = config.hydra.launcher.get("submitit_folder", f"{config.hydra.sweep.dir}/.submitit")
+            print(
+                f"bnopt: each job runs in its own process ({target.rsplit('.', 1)[-1]}); its progress and summary "
+                f"go to {folder}/<job id>/<job id>_0_log.out (errors: _log.err), not to this terminal",
+                flush=True,
+            )
 
 
 EXIT_LOCKED = 3  # some run was not trained because another process holds it: scripts can tell
