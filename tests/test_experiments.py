@@ -99,6 +99,15 @@ def test_the_committed_small_results_come_from_the_current_code(tmp_path):
     assert dln and all(run_id(experiments.resolved((*r.overrides, "model.loss_norm=sum"))) != r.run_id for r in dln)
 
 
+def test_the_committed_paper_results_come_from_the_current_code(tmp_path):
+    """results/paper/manifest.json names runs the current registry and defaults plan at the paper scale
+    (seed 0): the paper-scale report is only partly trained (a GPU is needed), but what it was drawn from
+    is what `make reproduce SCALE=paper` would train now."""
+    committed = set(json.loads((REPO / "results" / "paper" / "manifest.json").read_text())["runs"])
+    planned = {r.run_id for r in reproduce.plan(None, "paper", tmp_path, ["seed=0"])}
+    assert committed and committed <= planned
+
+
 def test_bnopt_train_sweeps_the_seeds_through_hydra():
     """The experiment files sweep `seed: ${bnopt.seeds:${scale.seeds.${seed_group}}}`: Hydra resolves it
     when it builds the sweeper, so `bnopt-train experiment=fig1 scale=small` runs the same 12 runs."""
@@ -267,3 +276,23 @@ def test_smoke_reports_have_no_verdicts(tmp_path):
     text = path.read_text()
     assert checks[0].verdict == NOT_JUDGED and f"Verdict: **{NOT_JUDGED}**" in text
     assert "Verdict: **reproduced**" not in text and "| reproduced |" not in text
+
+
+def test_a_report_names_every_machine_its_runs_came_from():
+    """Paper-scale VGG runs come from a GPU and the DLN runs they share with the small scale from a CPU:
+    the report's header lists both, with their runs; one machine keeps the two-line header."""
+    import types
+
+    import pandas as pd
+
+    from bnopt.report import hardware_lines
+
+    gpu = {"platform": "Linux-gpu", "cpu_count": 16, "gpu": "NVIDIA H200", "python": "3.12.3", "torch": "2.11.0"}
+    cpu = {"platform": "Linux-cpu", "cpu_count": 2, "python": "3.11.7", "torch": "2.14.1"}
+    runs = pd.DataFrame({"environment": [gpu, gpu, cpu], "family": ["vgg", "vgg", "dln"]})
+    lines = hardware_lines(types.SimpleNamespace(runs=runs))
+    assert lines[0].startswith("- Hardware: 2 run(s) (vgg): Linux-gpu, 16 CPU cores, GPU NVIDIA H200")
+    assert lines[2].startswith("- Hardware: 1 run(s) (dln): Linux-cpu, 2 CPU cores, no GPU")
+    assert "torch 2.14.1" in lines[3] and len(lines) == 4
+    one = hardware_lines(types.SimpleNamespace(runs=runs.iloc[2:]))
+    assert one[0] == "- Hardware: Linux-cpu, 2 CPU cores, no GPU" and len(one) == 2

@@ -48,13 +48,33 @@ def _finite(x) -> float | None:
     return x if x == x and abs(x) != float("inf") else None
 
 
-def _environment(res) -> dict:
-    """Hardware and versions of the first run that recorded them (all runs of a report share a machine
-    in `make reproduce`; the runs table lists each run's device)."""
-    for env in res.runs.get("environment", []):
-        if isinstance(env, dict) and env:
-            return env
-    return {}
+def _machines(res) -> list[tuple[dict, list[str]]]:
+    """[(environment, families of its runs)] per kind of machine the runs were trained on (GPU name, or
+    CPU core count), most runs first: a report may mix machines (paper-scale VGG runs from a GPU, the DLN
+    runs it shares with the small scale from a CPU)."""
+    groups: dict[str, tuple[dict, list[str]]] = {}
+    envs = res.runs.get("environment", [])
+    families = res.runs.get("family", [None] * len(envs))
+    for env, family in zip(envs, families, strict=False):
+        if not isinstance(env, dict) or not env:
+            continue
+        key = str(env["gpu"]) if env.get("gpu") else f"cpu-{env.get('cpu_count')}"
+        groups.setdefault(key, (env, []))[1].append(str(family))
+    return sorted(groups.values(), key=lambda g: -len(g[1]))
+
+
+def hardware_lines(res) -> list[str]:
+    machines = _machines(res) or [({}, [])]
+    lines = []
+    for env, fams in machines:
+        who = f"{len(fams)} run(s) ({', '.join(sorted(set(fams)))}): " if len(machines) > 1 else ""
+        lines += [
+            f"- Hardware: {who}{env.get('platform', '?')}, {env.get('cpu_count', '?')} CPU cores"
+            + (f", GPU {env['gpu']}" if env.get("gpu") else ", no GPU"),
+            f"- Versions{' (same runs)' if who else ''}: Python {env.get('python', '?')}, "
+            f"torch {env.get('torch', '?')}, numpy {env.get('numpy', '?')}",
+        ]
+    return lines
 
 
 def _stats_table(stats) -> list[str]:
@@ -85,7 +105,6 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
                 c.verdict = NOT_JUDGED
             for s in c.stats:
                 s.verdict = ""
-    env = _environment(res)
     runs = res.runs
     wall = float(runs.elapsed_s.fillna(0).sum()) if len(runs) and "elapsed_s" in runs else 0.0
     lines = [
@@ -102,9 +121,7 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
             if len(runs)
             else ""
         ),
-        f"- Hardware: {env.get('platform', '?')}, {env.get('cpu_count', '?')} CPU cores"
-        + (f", GPU {env['gpu']}" if env.get("gpu") else ", no GPU"),
-        f"- Versions: Python {env.get('python', '?')}, torch {env.get('torch', '?')}, numpy {env.get('numpy', '?')}",
+        *hardware_lines(res),
         f"- Wall time of the runs: {wall / 60:.1f} min in total",
         "",
         "The paper's numbers are at its scale (VGG16 full width, 15,000 steps, a GPU). A smaller scale keeps the",
