@@ -59,9 +59,16 @@ def probe_default(setting: str, family: str):
     from .probes.activations import DEFAULT_LAYERS as ACTIVATION_LAYERS
     from .probes.ics import DEFAULT_LAYERS as ICS_LAYERS
     from .probes.landscape import DEFAULT_ETAS
+    from .probes.rank import DEFAULT_LAYERS as RANK_LAYERS
 
-    table = {"landscape.etas": DEFAULT_ETAS, "ics.layers": ICS_LAYERS, "activations.layers": ACTIVATION_LAYERS}
-    return OmegaConf.create(list(table[setting][family]))
+    table = {
+        "landscape.etas": DEFAULT_ETAS,
+        "ics.layers": ICS_LAYERS,
+        "activations.layers": ACTIVATION_LAYERS,
+        "rank.layers": RANK_LAYERS,
+    }
+    value = table[setting][family]
+    return value if isinstance(value, str) else OmegaConf.create(list(value))  # a string: `all`
 
 
 def seed_list(n) -> str:

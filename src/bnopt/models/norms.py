@@ -161,6 +161,21 @@ class _LpNormFunction(torch.autograd.Function):
         return gx, s2 / denom, s1, None, None
 
 
+def _lp_norm_plain(x, weight, bias, p: str, eps: float):
+    """What `_LpNormFunction` computes, in plain autograd operations (slower, but differentiable twice:
+    the fused backward's second derivative would miss the statistics' dependence on x and weight)."""
+    dims, shape = _reduce_dims(x), _unit_shape(x)
+    n = x.numel() // x.shape[1]
+    mean = x.mean(dims)
+    if p == "linf":
+        scale = x.abs().amax(dims)
+    else:
+        scale = torch.linalg.vector_norm(x, _ORD[p], dims) / (n if p == "l1" else n**0.5)
+    a = weight / (scale + eps)
+    y = (x - mean.view(shape)) * a.view(shape) + bias.view(shape)
+    return y, mean.detach(), scale.detach()
+
+
 class LpNorm(nn.Module):
     """l_p normalisation of Section 3.3 with running statistics for eval mode (as BN keeps)."""
 
@@ -174,10 +189,15 @@ class LpNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
         self.register_buffer("running_scale", torch.ones(num_features))
+        # plain autograd formula instead of the fused backward (`twice_differentiable`, Hessian probes)
+        self.plain = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            y, mean, scale = _LpNormFunction.apply(x, self.weight, self.bias, self.p, self.eps)
+            if self.plain:
+                y, mean, scale = _lp_norm_plain(x, self.weight, self.bias, self.p, self.eps)
+            else:
+                y, mean, scale = _LpNormFunction.apply(x, self.weight, self.bias, self.p, self.eps)
             with torch.no_grad():
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_scale.lerp_(scale, self.momentum)
@@ -250,3 +270,17 @@ def replay_noise(model: nn.Module):
     finally:
         for m in layers:
             m.replay = False
+
+
+@contextlib.contextmanager
+def twice_differentiable(model: nn.Module):
+    """Inside: l_p norm layers compute with their plain autograd formula, so that double backward
+    (Hessian-vector products) through them is exact. Batch norm and noisy BN need nothing."""
+    layers = [m for m in model.modules() if isinstance(m, LpNorm)]
+    for m in layers:
+        m.plain = True
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.plain = False

@@ -1,4 +1,5 @@
-"""Measurements taken inside training (docs/PROTOCOL.md, Protocol): landscape, ics, activations, gradnorms.
+"""Measurements taken inside training (docs/PROTOCOL.md, Protocol): landscape, ics, activations, gradnorms;
+beyond the paper (issue 12): hessian, rank.
 
 A probe is called after the step's backward pass and before the optimiser step, with a `ProbeContext`:
 the model (train mode, parameters' .grad holding the step's training gradient), the step's batch, its
@@ -15,8 +16,13 @@ value was not finite).
     ics          k      NaN      l2, cos, g_norm
     activations  k      NaN      q01, q05, q25, q50, q75, q95, q99, mean, var   (+ activations.npz)
     gradnorms    k      NaN      grad_norm, weight_norm   (VGG classifier = layer num_layers + 1)
+    hessian      0      NaN      top_eig, top_eig_residual, ghg   (mode train: batch statistics)
+    hessian      0      NaN      top_eig_eval, top_eig_residual_eval   (mode eval: running statistics)
+    rank         k      NaN      rank, stable_rank   (block #k's output as [batch, features])
 
-Configuration: configs/probes/*.yaml (none, paper, dense, landscape, ics); `build_probes` reads it.
+Configuration: configs/probes/*.yaml (none, paper, dense, landscape, ics, activations; beyond = paper +
+hessian + rank); `build_probes` reads it. A probe whose section is absent from the config is off (the
+paper's presets have no hessian or rank section, so their resolved configs and run ids are unchanged).
 """
 
 from __future__ import annotations
@@ -25,9 +31,12 @@ from .activations import DEFAULT_LAYERS as ACTIVATION_LAYERS
 from .activations import EDGE_RULES, ActivationsProbe
 from .base import NoTrace, OptimizerSnapshot, Probe, ProbeContext, listen, make_row
 from .gradnorms import GradNormsProbe
+from .hessian import HessianProbe, check_iterations, check_modes
 from .ics import DEFAULT_LAYERS as ICS_LAYERS
 from .ics import ICSProbe
 from .landscape import DEFAULT_ETAS, DIRECTIONS, LandscapeProbe
+from .rank import DEFAULT_LAYERS as RANK_LAYERS
+from .rank import RankProbe
 
 __all__ = [
     "Probe",
@@ -39,6 +48,8 @@ __all__ = [
     "ICSProbe",
     "ActivationsProbe",
     "GradNormsProbe",
+    "HessianProbe",
+    "RankProbe",
     "build_probes",
     "listen",
     "check_config",
@@ -46,7 +57,8 @@ __all__ = [
     "PROBE_NAMES",
 ]
 
-PROBE_NAMES = ("landscape", "ics", "activations", "gradnorms")  # build (and call) order
+# build (and call) order; a name whose section the config lacks is off
+PROBE_NAMES = ("landscape", "ics", "activations", "gradnorms", "hessian", "rank")
 
 
 def _get(node, key, default=None):
@@ -104,6 +116,11 @@ def build_probes(cfg, model, task=None) -> list[Probe]:
             )
         elif key == "gradnorms":
             probes.append(GradNormsProbe.for_model(every, model))
+        elif key == "hessian":
+            seed = _get(sub, "seed", int(cfg.get("seed", 0)) + 3)  # as beyond.yaml: landscape uses seed + 2
+            probes.append(HessianProbe(every, _get(sub, "iterations", 20), _get(sub, "mode", ["train"]), seed))
+        elif key == "rank":
+            probes.append(RankProbe.for_model(every, model, _get(sub, "layers"), family))
     return probes
 
 
@@ -127,7 +144,13 @@ def check_config(cfg) -> None:
                 raise ValueError(f"probes.landscape.etas must be null or a list of positive numbers, got {etas}")
             if _get(sub, "direction", "gradient") not in DIRECTIONS:
                 raise ValueError(f"probes.landscape.direction must be one of {', '.join(DIRECTIONS)}")
-        if key in ("ics", "activations"):
+        if key == "hessian":
+            check_iterations(_get(sub, "iterations", 20), "probes.hessian.iterations")
+            check_modes(_get(sub, "mode", ["train"]), "probes.hessian.mode")
+            seed = _get(sub, "seed", 0)
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ValueError(f"probes.hessian.seed must be an integer >= 0, got {seed!r}")
+        if key in ("ics", "activations", "rank"):
             layers = _get(sub, "layers")
             if layers is None or layers == "all":
                 continue
@@ -144,4 +167,4 @@ def check_config(cfg) -> None:
 
 
 # re-exported for figures that want the defaults
-DEFAULT_LAYERS = {"ics": ICS_LAYERS, "activations": ACTIVATION_LAYERS}
+DEFAULT_LAYERS = {"ics": ICS_LAYERS, "activations": ACTIVATION_LAYERS, "rank": RANK_LAYERS}
