@@ -370,3 +370,29 @@ def test_beyond_probes_leave_training_bit_identical(tmp_path, model):
     expected_layers = list(range(1, 26)) if model == "dln_bn" else [2, 9, 13]
     assert sorted(rank.layer.unique()) == expected_layers
     assert (rank.value >= 1).all()
+
+
+def test_beyond_probe_records_survive_a_resume(tmp_path, monkeypatch):
+    """The hessian probe's start vectors continue from the checkpointed generator: an interrupted and
+    resumed run records exactly the rows of an uninterrupted one."""
+    from bnopt.probes import GradNormsProbe
+
+    over = ("probes=beyond", "scale.steps=20", "probes.hessian.iterations=3")
+    ref = train(smoke_cfg(tmp_path / "ref", *over, model="dln_bn"), progress=False)
+    real = GradNormsProbe.measure
+
+    def interrupted(self, ctx):
+        if ctx.step == 13:  # after the checkpoint at step 10
+            raise KeyboardInterrupt
+        return real(self, ctx)
+
+    monkeypatch.setattr(GradNormsProbe, "measure", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(smoke_cfg(tmp_path / "cut", *over, model="dln_bn"), progress=False)
+    monkeypatch.setattr(GradNormsProbe, "measure", real)
+    res = train(smoke_cfg(tmp_path / "cut", *over, model="dln_bn"), progress=False)
+    assert res.status == "done"
+    p_ref = pd.read_parquet(ref.path / PROBES_FILE)
+    p = pd.read_parquet(res.path / PROBES_FILE)
+    pd.testing.assert_frame_equal(p, p_ref, check_exact=True)
+    assert sorted(p[p.probe == "hessian"].step.unique()) == [0, 5, 10, 15]
