@@ -190,6 +190,7 @@ def test_hessian_of_a_small_network_matches_the_dense_hessian(norm):
     ctx = ProbeContext(0, model, x, y, loss, torch.optim.SGD(params, lr=0.1), task)
     v = by_key(HessianProbe(1, iterations=300, mode=["train", "eval"], seed=0)(ctx))
     assert_unchanged(model, before)
+    assert not any(getattr(m, "plain", False) for m in model.modules())  # the fused l_p path again
     for mode, suffix in (("train", ""), ("eval", "_eval")):
         h = full_hessian(model, lambda out: task.loss(out, y)[0], x, mode)
         ev = torch.linalg.eigvalsh(0.5 * (h + h.T))
@@ -351,7 +352,7 @@ def test_bad_settings_are_one_line_errors(override, message):
 FAST = ("scale.steps=10", "probes.hessian.iterations=3")
 
 
-@pytest.mark.parametrize("model", ["vgg16_bn", "dln_bn", "vgg16_noisy_bn"])
+@pytest.mark.parametrize("model", ["vgg16_bn", "dln_bn", "vgg16_noisy_bn", "vgg16_linf"])
 def test_beyond_probes_leave_training_bit_identical(tmp_path, model):
     ref = train(smoke_cfg(tmp_path / "none", "probes=none", FAST[0], model=model), progress=False)
     res = train(smoke_cfg(tmp_path / "beyond", "probes=beyond", *FAST, model=model), progress=False)
