@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import NoTrace, Probe, ProbeContext, resolve_layers
+from .base import Probe, ProbeContext, capture_outputs, resolve_layers
 
 DEFAULT_LAYERS = {"vgg": (2, 3, 9, 11, 13), "dln": (1, 11, 24)}  # Fig 1c, 2, 6, 8 / Fig 9
 QUANTILES = {"q01": 0.01, "q05": 0.05, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q95": 0.95, "q99": 0.99}
@@ -174,32 +174,7 @@ class ActivationsProbe(Probe):
     def capture(self, ctx: ProbeContext) -> dict[int, torch.Tensor]:
         """The norm outputs of the measured layers on the step's batch: from the training forward when the
         caller listened (`ctx.heard`), else from one no-grad forward of our own (no trace)."""
-        model = ctx.model
-        heard = {k: ctx.heard.get(model.layer(k).norm) for k in self.layers}
-        if all(a is not None for a in heard.values()):
-            return heard
-        captured: dict[int, torch.Tensor] = {}
-        handles = []
-
-        def hook_for(k):
-            def hook(module, inputs, output):
-                # a copy (the in-place ReLU comes next), in plain layout so that flattening is free
-                captured[k] = output.detach().clone(memory_format=torch.contiguous_format)
-
-            return hook
-
-        try:
-            for k in self.layers:
-                handles.append(model.layer(k).norm.register_forward_hook(hook_for(k)))
-            with NoTrace(model), torch.no_grad():
-                model(ctx.inputs)
-        finally:
-            for h in handles:
-                h.remove()
-        missing = [k for k in self.layers if k not in captured]
-        if missing:
-            raise RuntimeError(f"no activations captured for layers {missing}")
-        return captured
+        return capture_outputs(ctx, {k: ctx.model.layer(k).norm for k in self.layers})
 
     def measure(self, ctx: ProbeContext) -> dict:
         captured = self.capture(ctx)

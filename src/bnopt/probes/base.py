@@ -305,3 +305,62 @@ def resolve_layers(layers, model, default: tuple[int, ...]) -> list[int]:
     if bad:
         raise ValueError(f"probe layers {bad} out of range: {type(model).__name__} has layers #1..#{n}")
     return sorted(set(chosen))
+
+
+class ProbeGenerator:
+    """A probe's own random generator (landscape's random direction, hessian's start vectors): made on
+    first use on the device measured, from the probe's seed; its state goes into the checkpoint, so a
+    resumed run draws the same numbers as an uninterrupted one."""
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+        self._gen: torch.Generator | None = None
+        self._state: torch.Tensor | None = None  # from a checkpoint, applied when the generator is made
+
+    def get(self, device: torch.device) -> torch.Generator:
+        if self._gen is None:
+            self._gen = torch.Generator(device=device).manual_seed(self.seed)
+            if self._state is not None:
+                self._gen.set_state(self._state)
+        return self._gen
+
+    def state_dict(self) -> dict:
+        if self._gen is not None:
+            return {"generator": self._gen.get_state()}
+        return {"generator": self._state} if self._state is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("generator") is not None:
+            self._state = state["generator"]
+            if self._gen is not None:
+                self._gen.set_state(self._state)
+
+
+def capture_outputs(ctx: ProbeContext, modules: dict[int, torch.nn.Module]) -> dict[int, torch.Tensor]:
+    """The outputs of `modules` ({layer: module}) on the step's batch: from the training forward when the
+    caller listened (`ctx.heard`, see `listen`), else from one no-grad forward of our own (no trace)."""
+    heard = {k: ctx.heard.get(m) for k, m in modules.items()}
+    if all(a is not None for a in heard.values()):
+        return heard
+    captured: dict[int, torch.Tensor] = {}
+
+    def hook_for(k):
+        def hook(module, inputs, output):
+            # a copy (an in-place ReLU may come next), in plain layout so that flattening is free
+            captured[k] = output.detach().clone(memory_format=torch.contiguous_format)
+
+        return hook
+
+    handles = []
+    try:
+        for k, m in modules.items():
+            handles.append(m.register_forward_hook(hook_for(k)))
+        with NoTrace(ctx.model), torch.no_grad():
+            ctx.model(ctx.inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [k for k in modules if k not in captured]
+    if missing:
+        raise RuntimeError(f"no outputs captured for layers {missing}")
+    return captured

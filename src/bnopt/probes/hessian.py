@@ -28,7 +28,7 @@ import contextlib
 import torch
 
 from ..models.norms import twice_differentiable
-from .base import NoTrace, Probe, ProbeContext, forward_loss
+from .base import NoTrace, Probe, ProbeContext, ProbeGenerator, forward_loss
 
 MODES = ("train", "eval")
 TRAIN_METRICS = ("top_eig", "top_eig_residual", "ghg")
@@ -79,8 +79,7 @@ class HessianProbe(Probe):
         self.iterations = check_iterations(iterations)
         self.modes = check_modes(mode)
         self.seed = int(seed)
-        self._gen: torch.Generator | None = None
-        self._gen_state: torch.Tensor | None = None  # from a checkpoint, applied when the generator is made
+        self.rng = ProbeGenerator(self.seed)
 
     def layout(self):
         out = []
@@ -90,16 +89,9 @@ class HessianProbe(Probe):
             out += [(0, None, m) for m in EVAL_METRICS]
         return out
 
-    def _generator(self, device: torch.device) -> torch.Generator:
-        if self._gen is None:
-            self._gen = torch.Generator(device=device).manual_seed(self.seed)
-            if self._gen_state is not None:
-                self._gen.set_state(self._gen_state)
-        return self._gen
-
     def start_vector(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
         """A random unit vector over `params` from the probe's generator (advances it)."""
-        gen = self._generator(params[0].device)
+        gen = self.rng.get(params[0].device)
         v = [torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype) for p in params]
         scale = _dot(v, v).rsqrt()
         return [t.mul_(scale.to(t.dtype)) for t in v]
@@ -160,15 +152,10 @@ class HessianProbe(Probe):
         return {f"hessian/{r['metric']}": r["value"] for r in rows}
 
     def state_dict(self) -> dict:
-        if self._gen is not None:
-            return {"generator": self._gen.get_state()}
-        return {"generator": self._gen_state} if self._gen_state is not None else {}
+        return self.rng.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("generator") is not None:
-            self._gen_state = state["generator"]
-            if self._gen is not None:
-                self._gen.set_state(self._gen_state)
+        self.rng.load_state_dict(state)
 
     def __repr__(self) -> str:
         return f"HessianProbe(every={self.every}, iterations={self.iterations}, mode={self.modes})"

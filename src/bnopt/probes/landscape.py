@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import NoTrace, Probe, ProbeContext, forward_loss, global_norm
+from .base import NoTrace, Probe, ProbeContext, ProbeGenerator, forward_loss, global_norm
 
 # Fig 4 / 11a: S spans [0.05, 0.4] for VGG; the largest eta is just below the LR where the standard net
 # diverges. Fig 10 / 11b: S spans [1e-8, 3e-5] for the DLN (log-spaced here, 3 significant digits).
@@ -45,23 +45,15 @@ class LandscapeProbe(Probe):
         self.etas = sorted(set(etas))
         self.direction = direction
         self.seed = int(seed)
-        self._gen: torch.Generator | None = None
-        self._gen_state: torch.Tensor | None = None  # from a checkpoint, applied when the generator is made
+        self.rng = ProbeGenerator(self.seed)
 
     def layout(self):
         return [(0, eta, m) for eta in self.etas for m in PER_ETA] + [(0, None, m) for m in SUMMARY]
 
-    def _generator(self, device: torch.device) -> torch.Generator:
-        if self._gen is None:
-            self._gen = torch.Generator(device=device).manual_seed(self.seed)
-            if self._gen_state is not None:
-                self._gen.set_state(self._gen_state)
-        return self._gen
-
     def _direction(self, params, g, g_norm):
         if self.direction == "gradient":
             return g
-        gen = self._generator(params[0].device)
+        gen = self.rng.get(params[0].device)
         r = [torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype) for p in params]
         scale = (g_norm / global_norm(r)).to(params[0].dtype)
         return [t.mul_(scale) for t in r]
@@ -123,15 +115,10 @@ class LandscapeProbe(Probe):
         return out
 
     def state_dict(self) -> dict:
-        if self._gen is not None:
-            return {"generator": self._gen.get_state()}
-        return {"generator": self._gen_state} if self._gen_state is not None else {}
+        return self.rng.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("generator") is not None:
-            self._gen_state = state["generator"]
-            if self._gen is not None:
-                self._gen.set_state(self._gen_state)
+        self.rng.load_state_dict(state)
 
     def __repr__(self) -> str:
         return f"LandscapeProbe(every={self.every}, etas={self.etas}, direction={self.direction})"

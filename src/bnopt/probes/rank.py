@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import NoTrace, Probe, ProbeContext, resolve_layers
+from .base import Probe, ProbeContext, capture_outputs, resolve_layers
 
 DEFAULT_LAYERS = {"vgg": (2, 9, 13), "dln": "all"}
 METRICS = ("rank", "stable_rank")
@@ -68,31 +68,7 @@ class RankProbe(Probe):
     def capture(self, ctx: ProbeContext) -> dict[int, torch.Tensor]:
         """The block outputs of the measured layers on the step's batch: from the training forward when the
         caller listened (`ctx.heard`), else from one no-grad forward of our own (no trace)."""
-        model = ctx.model
-        heard = {k: ctx.heard.get(model.layer(k)) for k in self.layers}
-        if all(a is not None for a in heard.values()):
-            return heard
-        captured: dict[int, torch.Tensor] = {}
-
-        def hook_for(k):
-            def hook(module, inputs, output):
-                captured[k] = output.detach().clone(memory_format=torch.contiguous_format)
-
-            return hook
-
-        handles = []
-        try:
-            for k in self.layers:
-                handles.append(model.layer(k).register_forward_hook(hook_for(k)))
-            with NoTrace(model), torch.no_grad():
-                model(ctx.inputs)
-        finally:
-            for h in handles:
-                h.remove()
-        missing = [k for k in self.layers if k not in captured]
-        if missing:
-            raise RuntimeError(f"no outputs captured for layers {missing}")
-        return captured
+        return capture_outputs(ctx, {k: ctx.model.layer(k) for k in self.layers})
 
     def measure(self, ctx: ProbeContext) -> dict:
         captured = self.capture(ctx)
