@@ -24,6 +24,7 @@ from bnopt.records import METRICS_FILE, PROBES_FILE
 from bnopt.train import train
 
 from .conftest import make_cfg, smoke_cfg
+from .test_probes import IdentityLoss, SquaredError
 
 F64 = torch.float64
 
@@ -36,16 +37,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-class IdentityLoss:
-    def loss(self, out, y):
-        return out, {}
-
-
-class SquaredError:
-    def loss(self, out, y):
-        return 0.5 * (out - y).pow(2).sum(), {}
 
 
 class TwoPartQuadratic(nn.Module):
