@@ -57,7 +57,7 @@ class Speeds:
             return seconds
         # Another width: scale by how a model of the family timed at both widths scales (on a GPU a step
         # is mostly kernel launches and barely grows with width); failing that, by width^2 (conv cost).
-        for other in {r["model"] for r in self.train if r["model"] != name}:
+        for other in sorted({r["model"] for r in self.train if r["model"] != name}):  # a fixed order
             at = {w: self._nearest(self._rows(other), w, batch) for w in (width, row["width"])}
             if all(r is not None and r["width"] == w for w, r in at.items()):
                 return seconds * at[width]["ms_per_step"] / at[row["width"]]["ms_per_step"]
