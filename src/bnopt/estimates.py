@@ -81,7 +81,11 @@ class Speeds:
             return 0.0
         width = float(cfg.model.width)
         row = min(timed, key=lambda r: (abs(r["width"] - width), r["model"] != name))
-        step = self.step_seconds(cfg)
+        # The row's costs are in steps of the model it timed; for another model or width, convert them to
+        # the run's steps through seconds (the same model at the same width keeps the probe bench's own
+        # ratio: two separate timings of one step only add noise).
+        own = row["model"] == name and row["width"] == width
+        step = None if own else self.step_seconds(cfg)
         scale = row["ms_per_train_step"] / 1000 / step if step and row.get("ms_per_train_step") else 1.0
         share = 0.0
         for probe, in_steps in row["probe_call_in_train_steps"].items():
