@@ -246,6 +246,14 @@ def _log_ratio(a: float, b: float) -> float:
         return float(np.log10(a) - np.log10(b))
 
 
+def _decide(c: Check, stat: Stat, rule: str) -> Check:
+    """A claim one statistic decides (C1, C3, C5): its summary and the rule close the evidence, and its
+    verdict is the claim's."""
+    c.evidence += [stat.summary(), rule]
+    c.verdict = stat.verdict
+    return c
+
+
 def _fill(c: Check, table: dict, stats: list[Stat]) -> None:
     c.per_seed, c.seeds, c.stats = table, list(table), stats
     c.numbers = _seed_means(table) | {"n_seeds": len(table)}
@@ -385,13 +393,12 @@ def check_c1(res: Results, scale=None) -> Check:
         f"standard {_fmt(r['final_smoothed_acc_std'], True)}"
         for s, r in table.items()
     ]
-    c.evidence += [
-        ratio.summary(),
+    return _decide(
+        c,
+        ratio,
         "rule: reproduced if the whole interval of the ratio is >= 1.5; partly if within (1, 1.5); "
         "not reproduced if <= 1; otherwise inconclusive",
-    ]
-    c.verdict = ratio.verdict
-    return c
+    )
 
 
 def check_c2(res: Results, scale=None) -> Check:
@@ -464,13 +471,12 @@ def check_c3(res: Results, scale=None) -> Check:
         f"{_fmt(r['exact_std'], True)})"
         for s, r in table.items()
     ]
-    c.evidence += [
-        gap.summary(),
+    return _decide(
+        c,
+        gap,
         "rule: reproduced if the whole interval of the gap is >= 1 point; partly if within (0, 1); "
         "not reproduced if <= 0; otherwise inconclusive",
-    ]
-    c.verdict = gap.verdict
-    return c
+    )
 
 
 def check_c4(res: Results, scale=None) -> Check:
@@ -605,14 +611,13 @@ def check_c5(res: Results, scale=None) -> Check:
             f"seeds {', '.join(map(str, dropped))} left out: they lack pairs the other seeds have "
             f"({len(union)} pairs in all)"
         )
-    c.evidence += [
-        frac.summary(),
+    return _decide(
+        c,
+        frac,
         "rule: reproduced if BN does not reduce ICS (lower l2 and higher cosine) in >= 75% of "
         "(network, layer, LR) pairs over the whole interval; partly if in >= 50%; otherwise inconclusive "
         "when the interval straddles 50% or 75%",
-    ]
-    c.verdict = frac.verdict
-    return c
+    )
 
 
 SMOOTHNESS = ("loss_range", "grad_diff_max", "beta")
