@@ -25,6 +25,7 @@ from bnopt.train import train
 
 from .conftest import make_cfg, smoke_cfg
 from .test_probes import IdentityLoss, SquaredError
+from .test_probes_e2e import train_cut_and_resumed
 
 F64 = torch.float64
 
@@ -367,22 +368,8 @@ def test_beyond_probes_leave_training_bit_identical(tmp_path, model):
 def test_beyond_probe_records_survive_a_resume(tmp_path, monkeypatch):
     """The hessian probe's start vectors continue from the checkpointed generator: an interrupted and
     resumed run records exactly the rows of an uninterrupted one."""
-    from bnopt.probes import GradNormsProbe
-
     over = ("probes=beyond", "scale.steps=20", "probes.hessian.iterations=3")
-    ref = train(smoke_cfg(tmp_path / "ref", *over, model="dln_bn"), progress=False)
-    real = GradNormsProbe.measure
-
-    def interrupted(self, ctx):
-        if ctx.step == 13:  # after the checkpoint at step 10
-            raise KeyboardInterrupt
-        return real(self, ctx)
-
-    monkeypatch.setattr(GradNormsProbe, "measure", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train(smoke_cfg(tmp_path / "cut", *over, model="dln_bn"), progress=False)
-    monkeypatch.setattr(GradNormsProbe, "measure", real)
-    res = train(smoke_cfg(tmp_path / "cut", *over, model="dln_bn"), progress=False)
+    ref, res = train_cut_and_resumed(tmp_path, monkeypatch, "dln_bn", over, cut_at=13)  # checkpoint at 10
     assert res.status == "done"
     p_ref = pd.read_parquet(ref.path / PROBES_FILE)
     p = pd.read_parquet(res.path / PROBES_FILE)

@@ -92,20 +92,26 @@ def test_paper_probes_leave_training_bit_identical(tmp_path, model):
     assert h[f"layer{k}_unit_mean"].shape[0] == n_meas == h[f"layer{k}_unit_var"].shape[0]
 
 
-def test_probe_records_survive_a_resume(tmp_path, monkeypatch):
-    ref = train(smoke_cfg(tmp_path / "ref", "probes=paper", model="vgg16_noisy_bn"), progress=False)
+def train_cut_and_resumed(tmp_path, monkeypatch, model: str, overrides, cut_at: int):
+    """(uninterrupted run, the same run stopped by a KeyboardInterrupt at step `cut_at` and resumed) in
+    tmp_path/ref and tmp_path/cut; cut_at should lie after a checkpoint (every 10 steps at smoke scale)."""
+    ref = train(smoke_cfg(tmp_path / "ref", *overrides, model=model), progress=False)
     real = GradNormsProbe.measure
 
     def interrupted(self, ctx):
-        if ctx.step == 17:  # after the checkpoint at step 10
+        if ctx.step == cut_at:
             raise KeyboardInterrupt
         return real(self, ctx)
 
     monkeypatch.setattr(GradNormsProbe, "measure", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train(smoke_cfg(tmp_path / "cut", "probes=paper", model="vgg16_noisy_bn"), progress=False)
+        train(smoke_cfg(tmp_path / "cut", *overrides, model=model), progress=False)
     monkeypatch.setattr(GradNormsProbe, "measure", real)
-    res = train(smoke_cfg(tmp_path / "cut", "probes=paper", model="vgg16_noisy_bn"), progress=False)
+    return ref, train(smoke_cfg(tmp_path / "cut", *overrides, model=model), progress=False)
+
+
+def test_probe_records_survive_a_resume(tmp_path, monkeypatch):
+    ref, res = train_cut_and_resumed(tmp_path, monkeypatch, "vgg16_noisy_bn", ["probes=paper"], cut_at=17)
     assert res.status == "done"
     m_ref, p_ref = records(ref)
     m, p = records(res)
