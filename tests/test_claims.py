@@ -256,12 +256,12 @@ def test_interval_verdicts():
 
 
 def test_subtests_inconclusive_only_when_it_could_change_the_verdict():
-    assert claims._subtests_verdict([claims.PASS, claims.PASS]) == claims.REPRODUCED
-    assert claims._subtests_verdict([claims.PASS, claims.INCONCLUSIVE]) == claims.INCONCLUSIVE
+    assert claims.subtests_verdict([claims.PASS, claims.PASS]) == claims.REPRODUCED
+    assert claims.subtests_verdict([claims.PASS, claims.INCONCLUSIVE]) == claims.INCONCLUSIVE
     # one fails: the other's pass or fail leaves partly or not reproduced -> inconclusive
-    assert claims._subtests_verdict([claims.FAIL, claims.INCONCLUSIVE]) == claims.INCONCLUSIVE
+    assert claims.subtests_verdict([claims.FAIL, claims.INCONCLUSIVE]) == claims.INCONCLUSIVE
     # three sub-tests, one passes: partly whatever the inconclusive one does unless all could pass
-    assert claims._subtests_verdict([claims.PASS, claims.FAIL, claims.INCONCLUSIVE]) == claims.PARTLY
+    assert claims.subtests_verdict([claims.PASS, claims.FAIL, claims.INCONCLUSIVE]) == claims.PARTLY
 
 
 def _c3_seeds(tmp_path, gaps):

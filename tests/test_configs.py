@@ -103,6 +103,7 @@ def test_run_id_ignores_where_and_how_a_run_is_stored_or_shown():
         "probes.activations.layers=[2]",
         "probes.activations.bins=32",
         "probes.activations.edges=first",
+        "model.init_scale=2",
         "probes.landscape.enabled=false",
         "probes=none",
         "scale.vgg.probe_every.landscape=6",

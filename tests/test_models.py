@@ -40,6 +40,22 @@ def test_vgg_width_multiplier_and_glorot_init():
     assert isinstance(model.layer(1).norm, torch.nn.Identity)
 
 
+@pytest.mark.parametrize("family", ["vgg", "dln"])
+def test_init_scale_multiplies_the_glorot_weights_and_1_is_plain_glorot(family):
+    """model.init_scale (B3) is Glorot's gain: the same random draw times the scale; 1 changes nothing."""
+
+    def weights(scale):
+        torch.manual_seed(0)
+        cfg = OmegaConf.merge(NORM_CFG, {"init_scale": scale}) if scale is not None else NORM_CFG
+        net = VGG("batch", 0.125, norm_cfg=cfg) if family == "vgg" else DLN("batch", 5, 4, norm_cfg=cfg)
+        return [net.layer(k).layer.weight.detach().clone() for k in range(1, net.num_layers + 1)]
+
+    plain, one, ten = weights(None), weights(1.0), weights(10.0)
+    for a, b, c in zip(plain, one, ten, strict=True):
+        assert torch.equal(a, b)
+        torch.testing.assert_close(c, 10 * a, rtol=1e-6, atol=0)
+
+
 def test_dln_shapes_numbering_and_no_norm_on_output():
     model = DLN("batch", norm_cfg=NORM_CFG)
     assert model.num_layers == 25

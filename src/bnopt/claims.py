@@ -91,7 +91,7 @@ class Stat:
         return [v for v in out if self.lo <= v <= self.hi] or [self.lo]
 
     def fmt(self, x: float) -> str:
-        return _fmt(x, self.pct)
+        return fmt(x, self.pct)
 
     def summary(self) -> str:
         per_seed = ", ".join(f"s{s}: {self.fmt(v)}" for s, v in self.values.items())
@@ -194,9 +194,11 @@ def seeds_of(res: Results) -> list:
     return sorted(int(s) for s in runs["seed"].dropna().unique())
 
 
-def _rid(res: Results, model: str, lr: float, scale: str | None, seed: int | None = None) -> str:
+def run_id_of(res: Results, model: str, lr: float, scale: str | None, seed: int | None = None, probes=()) -> str:
+    """The run of (model, lr, seed) a check reads; `probes`: the probe records it must hold (a run trained
+    with other probes, e.g. a beyond study's, has the same training but not those records)."""
     try:
-        return str(select_runs(res, [(model, lr)], scale=scale, seed=seed)[(model, float(lr))]["run_id"])
+        return str(select_runs(res, [(model, lr)], scale=scale, seed=seed, probes=probes)[(model, float(lr))]["run_id"])
     except MissingRuns:
         where = "" if seed is None else f" seed {seed}"
         raise Missing(f"no run of {model} at LR {lr:g}{where}") from None
@@ -219,7 +221,7 @@ def per_seed(res: Results, measure: Callable[[int | None], dict]) -> dict:
     return out
 
 
-def _seed_means(table: dict) -> dict:
+def seed_means(table: dict) -> dict:
     """Mean over seeds of each number measured per seed (non-finite kept, NaN dropped)."""
     keys = dict.fromkeys(k for row in table.values() for k in row)
     out = {}
@@ -234,11 +236,11 @@ def _is_num(x) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
-def _col(table: dict, key: str) -> dict:
+def column(table: dict, key: str) -> dict:
     return {s: row[key] for s, row in table.items() if key in row}
 
 
-def _log_ratio(a: float, b: float) -> float:
+def log_ratio(a: float, b: float) -> float:
     """log10(a / b); -inf / inf at 0; NaN when either is NaN or negative."""
     if not (a == a and b == b) or a < 0 or b < 0:
         return float("nan")
@@ -254,9 +256,9 @@ def _decide(c: Check, stat: Stat, rule: str) -> Check:
     return c
 
 
-def _fill(c: Check, table: dict, stats: list[Stat]) -> None:
+def fill(c: Check, table: dict, stats: list[Stat]) -> None:
     c.per_seed, c.seeds, c.stats = table, list(table), stats
-    c.numbers = _seed_means(table) | {"n_seeds": len(table)}
+    c.numbers = seed_means(table) | {"n_seeds": len(table)}
 
 
 def evals(res: Results, rid: str) -> pd.DataFrame:
@@ -332,7 +334,7 @@ def unit_drift(res: Results, rid: str, layers=(2, 9, 13)) -> float:
     return float(np.mean(vals))
 
 
-def _fmt(x: float, pct: bool = False) -> str:
+def fmt(x: float, pct: bool = False) -> str:
     if x != x:
         return "n/a"
     if abs(x) == float("inf"):
@@ -351,7 +353,7 @@ def _count_rule(*outcomes: str) -> str:
     return _verdict(sum(o == PASS for o in outcomes), len(outcomes))
 
 
-def _subtests_verdict(verdicts: list[str]) -> str:
+def subtests_verdict(verdicts: list[str]) -> str:
     """The claim's verdict from its sub-tests' interval verdicts: the count rule when it does not depend
     on how the inconclusive sub-tests turn out, INCONCLUSIVE otherwise."""
     options = [[PASS, FAIL] if v == INCONCLUSIVE else [v] for v in verdicts]
@@ -368,7 +370,7 @@ def check_c1(res: Results, scale=None) -> Check:
     )
 
     def measure(seed):
-        std, bn = _rid(res, "vgg16", VGG_LR, scale, seed), _rid(res, "vgg16_bn", VGG_LR, scale, seed)
+        std, bn = run_id_of(res, "vgg16", VGG_LR, scale, seed), run_id_of(res, "vgg16_bn", VGG_LR, scale, seed)
         acc_std, acc_bn = smoothed_acc(res, std), smoothed_acc(res, bn)
         target = 0.8 * float(acc_bn.iloc[-1])
         t_std, t_bn = steps_to(acc_std, target), steps_to(acc_bn, target)
@@ -382,15 +384,15 @@ def check_c1(res: Results, scale=None) -> Check:
         }
 
     table = per_seed(res, measure)
-    ratio = Stat("ratio steps_std / steps_BN", _col(table, "ratio"), "bootstrap", thresholds=(1.0, 1.5))
+    ratio = Stat("ratio steps_std / steps_BN", column(table, "ratio"), "bootstrap", thresholds=(1.0, 1.5))
     ratio.verdict = judge([ratio], lambda r: REPRODUCED if r >= 1.5 else (PARTLY if r > 1.0 else NOT_REPRODUCED))
-    _fill(c, table, [ratio])
+    fill(c, table, [ratio])
     c.evidence = [
-        f"seed {s}: steps to reach {_fmt(r['target_acc'], True)} smoothed train acc (80% of BN's final) at "
+        f"seed {s}: steps to reach {fmt(r['target_acc'], True)} smoothed train acc (80% of BN's final) at "
         f"LR 0.1: BN {r['steps_bn']:.0f}, standard {r['steps_std']:.0f}"
         + (" (never)" if r["steps_std"] == float("inf") else "")
-        + f"; final smoothed batch acc: BN {_fmt(r['final_smoothed_acc_bn'], True)}, "
-        f"standard {_fmt(r['final_smoothed_acc_std'], True)}"
+        + f"; final smoothed batch acc: BN {fmt(r['final_smoothed_acc_bn'], True)}, "
+        f"standard {fmt(r['final_smoothed_acc_std'], True)}"
         for s, r in table.items()
     ]
     return _decide(
@@ -407,7 +409,7 @@ def check_c2(res: Results, scale=None) -> Check:
     )
 
     def measure(seed):
-        std, bn = _rid(res, "vgg16", 0.5, scale, seed), _rid(res, "vgg16_bn", 0.5, scale, seed)
+        std, bn = run_id_of(res, "vgg16", 0.5, scale, seed), run_id_of(res, "vgg16_bn", 0.5, scale, seed)
         diverged = res.runs.set_index("run_id").loc[std, "status"] == "diverged"
         return {
             "acc_std_lr0.5": 0.1 if diverged else final_smoothed_acc(res, std),
@@ -418,8 +420,8 @@ def check_c2(res: Results, scale=None) -> Check:
         }
 
     table = per_seed(res, measure)
-    a_std = Stat("standard final smoothed acc", _col(table, "acc_std_lr0.5"), thresholds=(0.2,), pct=True)
-    a_bn = Stat("BN final smoothed acc", _col(table, "acc_bn_lr0.5"), thresholds=(0.5, 0.8), pct=True)
+    a_std = Stat("standard final smoothed acc", column(table, "acc_std_lr0.5"), thresholds=(0.2,), pct=True)
+    a_bn = Stat("BN final smoothed acc", column(table, "acc_bn_lr0.5"), thresholds=(0.5, 0.8), pct=True)
     subtest(a_std, lambda a: a < 0.2)
     a_bn.verdict = judge([a_bn], lambda a: "> 80%" if a > 0.8 else ("(50%, 80%]" if a > 0.5 else "<= 50%"))
 
@@ -428,13 +430,13 @@ def check_c2(res: Results, scale=None) -> Check:
             return REPRODUCED
         return PARTLY if s < 0.2 and b > 0.5 else NOT_REPRODUCED
 
-    _fill(c, table, [a_std, a_bn])
+    fill(c, table, [a_std, a_bn])
     c.numbers.pop("std_diverged", None)
     c.evidence = [
-        f"seed {s}: final smoothed train-mode acc at LR 0.5: standard {_fmt(r['acc_std_lr0.5'], True)}"
+        f"seed {s}: final smoothed train-mode acc at LR 0.5: standard {fmt(r['acc_std_lr0.5'], True)}"
         + (" (diverged)" if r["std_diverged"] else "")
-        + f", BN {_fmt(r['acc_bn_lr0.5'], True)} (eval-mode train-subset acc, not judged: standard "
-        f"{_fmt(r['eval_acc_std_lr0.5'], True)}, BN {_fmt(r['eval_acc_bn_lr0.5'], True)})"
+        + f", BN {fmt(r['acc_bn_lr0.5'], True)} (eval-mode train-subset acc, not judged: standard "
+        f"{fmt(r['eval_acc_std_lr0.5'], True)}, BN {fmt(r['eval_acc_bn_lr0.5'], True)})"
         for s, r in table.items()
     ]
     c.evidence += [
@@ -451,7 +453,7 @@ def check_c3(res: Results, scale=None) -> Check:
     c = Check("C3", NOT_RUN, reference="test acc about 83% with BN vs 80% without, 15k steps (Fig 1b)", figure="fig1")
 
     def measure(seed):
-        std, bn = _rid(res, "vgg16", VGG_LR, scale, seed), _rid(res, "vgg16_bn", VGG_LR, scale, seed)
+        std, bn = run_id_of(res, "vgg16", VGG_LR, scale, seed), run_id_of(res, "vgg16_bn", VGG_LR, scale, seed)
         t_std, t_bn = final_eval(res, std, "test_acc"), final_eval(res, bn, "test_acc")
         return {
             "test_acc_std": t_std,
@@ -462,13 +464,13 @@ def check_c3(res: Results, scale=None) -> Check:
         }
 
     table = per_seed(res, measure)
-    gap = Stat("gap test acc BN - standard", _col(table, "gap"), thresholds=(0.0, 0.01), pct=True)
+    gap = Stat("gap test acc BN - standard", column(table, "gap"), thresholds=(0.0, 0.01), pct=True)
     gap.verdict = judge([gap], lambda g: REPRODUCED if g >= 0.01 else (PARTLY if g > 0 else NOT_REPRODUCED))
-    _fill(c, table, [gap])
+    fill(c, table, [gap])
     c.evidence = [
-        f"seed {s}: final test acc at LR 0.1: BN {_fmt(r['test_acc_bn'], True)}, standard "
-        f"{_fmt(r['test_acc_std'], True)} (exact-image subset: {_fmt(r['exact_bn'], True)} vs "
-        f"{_fmt(r['exact_std'], True)})"
+        f"seed {s}: final test acc at LR 0.1: BN {fmt(r['test_acc_bn'], True)}, standard "
+        f"{fmt(r['test_acc_std'], True)} (exact-image subset: {fmt(r['exact_bn'], True)} vs "
+        f"{fmt(r['exact_std'], True)})"
         for s, r in table.items()
     ]
     return _decide(
@@ -489,7 +491,7 @@ def check_c4(res: Results, scale=None) -> Check:
     )
 
     def measure(seed):
-        std, bn, noisy = (_rid(res, m, VGG_LR, scale, seed) for m in ("vgg16", "vgg16_bn", "vgg16_noisy_bn"))
+        std, bn, noisy = (run_id_of(res, m, VGG_LR, scale, seed) for m in ("vgg16", "vgg16_bn", "vgg16_noisy_bn"))
         a_std, a_bn, a_noisy = (final_smoothed_acc(res, r) for r in (std, bn, noisy))
         d_bn, d_noisy, d_std = unit_drift(res, bn), unit_drift(res, noisy), unit_drift(res, std)
         return {
@@ -507,16 +509,18 @@ def check_c4(res: Results, scale=None) -> Check:
         }
 
     table = per_seed(res, measure)
-    diff = Stat("(a) acc noisy BN - BN (smoothed, train mode)", _col(table, "acc_diff"), thresholds=(-0.05,), pct=True)
-    ratio = Stat("(b) drift noisy BN / BN", _col(table, "drift_ratio"), "bootstrap", thresholds=(2.0,))
+    diff = Stat(
+        "(a) acc noisy BN - BN (smoothed, train mode)", column(table, "acc_diff"), thresholds=(-0.05,), pct=True
+    )
+    ratio = Stat("(b) drift noisy BN / BN", column(table, "drift_ratio"), "bootstrap", thresholds=(2.0,))
     verdicts = [subtest(diff, lambda d: d >= -0.05), subtest(ratio, lambda r: r >= 2.0)]
-    _fill(c, table, [diff, ratio])
+    fill(c, table, [diff, ratio])
     c.evidence = [
-        f"seed {s}: final smoothed train-mode acc at LR 0.1: noisy BN {_fmt(r['acc_noisy'], True)}, "
-        f"BN {_fmt(r['acc_bn'], True)}, standard {_fmt(r['acc_std'], True)} (eval-mode train-subset acc: "
-        f"{_fmt(r['eval_acc_noisy'], True)}, {_fmt(r['eval_acc_bn'], True)}, {_fmt(r['eval_acc_std'], True)}); "
-        f"mean |mu_(t+1) - mu_t| per unit, layers #2, #9, #13: noisy BN {_fmt(r['drift_noisy'])}, "
-        f"BN {_fmt(r['drift_bn'])}, standard {_fmt(r['drift_std'])}"
+        f"seed {s}: final smoothed train-mode acc at LR 0.1: noisy BN {fmt(r['acc_noisy'], True)}, "
+        f"BN {fmt(r['acc_bn'], True)}, standard {fmt(r['acc_std'], True)} (eval-mode train-subset acc: "
+        f"{fmt(r['eval_acc_noisy'], True)}, {fmt(r['eval_acc_bn'], True)}, {fmt(r['eval_acc_std'], True)}); "
+        f"mean |mu_(t+1) - mu_t| per unit, layers #2, #9, #13: noisy BN {fmt(r['drift_noisy'])}, "
+        f"BN {fmt(r['drift_bn'])}, standard {fmt(r['drift_std'])}"
         for s, r in table.items()
     ]
     c.evidence += [
@@ -528,7 +532,7 @@ def check_c4(res: Results, scale=None) -> Check:
         "rule: (a) noisy BN within 5 points of BN, (b) its drift >= 2x BN's, each over its whole interval; "
         "both = reproduced, one = partly; inconclusive when an inconclusive sub-test could change that",
     ]
-    c.verdict = _subtests_verdict(verdicts)
+    c.verdict = subtests_verdict(verdicts)
     return c
 
 
@@ -562,7 +566,8 @@ def check_c5(res: Results, scale=None) -> Check:
         for family in ("vgg", "dln"):
             for (m_std, m_bn), lr, k in _ics_pairs(res, scale, family):
                 try:
-                    std, bn = _rid(res, m_std, lr, scale, seed), _rid(res, m_bn, lr, scale, seed)
+                    std = run_id_of(res, m_std, lr, scale, seed, probes=("ics",))
+                    bn = run_id_of(res, m_bn, lr, scale, seed, probes=("ics",))
                 except Missing:
                     continue
                 l2_s, l2_b = (
@@ -580,8 +585,8 @@ def check_c5(res: Results, scale=None) -> Check:
                 not_reduced += not reduced
                 pair_sets[seed].add((family, k, lr))
                 lines[seed].append(
-                    f"seed {seed} {family} layer #{k} LR {lr:g}: median l2 BN {_fmt(l2_b)} vs std {_fmt(l2_s)}; "
-                    f"median cos BN {_fmt(cs_b)} vs std {_fmt(cs_s)} -> "
+                    f"seed {seed} {family} layer #{k} LR {lr:g}: median l2 BN {fmt(l2_b)} vs std {fmt(l2_s)}; "
+                    f"median cos BN {fmt(cs_b)} vs std {fmt(cs_s)} -> "
                     + ("BN reduces ICS" if reduced else "BN does not reduce ICS")
                 )
         if total == 0:
@@ -598,13 +603,13 @@ def check_c5(res: Results, scale=None) -> Check:
     table = {s: table[s] for s in keep}
     frac = Stat(
         "fraction of pairs where BN does not reduce ICS",
-        _col(table, "fraction_not_reduced"),
+        column(table, "fraction_not_reduced"),
         "bootstrap",
         thresholds=(0.5, 0.75),
         pct=True,
     )
     frac.verdict = judge([frac], lambda f: REPRODUCED if f >= 0.75 else (PARTLY if f >= 0.5 else NOT_REPRODUCED))
-    _fill(c, table, [frac])
+    fill(c, table, [frac])
     c.evidence = [line for s in keep for line in lines[s]]
     if dropped:
         c.evidence.append(
@@ -635,18 +640,19 @@ def _smoothness(res, rid) -> dict:
 
 
 def _smoothness_seed(res, std_model, bn_model, lr, scale, seed) -> dict:
-    std, bn = _rid(res, std_model, lr, scale, seed), _rid(res, bn_model, lr, scale, seed)
+    std = run_id_of(res, std_model, lr, scale, seed, probes=("landscape",))
+    bn = run_id_of(res, bn_model, lr, scale, seed, probes=("landscape",))
     s, b = _smoothness(res, std), _smoothness(res, bn)
     if any(v != v for v in (*s.values(), *b.values())):
         raise Missing("no landscape probe records")
     out = {f"{std_model}_{k}": v for k, v in s.items()} | {f"{bn_model}_{k}": v for k, v in b.items()}
-    out |= {f"log10_ratio_{k}": _log_ratio(b[k], s[k]) for k in SMOOTHNESS}
+    out |= {f"log10_ratio_{k}": log_ratio(b[k], s[k]) for k in SMOOTHNESS}
     return out
 
 
 def _smoothness_lines(table, std_model, bn_model, lr) -> list[str]:
     def g(r, m, k):
-        return _fmt(r[f"{m}_{k}"])
+        return fmt(r[f"{m}_{k}"])
 
     return [
         f"seed {seed}: {bn_model.split('_')[0]} LR {lr:g}, medians over measured steps, BN vs standard: "
@@ -660,7 +666,7 @@ def _smoothness_lines(table, std_model, bn_model, lr) -> list[str]:
 
 def _smoothness_stats(table, prefix: str = "") -> list[Stat]:
     stats = [
-        Stat(f"{prefix}log10(BN / standard) {k}", _col(table, f"log10_ratio_{k}"), thresholds=(0.0,))
+        Stat(f"{prefix}log10(BN / standard) {k}", column(table, f"log10_ratio_{k}"), thresholds=(0.0,))
         for k in SMOOTHNESS
     ]
     for s in stats:
@@ -678,13 +684,13 @@ def check_c6(res: Results, scale=None) -> Check:
     )
     table = per_seed(res, lambda seed: _smoothness_seed(res, "vgg16", "vgg16_bn", VGG_LR, scale, seed))
     stats = _smoothness_stats(table)
-    _fill(c, table, stats)
+    fill(c, table, stats)
     c.evidence = _smoothness_lines(table, "vgg16", "vgg16_bn", VGG_LR) + [s.summary() for s in stats]
     c.evidence.append(
         "rule: BN lower (log10 ratio < 0 over the whole interval) on all three medians = reproduced, on some = "
         "partly; inconclusive when an inconclusive median could change that"
     )
-    c.verdict = _subtests_verdict([s.verdict for s in stats])
+    c.verdict = subtests_verdict([s.verdict for s in stats])
     return c
 
 
@@ -692,7 +698,7 @@ def _pair_table(res, scale, std_model, p_model, lr, key) -> dict:
     """{seed: {key: value}} for the seeds where both runs exist (empty if none)."""
 
     def measure(seed):
-        a, b = _rid(res, std_model, lr, scale, seed), _rid(res, p_model, lr, scale, seed)
+        a, b = run_id_of(res, std_model, lr, scale, seed), run_id_of(res, p_model, lr, scale, seed)
         return key(a, b)
 
     try:
@@ -746,7 +752,7 @@ C7_SUBTESTS = (
         "final loss",
         ("loss", "loss_std"),
         "log10(loss {p} / standard)",
-        _log_ratio,
+        log_ratio,
         0.0,
         lambda x: x < 0,
         False,
@@ -781,8 +787,8 @@ def check_c7(res: Results, scale=None) -> Check:
             tables[f"{sub.family.lower()}_{p}"] = t
             value, ref = sub.keys
             c.evidence += [
-                f"seed {s}: {sub.family} {p}: {sub.quantity} {_fmt(r[value], sub.pct)} "
-                f"vs {sub.ref_name} {_fmt(r[ref], sub.pct)}"
+                f"seed {s}: {sub.family} {p}: {sub.quantity} {fmt(r[value], sub.pct)} "
+                f"vs {sub.ref_name} {fmt(r[ref], sub.pct)}"
                 for s, r in t.items()
             ]
             st = Stat(
@@ -799,14 +805,14 @@ def check_c7(res: Results, scale=None) -> Check:
     c.seeds = sorted({s for t in tables.values() for s in t}, key=_seed_key)
     c.per_seed = tables
     c.numbers = {"passed": sum(s.verdict == PASS for s in stats), "total": len(stats)}
-    c.numbers |= {f"{k}_{n}": v for k, t in tables.items() for n, v in _seed_means(t).items()}
+    c.numbers |= {f"{k}_{n}": v for k, t in tables.items() for n, v in seed_means(t).items()}
     c.evidence += [s.summary() for s in stats]
     c.evidence.append(
         "rule: VGG l_p within 5 points of BN's train acc; DLN l_p final loss below standard's (each over its "
         "whole interval); all = reproduced, some = partly; inconclusive when an inconclusive sub-test could "
         "change that"
     )
-    c.verdict = _subtests_verdict([s.verdict for s in stats])
+    c.verdict = subtests_verdict([s.verdict for s in stats])
     return c
 
 
@@ -819,22 +825,22 @@ def check_c8(res: Results, scale=None) -> Check:
     )
 
     def measure(seed):
-        l_std = final_train_loss(res, _rid(res, "dln", DLN_LR, scale, seed))
-        l_bn = final_train_loss(res, _rid(res, "dln_bn", DLN_LR, scale, seed))
-        return {"loss_std": l_std, "loss_bn": l_bn, "log10_ratio_loss": _log_ratio(l_bn, l_std)}
+        l_std = final_train_loss(res, run_id_of(res, "dln", DLN_LR, scale, seed))
+        l_bn = final_train_loss(res, run_id_of(res, "dln_bn", DLN_LR, scale, seed))
+        return {"loss_std": l_std, "loss_bn": l_bn, "log10_ratio_loss": log_ratio(l_bn, l_std)}
 
     # (a) and (b) on their own seeds: every DLN seed has losses, the landscape probe may run on fewer
     table = per_seed(res, measure)
     smooth_table = per_seed(res, lambda seed: _smoothness_seed(res, "dln", "dln_bn", DLN_LR, scale, seed))
-    loss = Stat("(a) log10(final loss BN / standard)", _col(table, "log10_ratio_loss"), thresholds=(0.0,))
+    loss = Stat("(a) log10(final loss BN / standard)", column(table, "log10_ratio_loss"), thresholds=(0.0,))
     subtest(loss, lambda x: x < 0)
     smooth = _smoothness_stats(smooth_table, "(b) ")
     smooth_verdict = judge(smooth, lambda *xs: PASS if sum(x < 0 for x in xs) >= 2 else FAIL)
     merged = {s: table.get(s, {}) | smooth_table.get(s, {}) for s in sorted({*table, *smooth_table}, key=_seed_key)}
-    _fill(c, merged, [loss, *smooth])
+    fill(c, merged, [loss, *smooth])
     c.evidence = [
-        f"seed {s}: final DLN loss at LR 1e-6 (mean of last 50 steps): BN {_fmt(r['loss_bn'])}, standard "
-        f"{_fmt(r['loss_std'])}"
+        f"seed {s}: final DLN loss at LR 1e-6 (mean of last 50 steps): BN {fmt(r['loss_bn'])}, standard "
+        f"{fmt(r['loss_std'])}"
         for s, r in table.items()
     ]
     c.evidence += _smoothness_lines(smooth_table, "dln", "dln_bn", DLN_LR)
@@ -844,7 +850,7 @@ def check_c8(res: Results, scale=None) -> Check:
         "rule: (a) and (b) over the whole intervals: both = reproduced, one = partly; inconclusive when an "
         "inconclusive sub-test could change that",
     ]
-    c.verdict = _subtests_verdict([loss.verdict, smooth_verdict])
+    c.verdict = subtests_verdict([loss.verdict, smooth_verdict])
     return c
 
 

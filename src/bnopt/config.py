@@ -87,6 +87,7 @@ def validate(cfg: DictConfig) -> None:
     if o.momentum < 0 or o.weight_decay < 0:
         raise ConfigError("optim.momentum and optim.weight_decay must be >= 0")
     _positive("model.width", m.width)
+    _positive("model.init_scale", m.get("init_scale", 1.0))
     for key in SCALE_KEYS:
         _positive(f"scale.{key}", s[key], integer=True)
     n_train = dataset_size(cfg)
@@ -150,7 +151,8 @@ SCALE_IDENTITY = ("steps", "batch_size", "eval_every")
 # Keys added after runs were recorded, with the value those runs used: at that value a key is left out of
 # the id, so those runs keep their ids; any other value (train.precision=bf16, train.tf32=false) is in it.
 # model.loss_norm (DLN only): "sum" is the loss every DLN run used before the key existed.
-IDENTITY_DEFAULTS = {"train": {"precision": "fp32", "tf32": True}, "model": {"loss_norm": "sum"}}
+# model.init_scale: 1.0 (plain Glorot) is what every run used before the key existed.
+IDENTITY_DEFAULTS = {"train": {"precision": "fp32", "tf32": True}, "model": {"loss_norm": "sum", "init_scale": 1.0}}
 
 
 def identity(cfg: DictConfig) -> dict:

@@ -31,9 +31,10 @@ class NumberedNet(nn.Module):
         return len(self.blocks)
 
 
-def glorot_init(model: nn.Module) -> None:
+def glorot_init(model: nn.Module, scale: float = 1.0) -> None:
+    """Glorot (Xavier) uniform weights times `scale` (model.init_scale; 1 = the paper), zero biases."""
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
+            nn.init.xavier_uniform_(m.weight, gain=scale)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

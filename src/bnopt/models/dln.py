@@ -20,7 +20,7 @@ class DLN(NumberedNet):
             blocks.append(Block(nn.Linear(dim, dim, bias=bias), layer_norm, nn.Identity()))
         self.net = nn.Sequential(*blocks)
         self.blocks = list(blocks)
-        glorot_init(self)
+        glorot_init(self, float((norm_cfg or {}).get("init_scale", 1.0)))
 
     def forward(self, x):
         return self.net(x)

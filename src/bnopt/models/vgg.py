@@ -44,7 +44,7 @@ class VGG(NumberedNet):
         self.features = nn.Sequential(*stages)
         self.blocks = blocks  # plain list: the modules are registered once, in `features`
         self.classifier = nn.Linear(c_in, num_classes)
-        glorot_init(self)
+        glorot_init(self, float((norm_cfg or {}).get("init_scale", 1.0)))
 
     def forward(self, x):
         return self.classifier(self.features(x).flatten(1))
