@@ -26,10 +26,12 @@ VGG = [(m, lr) for m in ("vgg16", "vgg16_bn") for lr in (0.1, 0.5, 0.01)] + [
 DLN = [(m, lr) for m in ("dln", "dln_bn") for lr in (1e-6, 1e-7)] + [
     (m, 1e-6) for m in ("dln_l1", "dln_l2", "dln_linf")
 ]
+RANK = [(m, 1e-6) for m in ("dln", "dln_bn")]  # B10 (beyond_rank): the DLN trained with probes=rank
 
 
 def build_records(root: Path) -> Path:
-    """The 17 smoke runs every figure needs (a finished run is skipped, so a second call is cheap)."""
+    """The 19 smoke runs every figure needs, the paper's and the beyond studies' (a finished run is skipped, so
+    a second call is cheap)."""
     import torch
 
     from bnopt.train import train
@@ -37,7 +39,7 @@ def build_records(root: Path) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is as fast, and far faster on a busy machine
     try:
-        for model, lr in VGG + DLN:
+        for model, lr, probes in [(m, lr, "paper") for m, lr in VGG + DLN] + [(m, lr, "rank") for m, lr in RANK]:
             data = [] if model.startswith("dln") else ["data=synthetic"]
             cfg = make_cfg(
                 [
@@ -45,7 +47,7 @@ def build_records(root: Path) -> Path:
                     *data,
                     "scale=smoke",
                     "logger=none",
-                    "probes=paper",
+                    f"probes={probes}",
                     f"optim.lr={lr}",
                     f"scale.steps={STEPS}",
                     f"paths.results={root}",
@@ -325,6 +327,7 @@ def fake_history(res: Results, run_id: str) -> list[dict]:
             "landscape": f"landscape/{metric}",
             "ics": f"ics/layer{layer}/{metric}",
             "activations": f"activations/layer{layer}/{metric}",
+            "rank": f"rank/layer{layer}/{metric}",
             "gradnorms": f"gradnorms/layer{layer}" + ("/weight" if metric == "weight_norm" else ""),
         }[probe]
         rows[step][key] = "NaN" if math.isnan(r["value"]) else r["value"]
@@ -366,7 +369,7 @@ def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
 
     monkeypatch.setattr(wandb, "Api", fake_api(results))
     wb = figures.load_wandb("me/bnopt")
-    assert wb.source == "wandb" and len(wb.runs) == len(results.runs) == 17
+    assert wb.source == "wandb" and len(wb.runs) == len(results.runs) == 19
     cols = ["run_id", "model", "family", "norm", "lr", "scale", "steps", "width", "status", "probes"]
     pd.testing.assert_frame_equal(
         wb.runs[cols].sort_values("run_id").reset_index(drop=True),
@@ -386,7 +389,7 @@ def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
     np.testing.assert_allclose(merged["value_wb"], merged["value"], equal_nan=True)
     assert wb.histograms(wb.runs["run_id"].iloc[0]) == {}
     dln_bn = figures.load_wandb("me/bnopt", model="dln_bn")
-    assert len(dln_bn) == 2 and set(dln_bn.metrics["run_id"]) == set(dln_bn.runs["run_id"])
+    assert len(dln_bn) == 3 and set(dln_bn.metrics["run_id"]) == set(dln_bn.runs["run_id"])
 
     # figures from W&B: curves and landscape ranges yes, histograms and per-eta curves with a clear message
     report = figures.draw_all(wb, tmp_path, figs=["fig4", "fig1", "fig6", "fig11", "fig13"])
@@ -402,7 +405,7 @@ def test_cli_from_wandb(results, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(wandb, "Api", fake_api(results))
     assert figures_main(["--from-wandb", "me/bnopt", "--out", str(tmp_path), "--figs", "fig10", "fig9"]) == 0
     out = capsys.readouterr().out
-    assert "17 runs from W&B project me/bnopt" in out and "drew 1 of 2 figures" in out
+    assert "19 runs from W&B project me/bnopt" in out and "drew 1 of 2 figures" in out
     assert (tmp_path / "fig10.png").exists()
 
     def broken(*a, **k):

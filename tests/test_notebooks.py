@@ -69,13 +69,13 @@ def outputs(nb, kind: str) -> list:
 
 def shown_figures(nb) -> dict[str, tuple[str, list[bytes]]]:
     """{figure: (its markdown, the PNGs shown under it)} from the cell listing every figure: a markdown
-    output starting with '### figN' opens a figure's section, the images that follow belong to it."""
+    output starting with "### <figure name>" opens a figure's section, the images that follow belong to it."""
     shown: dict[str, tuple[str, list[bytes]]] = {}
     for cell in nb.cells:
         current = None
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             data = out.get("data", {})
-            heading = re.match(r"### (fig\d+)\b", data.get("text/markdown", ""))
+            heading = re.match(r"### (fig\d+|beyond_[a-z_]+)\b", data.get("text/markdown", ""))
             if heading:
                 current = heading.group(1)
                 assert current not in shown, f"{current} shown twice"
@@ -125,8 +125,9 @@ def test_figures_notebook(records, kernel_env, tmp_path):
         assert len(images) == 1, name
     assert shown["fig1"][1][0] != decoy.read_bytes()
     images = outputs(nb, "image/png")
-    assert len(images) == 12 + 1 + 2  # every paper figure, the re-plotted figure, one run's curves + histogram
-    assert len(list((tmp_path / "figs").glob("*.png"))) == 12
+    # every figure (the paper's and the beyond studies'), the re-plotted figure, one run's curves + histogram
+    assert len(images) == len(FIGURES) + 1 + 2
+    assert len(list((tmp_path / "figs").glob("*.png"))) == len(FIGURES)
 
 
 def test_figures_notebook_shows_committed_pngs_without_runs(kernel_env, tmp_path):

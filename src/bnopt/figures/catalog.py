@@ -6,6 +6,8 @@
     figures.draw_all("results", "results/figures")    # every figure it can; {name: paths or message}
     figures.describe(fig, res)                        # the runs, steps and histogram panels a figure drew
 
+The beyond-the-paper studies B6-B10 (issue 12) have one figure each, drawn after the paper's:
+beyond_regularisation, beyond_gradients, beyond_inference, beyond_effective_lr, beyond_rank (`beyond`).
 Fig 3, 5 and 11 have an (a) VGG and a (b) DLN half, from different experiments' runs: `fig3` draws both
 into fig3.png (and needs both halves' runs); the halves alone are fig3_vgg / fig3_dln (also fig3a / fig3b),
 fig5_vgg / fig5_dln and fig11_vgg / fig11_dln.
@@ -20,6 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..results import Results, load_runs
+from .beyond import (
+    build_beyond_effective_lr,
+    build_beyond_gradients,
+    build_beyond_inference,
+    build_beyond_rank,
+    build_beyond_regularisation,
+)
 from .common import DEFAULT_OUT, figure_title
 from .drift import build_fig8, build_fig9
 from .ics import build_fig3_dln, build_fig3_vgg
@@ -88,9 +97,24 @@ BUILDERS: dict[str, Callable] = {
     "fig12": build_fig12,
     "fig13": build_fig13,
     **HALVES,
+    "beyond_regularisation": build_beyond_regularisation,
+    "beyond_gradients": build_beyond_gradients,
+    "beyond_inference": build_beyond_inference,
+    "beyond_effective_lr": build_beyond_effective_lr,
+    "beyond_rank": build_beyond_rank,
 }
-# what draw_all draws by default: the paper's figures, one file each (the halves are drawn on request)
-FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13")
+PAPER_FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13")
+# the beyond-the-paper studies' figures (issue 12; B6-B10, checks in bnopt.beyond)
+BEYOND_FIGURES = (
+    "beyond_regularisation",
+    "beyond_gradients",
+    "beyond_inference",
+    "beyond_effective_lr",
+    "beyond_rank",
+)
+# what draw_all draws by default: the paper's figures, then the beyond studies', one file each (the halves
+# are drawn on request)
+FIGURES = PAPER_FIGURES + BEYOND_FIGURES
 ALIASES = {
     "fig3a": "fig3_vgg",
     "fig3b": "fig3_dln",
@@ -158,6 +182,19 @@ fig13 = _drawer("fig13", "Fig 13: DLN l_p variants: loss, loss range, predictive
 fig3 = _drawer("fig3", "Fig 3: ICS, (a) VGG16 (fig3_vgg) and (b) DLN (fig3_dln) in one figure.")
 fig5 = _drawer("fig5", "Fig 5: l_p normalisations, (a) VGG16 accuracy (fig5_vgg) and (b) DLN loss (fig5_dln).")
 fig11 = _drawer("fig11", "Fig 11: gradient change vs eta, (a) VGG16 (fig11_vgg) and (b) DLN (fig11_dln).")
+beyond_regularisation = _drawer(
+    "beyond_regularisation", "B6: VGG16 vs VGG16+BN at LR 0.1: train/test accuracy, train-test gap vs training loss."
+)
+beyond_gradients = _drawer(
+    "beyond_gradients", "B7: VGG16 vs VGG16+BN at LR 0.1: per-layer gradient norms and their spread over layers."
+)
+beyond_inference = _drawer(
+    "beyond_inference", "B8: BN and noisy BN VGG16 at LR 0.1: accuracy with batch vs running statistics."
+)
+beyond_effective_lr = _drawer(
+    "beyond_effective_lr", "B9: VGG16 vs VGG16+BN at LR 0.1: weight-norm growth, effective LR lr/||W||^2 per layer."
+)
+beyond_rank = _drawer("beyond_rank", "B10: DLN vs DLN+BN at LR 1e-6: stable rank per layer and of layer #24 vs step.")
 
 
 def _record_steps(results: Results, rows: list[dict]) -> dict[str, list[int]]:

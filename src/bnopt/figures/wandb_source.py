@@ -7,7 +7,7 @@ What the W&B mirror (records.WandbMirror) holds and therefore what comes back:
 - runs: from run.config (the resolved config: model.name, optim.lr, scale.name, ...) and run.summary;
 - metrics: history keys train/<col> (kind=train) and eval/<col> (kind=eval) at their logged step;
 - probes: landscape/<summary metric> (loss_min, loss_max, grad_diff_min/max, beta, grad_norm, loss0),
-  ics/layer<k>/<metric>, activations/layer<k>/<metric>, gradnorms/layer<k>[/weight].
+  ics/layer<k>/<metric>, activations/layer<k>/<metric>, rank/layer<k>/<metric>, gradnorms/layer<k>[/weight].
 Not mirrored: the per-eta landscape rows (Fig 11) and activations.npz (histograms and per-unit moments of
 Fig 1c, 2, 6, 8, 9); `histograms()` returns {} and those figures say so.
 """
@@ -24,7 +24,7 @@ import pandas as pd
 from ..results import PROBE_COLUMNS, Results
 
 LANDSCAPE_METRICS = ("loss_min", "loss_max", "grad_diff_min", "grad_diff_max", "beta", "grad_norm", "loss0")
-LAYER_KEY = re.compile(r"^(ics|activations)/layer(\d+)/([A-Za-z0-9_]+)$")
+LAYER_KEY = re.compile(r"^(ics|activations|rank)/layer(\d+)/([A-Za-z0-9_]+)$")
 GRADNORM_KEY = re.compile(r"^gradnorms/layer(\d+)(/weight)?$")
 STATE_STATUS = {"finished": "done", "running": "running", "crashed": "failed", "failed": "failed", "killed": "failed"}
 EVAL_FIRST = {"eval": 0, "train": 1}

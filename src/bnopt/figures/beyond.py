@@ -1,0 +1,309 @@
+"""Figures of the beyond-the-paper studies B6-B10 (issue 12; `bnopt.beyond` holds their checks).
+
+B6-B9 read Fig 1's and Fig 2's runs (VGG16 at LR 0.1), B10 its own `probes=rank` DLN runs. Each
+`build_beyond_*` returns a matplotlib Figure from a `Results` object (or raises `MissingRuns` /
+`MissingRecords`); `catalog` names, saves and draws them. A curve is the mean over every seed of its run
+with a min-max band and "(N seeds)" in the legend (`curves.probe_line`), as in the paper's figures; the
+statistics drawn are those the checks judge (`beyond.gradient_spread`, `statistics_gap`, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..beyond import CONV_LAYERS, RANK_LAYER, gradient_spread, statistics_gap
+from ..claims import Missing, evals, train_rows
+from ..results import Results
+from .common import STEP_LABEL, experiment_runs, figure_title
+from .curves import BAND_ALPHA, probe_line, seed_runs
+from .panels import color, finite_positive, label, legend, new_figure, record_runs, set_labels
+from .selection import MissingRecords
+
+LOSS_WINDOW = 50  # B6, B8: the rolling window (training steps) of the smoothed training loss / batch accuracy
+
+
+def _seed_values(res: Results, runs: dict, ax, experiment: str, what: str, fn: Callable) -> dict:
+    """{(model, lr): [fn(runs row) per seed]} over every seed of each run's curve (`curves.seed_runs`); a seed
+    whose records lack what `fn` reads (`claims.Missing` or an empty result) is left out, the seeds drawn
+    are noted on the figure. MissingRecords when a network has no seed with the records."""
+    out = {}
+    for (model, lr), run in runs.items():
+        values, used = [], []
+        for r in seed_runs(res, run):
+            try:
+                v = fn(r)
+            except Missing:
+                continue
+            if v is not None and len(v):
+                values.append(v)
+                used.append(r)
+        if not values:
+            raise MissingRecords(experiment, f"{label(model, lr)} (run {run['run_id']}) has no {what}", experiment)
+        record_runs(ax, used)
+        out[(model, lr)] = values
+    return out
+
+
+def _line(ax, values: list, col: str, lbl: str, transform=finite_positive, **kw) -> None:
+    """One curve from per-seed Series (index: x): mean over seeds with a min-max band, or the one seed's."""
+    tables = [v.to_frame("value") if isinstance(v, pd.Series) else v for v in values]
+    probe_line(ax, tables, "value", col, lbl, transform=transform, **kw)
+
+
+def _layer_table(res: Results, rid: str, probe: str, metric: str, layers=None) -> pd.DataFrame:
+    """A probe's per-layer metric of one run as a step x layer table, sorted by step (empty if none)."""
+    p = res.probes
+    if p is None or not len(p):
+        return pd.DataFrame()
+    rows = p[(p["run_id"] == rid) & (p["probe"] == probe) & (p["metric"] == metric) & p["eta"].isna()]
+    if layers is not None:
+        rows = rows[rows["layer"].isin(list(layers))]
+    if not len(rows):
+        return pd.DataFrame()
+    table = rows.pivot_table(index="step", columns="layer", values="value", aggfunc="last").sort_index()
+    table.columns = [int(k) for k in table.columns]
+    return table.replace([np.inf, -np.inf], np.nan)
+
+
+def _seeds_note(ax, values: dict, extra: list[tuple[str, str]] = ()) -> None:
+    """Legend entries saying what the line styles are and, with several seeds, what the band is."""
+    for ls, text in extra:
+        ax.plot([], [], color="0.5", ls=ls, lw=1.3, label=text)
+    if any(len(v) > 1 for v in values.values()):
+        ax.fill_between([], [], [], color="0.5", alpha=BAND_ALPHA, lw=0, label="line: mean, band: min-max over seeds")
+
+
+def _layer_axis(ax, layers) -> None:
+    layers = sorted(layers)
+    step = 1 if len(layers) <= 14 else 2
+    ax.set_xticks(layers[::step])
+
+
+# ------------------------------------------------------------------------------------------------- B6
+
+
+def _gap_vs_loss(res: Results, rid: str) -> pd.DataFrame:
+    """Per evaluation after step 0: the smoothed training loss at it and train-subset acc - test acc."""
+    loss = train_rows(res, rid)["loss"].rolling(LOSS_WINDOW, min_periods=1).mean()
+    e = evals(res, rid).dropna(subset=["train_eval_acc", "test_acc"])
+    e = e[e.index > 0]
+    if not len(e) or not len(loss):
+        return pd.DataFrame()
+    return pd.DataFrame(
+        {"loss": [float(loss.asof(s)) for s in e.index], "gap": (e["train_eval_acc"] - e["test_acc"]).to_numpy()},
+        index=e.index,
+    )
+
+
+def build_beyond_regularisation(res: Results, scale=None):
+    """B6: VGG16 vs VGG16+BN at LR 0.1: (a) train-subset and test accuracy vs step, (b) the train-test gap
+    against the smoothed training loss at each evaluation, one line per seed."""
+    name = "beyond_regularisation"
+    runs = experiment_runs(res, name, scale)
+    fig = new_figure(14, 5.2)
+    ax_acc, ax_gap = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+
+    def accs(r):
+        e = evals(res, r["run_id"])
+        return e[["train_eval_acc", "test_acc"]].dropna(how="all") if {"train_eval_acc", "test_acc"} <= set(e) else None
+
+    acc = _seed_values(res, runs, ax_acc, name, "evaluation rows (train_eval_acc, test_acc)", accs)
+    for (model, lr), tables in acc.items():
+        for column, ls, what in (("train_eval_acc", "-", "train subset"), ("test_acc", "--", "test")):
+            sub = [t[[column]].dropna().rename(columns={column: "value"}) for t in tables]
+            _line(ax_acc, sub, color(model), label(model, lr, f", {what}"), transform=None, ls=ls, marker="o", ms=3)
+    _seeds_note(ax_acc, acc, [("-", "solid: train subset (eval mode)"), ("--", "dashed: test set")])
+    set_labels(ax_acc, "(a) Accuracy at each evaluation", STEP_LABEL, "accuracy (eval mode)")
+    ax_acc.set_ylim(-0.02, 1.02)
+    legend(ax_acc, loc="upper left")
+
+    gaps = _seed_values(
+        res, runs, ax_gap, name, "evaluations after step 0 with training loss", lambda r: _gap_vs_loss(res, r["run_id"])
+    )
+    for (model, lr), tables in gaps.items():
+        for i, t in enumerate(tables):
+            t = t[np.isfinite(t["loss"]) & (t["loss"] > 0)]
+            n = f" ({len(tables)} seeds)" if len(tables) > 1 else ""
+            lbl = label(model, lr, n) if i == 0 else None
+            ax_gap.plot(t["loss"], t["gap"], color=color(model), marker="o", ms=3, lw=1.1, alpha=0.85, label=lbl)
+    ax_gap.axhline(0, color="0.5", lw=0.8)
+    ax_gap.set_xscale("log")
+    ax_gap.invert_xaxis()
+    set_labels(
+        ax_gap,
+        "(b) Train-test gap at matched training loss (one line per seed)",
+        f"smoothed training loss (rolling {LOSS_WINDOW} steps; log, reversed: training proceeds →)",
+        "train-subset acc. − test acc.",
+    )
+    legend(ax_gap, loc="upper left")
+    figure_title(fig, "B6 — Does BN regularise? Train-test gap of VGG16 with and without BN, LR 0.1", runs)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------- B7
+
+
+def build_beyond_gradients(res: Results, scale=None):
+    """B7: VGG16 vs VGG16+BN at LR 0.1: per-layer gradient norms at step 0 and (median) over training, and
+    their spread log10(max/min over layers) vs step."""
+    name = "beyond_gradients"
+    runs = experiment_runs(res, name, scale, probes=("gradnorms",))
+    fig = new_figure(16, 5)
+    ax0, ax1, ax2 = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
+
+    def norms(r):
+        return _layer_table(res, r["run_id"], "gradnorms", "grad_norm", CONV_LAYERS)
+
+    tables = _seed_values(res, runs, ax0, name, "per-layer gradient norms (probe gradnorms)", norms)
+    at0 = {k: [t.loc[0] for t in ts if 0 in t.index] for k, ts in tables.items()}
+    later = {
+        k: [t.drop(index=0, errors="ignore").median() for t in ts if len(t.drop(index=0, errors="ignore"))]
+        for k, ts in tables.items()
+    }
+    for ax, values, title in (
+        (ax0, at0, "(a) At initialisation (step 0)"),
+        (ax1, later, "(b) Median over the measured steps after 0"),
+    ):
+        for (model, lr), v in values.items():
+            _line(ax, v, color(model), label(model, lr), marker="o", ms=3.5, lw=1.3)
+        ax.set_yscale("log", nonpositive="mask")
+        _layer_axis(ax, CONV_LAYERS)
+        _seeds_note(ax, values)
+        set_labels(ax, title, "conv layer #k (input → output)", "‖∇W_k L‖ (Frobenius)")
+        legend(ax, loc="best")
+
+    spread = _seed_values(
+        res, runs, ax2, name, "gradient norms of all 13 conv layers", lambda r: gradient_spread(res, r["run_id"])
+    )
+    for (model, lr), v in spread.items():
+        _line(ax2, v, color(model), label(model, lr), transform=None, lw=1.2)
+    _seeds_note(ax2, spread)
+    set_labels(ax2, "(c) Spread of the layers' gradient norms", STEP_LABEL, "log10(max_k / min_k ‖∇W_k L‖), k = 1..13")
+    legend(ax2, loc="best")
+    figure_title(fig, "B7 — Does BN cure vanishing / exploding gradients? VGG16 with and without BN, LR 0.1", runs)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------- B8
+
+
+def build_beyond_inference(res: Results, scale=None):
+    """B8: VGG16+BN and noisy BN at LR 0.1: accuracy with batch statistics (train mode) and with running
+    statistics (eval mode) on the training data, vs step."""
+    name = "beyond_inference"
+    runs = experiment_runs(res, name, scale)
+    fig = new_figure(9, 5.5)
+    ax = fig.add_subplot(1, 1, 1)
+    gaps = _seed_values(
+        res, runs, ax, name, "evaluations after step 0", lambda r: statistics_gap(res, r["run_id"], LOSS_WINDOW)
+    )
+    for (model, lr), tables in gaps.items():
+        for column, ls, what in (("acc_batch", "-", "batch stats"), ("acc_running", "--", "running stats")):
+            sub = [t[[column]].rename(columns={column: "value"}) for t in tables]
+            _line(ax, sub, color(model), label(model, lr, f", {what}"), transform=None, ls=ls, marker="o", ms=3)
+    extra = [
+        ("-", f"solid: batch statistics (train-mode batch acc., rolling {LOSS_WINDOW} steps)"),
+        ("--", "dashed: running statistics (eval-mode acc., training subset)"),
+    ]
+    _seeds_note(ax, gaps, extra)
+    set_labels(ax, "Accuracy on training data, batch vs running statistics", STEP_LABEL, "training accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    legend(ax, loc="lower right")
+    figure_title(fig, "B8 — Batch vs running statistics: BN and noisy BN VGG16, LR 0.1", runs)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------- B9
+
+
+def build_beyond_effective_lr(res: Results, scale=None):
+    """B9: VGG16 vs VGG16+BN at LR 0.1: (a) conv weight-norm growth ||W_k||_t / ||W_k||_0 (median over layers)
+    vs step, (b) the effective learning rate lr / ||W_k||^2 per layer at the last measured step (and step 0)."""
+    name = "beyond_effective_lr"
+    runs = experiment_runs(res, name, scale, probes=("gradnorms",))
+    fig = new_figure(14, 5.2)
+    ax_g, ax_e = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+
+    def norms(r):
+        t = _layer_table(res, r["run_id"], "gradnorms", "weight_norm", CONV_LAYERS)
+        return t if 0 in t.index and len(t) > 1 else None
+
+    tables = _seed_values(res, runs, ax_g, name, "weight norms at step 0 and later (probe gradnorms)", norms)
+    for (model, lr), ts in tables.items():
+        growth = [(t / t.loc[0]).median(axis=1) for t in ts]
+        _line(ax_g, growth, color(model), label(model, lr), lw=1.3)
+    ax_g.axhline(1, color="0.5", lw=0.8)
+    _seeds_note(ax_g, tables)
+    set_labels(ax_g, "(a) Weight-norm growth, median over conv layers #1..#13", STEP_LABEL, "‖W_k‖_t / ‖W_k‖_0")
+    legend(ax_g, loc="best")
+
+    for (model, lr), ts in tables.items():
+        last = [float(lr) / t.ffill().iloc[-1] ** 2 for t in ts]
+        first = [float(lr) / t.loc[0] ** 2 for t in ts]
+        _line(ax_e, last, color(model), label(model, lr, ", last measured step"), marker="o", ms=3.5, lw=1.3)
+        _line(ax_e, first, color(model), label(model, lr, ", step 0"), ls=":", marker=".", ms=3, lw=1)
+    ax_e.set_yscale("log", nonpositive="mask")
+    _layer_axis(ax_e, CONV_LAYERS)
+    _seeds_note(ax_e, tables, [("-", "solid: last measured step"), (":", "dotted: step 0")])
+    set_labels(ax_e, "(b) Effective learning rate per layer", "conv layer #k (input → output)", "lr / ‖W_k‖²")
+    legend(ax_e, loc="best")
+    figure_title(
+        fig, "B9 — Weight growth and the effective learning rate lr/‖W‖²: VGG16 with and without BN, LR 0.1", runs
+    )
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------ B10
+
+
+def build_beyond_rank(res: Results, scale=None):
+    """B10: DLN vs DLN+BN at LR 1e-6: (a) stable rank of every layer's representation at step 0 and at the
+    last measured step, (b) the stable rank of layer #24 vs step."""
+    name = "beyond_rank"
+    runs = experiment_runs(res, name, scale, probes=("rank",))
+    fig = new_figure(14, 5.2)
+    ax_l, ax_t = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+
+    def ranks(r):
+        t = _layer_table(res, r["run_id"], "rank", "stable_rank")
+        return t if 0 in t.index else None
+
+    tables = _seed_values(res, runs, ax_l, name, "stable ranks at step 0 (probe rank)", ranks)
+    layers = sorted({k for ts in tables.values() for t in ts for k in t.columns})
+    for (model, lr), ts in tables.items():
+        _line(ax_l, [t.loc[0] for t in ts], color(model), label(model, lr, ", step 0"), ls="--", marker=".", ms=3, lw=1)
+        last = [t.ffill().iloc[-1] for t in ts if len(t) > 1]
+        if last:
+            _line(ax_l, last, color(model), label(model, lr, ", last measured step"), marker="o", ms=3.5, lw=1.3)
+    _layer_axis(ax_l, layers)
+    ax_l.set_ylim(bottom=0)
+    _seeds_note(ax_l, tables, [("--", "dashed: step 0"), ("-", "solid: last measured step")])
+    set_labels(
+        ax_l,
+        "(a) Stable rank of each layer's representation",
+        "layer #k (input → output)",
+        "stable rank ‖H‖_F² / ‖H‖_2²",
+    )
+    legend(ax_l, loc="best")
+
+    lines = {k: [t[RANK_LAYER].dropna() for t in ts if RANK_LAYER in t] for k, ts in tables.items()}
+    for (model, lr), v in lines.items():
+        _line(ax_t, v, color(model), label(model, lr), marker="o", ms=3, lw=1.2)
+    ax_t.set_ylim(bottom=0)
+    _seeds_note(ax_t, lines)
+    set_labels(ax_t, f"(b) Stable rank of layer #{RANK_LAYER} (last hidden layer)", STEP_LABEL, "stable rank")
+    legend(ax_t, loc="best")
+    figure_title(fig, "B10 — Rank collapse in the 25-layer deep linear network, with and without BN, LR 1e-6", runs)
+    return fig
+
+
+__all__ = [
+    "build_beyond_regularisation",
+    "build_beyond_gradients",
+    "build_beyond_inference",
+    "build_beyond_effective_lr",
+    "build_beyond_rank",
+]

@@ -1,0 +1,146 @@
+"""The beyond-the-paper studies' figures (B6-B10) from small hand-made records: each draws every seed of its
+runs, and missing runs or records raise MissingRuns / MissingRecords instead of an empty plot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from bnopt import figures
+from bnopt.figures.catalog import BEYOND_FIGURES, PAPER_FIGURES
+from bnopt.results import MissingRecords, MissingRuns, Results
+
+STEPS = np.arange(0, 200)
+EVALS = [0, 50, 100, 150, 200]
+PROBE_STEPS = range(0, 200, 20)
+VGG = {"vgg16": 0.1, "vgg16_bn": 0.1, "vgg16_noisy_bn": 0.1}
+SEEDS = {"vgg16": (0, 1), "vgg16_bn": (0, 1), "vgg16_noisy_bn": (0,), "dln": (0, 1), "dln_bn": (0, 1)}
+
+
+def run_row(model: str, lr: float, seed: int, probes: str) -> dict:
+    family = "dln" if model.startswith("dln") else "vgg"
+    return dict(
+        run_id=f"{model}-lr{lr:g}-{probes}-s{seed}",
+        model=model,
+        family=family,
+        lr=lr,
+        seed=seed,
+        scale="small",
+        steps=len(STEPS),
+        steps_done=len(STEPS),
+        status="done",
+        width=0.25,
+        probes=probes,
+    )
+
+
+def vgg_records(rid: str, bn: bool, seed: int, gradnorms: bool = True):
+    rng = np.random.default_rng(seed)
+    acc = 0.1 + 0.8 * (1 - np.exp(-STEPS / (40 if bn else 120)))
+    loss = 2.3 * np.exp(-STEPS / (60 if bn else 200)) + 0.05
+    train = pd.DataFrame(dict(step=STEPS, kind="train", loss=loss, acc=acc + rng.normal(0, 0.01, len(STEPS))))
+    e = np.array(EVALS)
+    tr_acc = 0.1 + 0.8 * (1 - np.exp(-e / (40 if bn else 120)))
+    ev = pd.DataFrame(dict(step=e, kind="eval", train_eval_acc=tr_acc, test_acc=tr_acc - 0.05 * e / 200))
+    metrics = pd.concat([train, ev], ignore_index=True).assign(run_id=rid)
+    rows = []
+    for s in PROBE_STEPS if gradnorms else ():
+        for k in range(1, 15):
+            g = (1.0 if bn else 10.0 ** (-3 + k / 5)) * (1 + 0.1 * rng.random())
+            w = (1 + k / 10) * (1 + s / (200 if bn else 2000))
+            rows += [(s, "gradnorms", k, np.nan, "grad_norm", g), (s, "gradnorms", k, np.nan, "weight_norm", w)]
+    return metrics, rows
+
+
+def dln_records(rid: str, bn: bool, seed: int, rank: bool = True):
+    loss = 1e4 * np.exp(-STEPS / 100) + 1
+    metrics = pd.DataFrame(dict(step=STEPS, kind="train", loss=loss, run_id=rid))
+    rows = []
+    for s in PROBE_STEPS if rank else ():
+        for k in range(1, 26):
+            sr = (4.0 if bn else 4.0 / k) * (1 + 0.05 * seed) * (1 - s / 1000)
+            rows += [(s, "rank", k, np.nan, "stable_rank", sr), (s, "rank", k, np.nan, "rank", 10.0)]
+    return metrics, rows
+
+
+def make_results(models=("vgg16", "vgg16_bn", "vgg16_noisy_bn", "dln", "dln_bn"), probes: bool = True) -> Results:
+    runs, metrics, probe_rows = [], [], []
+    for model in models:
+        dln = model.startswith("dln")
+        for seed in SEEDS[model]:
+            row = run_row(model, 1e-6 if dln else VGG[model], seed, "rank" if dln else "paper")
+            runs.append(row)
+            bn = model.endswith("bn")
+            m, rows = (dln_records if dln else vgg_records)(row["run_id"], bn, seed, probes)
+            metrics.append(m)
+            probe_rows += [(*r, row["run_id"]) for r in rows]
+    probe_frame = pd.DataFrame(probe_rows, columns=["step", "probe", "layer", "eta", "metric", "value", "run_id"])
+    return Results(pd.DataFrame(runs), pd.concat(metrics, ignore_index=True), probe_frame)
+
+
+@pytest.fixture(scope="module")
+def res() -> Results:
+    return make_results()
+
+
+DRAWN = {
+    "beyond_regularisation": ("vgg16", "vgg16_bn"),
+    "beyond_gradients": ("vgg16", "vgg16_bn"),
+    "beyond_inference": ("vgg16_bn", "vgg16_noisy_bn"),
+    "beyond_effective_lr": ("vgg16", "vgg16_bn"),
+    "beyond_rank": ("dln", "dln_bn"),
+}
+
+
+@pytest.mark.parametrize("name", BEYOND_FIGURES)
+def test_beyond_figure_draws_every_seed(res, tmp_path, name):
+    fig = figures.make_figure(name, res)
+    assert isinstance(fig, Figure)
+    want = set(res.runs.loc[res.runs["model"].isin(DRAWN[name]), "run_id"])
+    assert set(fig.bnopt_drawn) == want  # every seed of every curve, for the figure manifest
+    assert fig._suptitle.get_text().startswith(f"B{BEYOND_FIGURES.index(name) + 6} — ")
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert any("(2 seeds)" in t for t in labels), labels
+    png, pdf = getattr(figures, name)(res, tmp_path)
+    assert png.name == f"{name}.png" and png.stat().st_size > 10_000 and pdf.exists()
+    assert figures.describe(fig, res)["seeds"] == [0, 1]
+
+
+def test_beyond_figures_follow_the_paper_figures():
+    assert figures.FIGURES == PAPER_FIGURES + BEYOND_FIGURES
+    assert figures.figure_names(["beyond_rank"]) == ["beyond_rank"]
+
+
+@pytest.mark.parametrize(
+    "name,models",
+    [
+        ("beyond_regularisation", ("vgg16",)),
+        ("beyond_gradients", ("vgg16_bn",)),
+        ("beyond_inference", ("vgg16_bn",)),
+        ("beyond_effective_lr", ("vgg16", "dln", "dln_bn")),
+        ("beyond_rank", ("vgg16", "vgg16_bn", "dln")),
+    ],
+)
+def test_missing_runs_raise(name, models):
+    with pytest.raises(MissingRuns, match=f"experiment={name}"):
+        figures.make_figure(name, make_results(models))
+
+
+@pytest.mark.parametrize("name", ["beyond_gradients", "beyond_effective_lr", "beyond_rank"])
+def test_runs_without_the_probe_records_raise(name):
+    with pytest.raises(MissingRecords):
+        figures.make_figure(name, make_results(probes=False))
+
+
+def test_gap_panel_reads_the_smoothed_loss_at_each_evaluation(res):
+    fig = figures.make_figure("beyond_regularisation", res)
+    gap = fig.axes[1]
+    assert gap.get_xscale() == "log"
+    lines = [line for line in gap.get_lines() if len(line.get_xdata()) == len(EVALS) - 1]  # evaluations after 0
+    assert len(lines) == 4  # one per seed and network
+    x = np.asarray(lines[0].get_xdata(), dtype=float)
+    loss = 2.3 * np.exp(-STEPS / 200) + 0.05  # the standard net, seed 0 (drawn first)
+    want = pd.Series(loss, index=STEPS).rolling(50, min_periods=1).mean()
+    np.testing.assert_allclose(x, [want.asof(s) for s in EVALS[1:]])
