@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from bnopt import experiments, reproduce
+from bnopt import beyond, claims, experiments, reproduce
 from bnopt.config import run_id
 from bnopt.figures import FIGURES
 
@@ -26,8 +26,11 @@ def test_every_experiment_config_is_a_multirun_sweep_with_a_figure_and_claims():
         assert text.startswith("# @package _global_"), name
         d = yaml.safe_load(text)
         assert d["hydra"]["mode"] == "MULTIRUN" and d["experiment_name"] == name
-        assert exp.params and exp.figure.startswith("fig") and exp.claims
-        assert all(c in {f"C{i}" for i in range(1, 10)} for c in exp.claims)
+        assert exp.params and exp.claims
+        if name.startswith("beyond_"):  # a beyond-the-paper study (issue 12): its figure is its name
+            assert exp.figure == name and all(c in beyond.STUDIES for c in exp.claims), name
+        else:
+            assert exp.figure.startswith("fig") and all(c in claims.CLAIMS for c in exp.claims), name
 
 
 def test_every_drawn_figure_has_experiments_and_every_experiment_a_figure():
@@ -41,8 +44,15 @@ def test_sweep_expands_with_hydra_to_runs_of_one_family(name):
     assert len(cfgs) == len(sweep) == len({run_id(c) for c in cfgs}) >= 2
     assert len({c.model.family for c in cfgs}) == 1
     for c in cfgs:
-        assert c.probes.name == "paper" and c.experiment_name == name and c.figure == experiments.get(name).figure
-    assert experiments.pairs(name) == [(c.model.name, float(c.optim.lr)) for c in cfgs]
+        assert c.probes.name == ("rank" if name == "beyond_rank" else "paper") and c.experiment_name == name
+        assert c.figure == experiments.get(name).figure
+    # (model, lr) pairs in sweep order, once each (B3 sweeps the init scale at one pair)
+    assert experiments.pairs(name) == list(dict.fromkeys((c.model.name, float(c.optim.lr)) for c in cfgs))
+
+
+def _combinations(exp) -> int:
+    """Runs per seed of an experiment's sweep."""
+    return len(experiments.expand([f"{k}={v}" for k, v in exp.params]))
 
 
 def _claims_of_c1_to_c4_or_c6(exp) -> bool:
@@ -53,6 +63,8 @@ def test_every_experiment_declares_its_seed_group():
     for name, exp in experiments.registry().items():
         family = experiments.runs(name, ("scale=smoke",))[0].model.family
         want = "dln" if family == "dln" else "claims" if _claims_of_c1_to_c4_or_c6(exp) else "single"
+        if name.startswith("beyond_"):  # B6-B10: the claims group (3 seeds at small)
+            want = "claims"
         assert exp.seed_group == want, name
         assert "seed" not in dict(exp.params)  # the seed comes from the scale preset
 
@@ -65,7 +77,7 @@ def test_sweeps_have_the_seeds_of_their_group_at_each_scale(scale, counts):
         seeds = [int(o.split("=")[1]) for job in sweep for o in job if o.startswith("seed=")]
         n = per_group[exp.seed_group]
         assert sorted(set(seeds)) == list(range(n)), name
-        assert len(sweep) == len(experiments.pairs(name)) * n, name
+        assert len(sweep) == _combinations(exp) * n, name
 
 
 def test_small_sweeps_of_fig1_fig3_dln_and_a_single_seed_experiment():
@@ -79,7 +91,7 @@ def test_seeds_n_sets_every_experiment_to_exactly_n(tmp_path, capsys):
     extra = reproduce.seed_overrides(2)
     assert extra == ["seed=0,1"] and reproduce.seed_overrides(None) == []
     for name, exp in experiments.registry().items():
-        assert len(exp.sweep(["scale=small", *extra])) == 2 * len(experiments.pairs(name)), name
+        assert len(exp.sweep(["scale=small", *extra])) == 2 * _combinations(exp), name
     assert (
         reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(tmp_path), "--dry-run", "--seeds", "2"])
         == 0
@@ -89,10 +101,11 @@ def test_seeds_n_sets_every_experiment_to_exactly_n(tmp_path, capsys):
 
 
 def test_the_committed_small_results_come_from_the_current_code(tmp_path):
-    """results/small/manifest.json names the runs the committed report was drawn from: the seed-0 runs the
-    current registry and defaults plan (a changed default, e.g. model.loss_norm, must come with new results)."""
+    """results/small/manifest.json names the runs the committed report was drawn from: every run (all
+    seeds) the current registry and defaults plan (a changed default, e.g. model.loss_norm, or a new
+    study must come with new results)."""
     committed = set(json.loads((REPO / "results" / "small" / "manifest.json").read_text())["runs"])
-    runs = reproduce.plan(None, "small", tmp_path, ["seed=0"])
+    runs = reproduce.plan(None, "small", tmp_path)
     assert {r.run_id for r in runs} == committed
     # model.loss_norm=sum (the value before the key existed) is left out of the hash, half_sum is in it
     dln = [r for r in runs if r.cfg.model.family == "dln"]
@@ -142,14 +155,17 @@ def test_each_seed_draws_its_own_dln_data_unless_data_seed_is_set():
 
 
 def test_the_paper_figures_use_the_paper_learning_rates():
-    lrs = {lr for e in experiments.registry() for _, lr in experiments.pairs(e)}
+    lrs = {lr for e in experiments.registry() if e.startswith("fig") for _, lr in experiments.pairs(e)}
     assert {0.1, 0.5, 0.01, 1e-6, 1e-7} == lrs
     assert ("vgg16", 0.5) in experiments.pairs("fig1")  # C2: the standard net at LR 0.5
 
 
 def test_plan_shares_runs_between_figures(tmp_path):
+    paper_figures = [f for f in experiments.figures() if f.startswith("fig")]
+    assert len(reproduce.plan(paper_figures, "smoke", tmp_path)) == 17  # 10 VGG + 7 DLN runs serve all figures
     runs = reproduce.plan(None, "smoke", tmp_path)
-    assert len(runs) == 17  # 10 VGG + 7 DLN runs serve all figures
+    # the studies beyond the paper add B10's 2 DLN runs with probes=rank; B6-B9's runs are Fig 1's and Fig 2's
+    assert len(runs) == 17 + 2
     shared = {r.label: r.experiments for r in runs}
     assert set(shared["vgg16_bn lr=0.1 seed=0"]) >= {"fig1", "fig2", "fig4", "fig6", "fig8"}
 

@@ -1,6 +1,7 @@
 """results/<scale>/REPORT.md: for each claim C1-C9 the verdict, our numbers per seed with their mean and 95%
 interval beside the paper's, the number of seeds, the figure, and the runs behind it (scale, hardware,
-versions, wall time). Generated; never edited by hand.
+versions, wall time); then `## Beyond the paper`, the studies B1-B10 (bnopt.beyond) judged the same way.
+Generated; never edited by hand.
 
     python -m bnopt.report [--results results] [--scale small]
 
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .beyond import NOT_SUPPORTED, SUPPORTED, run_studies
 from .claims import INCONCLUSIVE, NOT_RUN, run_checks
 from .config import SCALES
 from .records import atomic_write_text
@@ -31,6 +33,8 @@ VERDICT_MARK = {
     "reproduced": "reproduced",
     "partly": "partly",
     "not reproduced": "**not reproduced**",
+    SUPPORTED: SUPPORTED,
+    NOT_SUPPORTED: f"**{NOT_SUPPORTED}**",
     INCONCLUSIVE: "*inconclusive*",
     "not run": "not run",
     NOT_JUDGED: NOT_JUDGED,
@@ -91,16 +95,67 @@ def _stats_table(stats) -> list[str]:
     return out
 
 
+def _section(c, level: str, out_dir: Path) -> list[str]:
+    """One claim's or study's section: verdict, reference, seeds, the judged statistics, evidence, figures."""
+    lines = [f"{level} {c.claim}: {c.text}", "", f"Verdict: **{c.verdict}**", ""]
+    if c.reference:
+        lines += [f"Paper: {c.reference}.", ""]
+    if c.seeds and c.verdict != NOT_RUN:
+        seeds = ", ".join("?" if s is None else str(s) for s in c.seeds)
+        lines += [f"Seeds: {len(c.seeds)} ({seeds}); N seeds per statistic: {c.n_seeds}.", ""]
+    if c.stats:
+        lines += _stats_table(c.stats) + [""]
+    shown = tuple(f"{s.name}: per seed" for s in c.stats)  # in the table above
+    lines += [f"- {e}" for e in c.evidence if not e.startswith(shown)] + [""]
+    figs = [f.strip() for f in c.figure.split(",") if f.strip()]
+    lines += [f"![{f}](figures/{f}.png)" for f in figs if (out_dir / "figures" / f"{f}.png").exists()]
+    return lines + [""]
+
+
+def _numbers(c) -> str:
+    """A study's judged statistics in one table cell: mean [95% interval] (N seeds) each."""
+    if c.verdict == NOT_RUN or not c.stats:
+        return "-"
+    parts = []
+    for s in c.stats:
+        name = s.name.split(" = ")[0]
+        ci = f" [{s.fmt(s.lo)}, {s.fmt(s.hi)}]" if s.n > 1 else ""
+        parts.append(f"{name} {s.fmt(s.mean)}{ci} ({s.n} seed{'s' if s.n > 1 else ''})")
+    return "; ".join(parts)
+
+
+def _beyond_section(studies, out_dir: Path) -> list[str]:
+    """`## Beyond the paper`: one table row per study B1..B10, then a subsection each (PROTOCOL section 7)."""
+    lines = [
+        "## Beyond the paper",
+        "",
+        "Popular claims about BN the paper did not test, and later papers' findings, judged with the same",
+        "rigour: rules fixed in docs/PROTOCOL.md section 7 before the runs, per-seed numbers, 95% intervals",
+        "(verdicts: supported, partly, not supported, inconclusive, not run).",
+        "",
+        "| id | claim | numbers (mean [95% interval]) | verdict | figure |",
+        "|---|---|---|---|---|",
+    ]
+    for c in studies:
+        lines.append(f"| {c.claim} | {c.text} | {_numbers(c)} | {VERDICT_MARK[c.verdict]} | {c.figure or '-'} |")
+    lines.append("")
+    for c in studies:
+        lines += _section(c, "###", out_dir)
+    return lines
+
+
 def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path | None = None) -> tuple[str, list]:
-    """(markdown text, claim checks). Figures are linked from out_dir/figures (default: results_root)."""
+    """(markdown text, claim checks then beyond-the-paper studies). Figures are linked from out_dir/figures
+    (default: results_root)."""
     results_root = Path(results_root)
     out_dir = Path(out_dir) if out_dir is not None else results_root
     res = load_runs(results_root) if res is None else res
     if scale:
         res = res.at_scale(scale)  # by the preset's resolved numbers, not its name
     checks = run_checks(res, scale)
+    studies = run_studies(res, scale)
     if scale in NO_VERDICT_SCALES:
-        for c in checks:
+        for c in checks + studies:
             if c.verdict != NOT_RUN:
                 c.verdict = NOT_JUDGED
             for s in c.stats:
@@ -140,19 +195,8 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
         lines.append(f"| {c.claim}: {c.text} | {VERDICT_MARK[c.verdict]} | {n} | {c.figure or '-'} |")
     lines.append("")
     for c in checks:
-        lines += [f"## {c.claim}: {c.text}", "", f"Verdict: **{c.verdict}**", ""]
-        if c.reference:
-            lines += [f"Paper: {c.reference}.", ""]
-        if c.seeds and c.verdict != NOT_RUN:
-            seeds = ", ".join("?" if s is None else str(s) for s in c.seeds)
-            lines += [f"Seeds: {len(c.seeds)} ({seeds}); N seeds per statistic: {c.n_seeds}.", ""]
-        if c.stats:
-            lines += _stats_table(c.stats) + [""]
-        shown = tuple(f"{s.name}: per seed" for s in c.stats)  # in the table above
-        lines += [f"- {e}" for e in c.evidence if not e.startswith(shown)] + [""]
-        figs = [f.strip() for f in c.figure.split(",") if f.strip().startswith("fig")]
-        lines += [f"![{f}](figures/{f}.png)" for f in figs if (out_dir / "figures" / f"{f}.png").exists()]
-        lines.append("")
+        lines += _section(c, "##", out_dir)
+    lines += _beyond_section(studies, out_dir)
     lines += [
         "## Runs",
         "",
@@ -170,7 +214,7 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
     not_run = [c.claim for c in checks if c.verdict == NOT_RUN]
     if not_run:
         lines += ["", f"Not run: {', '.join(not_run)}. `make reproduce` trains what they need."]
-    return "\n".join(lines) + "\n", checks
+    return "\n".join(lines) + "\n", checks + studies
 
 
 def write_report(

@@ -99,6 +99,8 @@ def run_summary(folder: Path, records: RunRecords | None = None) -> dict | None:
         "precision": (cfg.get("train") or {}).get("precision", "fp32"),
         # DLN runs from before model.loss_norm existed were trained with the plain sum
         "loss_norm": cfg.model.get("loss_norm", "sum") if cfg.model.family == "dln" else None,
+        # runs from before model.init_scale existed used plain Glorot (1.0)
+        "init_scale": float(cfg.model.get("init_scale", 1.0)),
         "probes": cfg.probes.name,
         "experiment": cfg.get("experiment_name", ""),
         "status": status.get("status", "unknown"),
@@ -290,6 +292,7 @@ def select_runs(
     seed: int | None = None,
     precision: str = "fp32",
     loss_norm: str | None = None,
+    init_scale: float = 1.0,
 ) -> dict:
     """One `runs` row per (model, lr) pair, {pair: row}; raises MissingRuns / MissingRecords.
 
@@ -297,7 +300,8 @@ def select_runs(
     then small, then smoke) that covers the most pairs; if no preset covers any, the best run of any
     numbers. `probes`: records the chosen runs must have. `seed`: only runs of that seed. `precision`: only
     runs trained at that `train.precision` (the protocol's fp32: a bf16 run never stands in for it).
-    `loss_norm`: only DLN runs with that `model.loss_norm` (default: the one configs/model/_dln.yaml sets)."""
+    `loss_norm`: only DLN runs with that `model.loss_norm` (default: the one configs/model/_dln.yaml sets).
+    `init_scale`: only runs with that `model.init_scale` (default the paper's plain Glorot; B3 asks for others)."""
     pairs = [(str(m), float(lr)) for m, lr in pairs]
     runs = res.runs
     if runs is None or not len(runs) or "model" not in runs:
@@ -308,6 +312,8 @@ def select_runs(
         runs = runs[runs["precision"] == precision]
     if "loss_norm" in runs and "family" in runs:
         runs = runs[(runs["family"] != "dln") | (runs["loss_norm"] == (loss_norm or dln_loss_norm()))]
+    if "init_scale" in runs:
+        runs = runs[runs["init_scale"].fillna(1.0).map(lambda v: math.isclose(float(v), float(init_scale)))]
     probed = [runs_with_probe(res, p) for p in probes]
 
     def candidates(frame):

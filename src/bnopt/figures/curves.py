@@ -21,7 +21,18 @@ from .panels import LR_STYLES, color, diverged_note, label, legend, record_runs,
 from .selection import eval_rows, same_lr, train_rows
 
 # The columns of `runs` that must agree for two runs to be seeds of one curve (those present are compared).
-SAME_NUMBERS = ("family", "norm", "momentum", "steps", "batch_size", "width", "precision", "loss_norm", "scale")
+SAME_NUMBERS = (
+    "family",
+    "norm",
+    "momentum",
+    "steps",
+    "batch_size",
+    "width",
+    "precision",
+    "loss_norm",
+    "init_scale",
+    "scale",
+)
 BAND_ALPHA = 0.18
 
 
