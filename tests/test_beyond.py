@@ -8,17 +8,14 @@ import pytest
 
 from bnopt import beyond, claims
 from bnopt.report import write_report
-from bnopt.results import Results
+from tests.run_rows import RecordsBuilder, run_row
 
 STEPS = np.arange(0, 1000)
 EVAL_STEPS = [0, 500, 1000]
 
 
-class Records:
+class Records(RecordsBuilder):
     """Results built run by run: train rows, eval rows and probe rows, per seed."""
-
-    def __init__(self, tmp_path):
-        self.tmp, self.runs, self.metrics, self.probes = tmp_path, [], [], []
 
     def run(
         self,
@@ -37,11 +34,9 @@ class Records:
         rid = f"{model}-lr{lr:g}-s{seed}-x{init_scale:g}"
         path = self.tmp / "runs" / rid
         path.mkdir(parents=True)
-        family = "dln" if model.startswith("dln") else "vgg"
         self.runs.append(
-            dict(run_id=rid, path=str(path), model=model, family=family, lr=lr, seed=seed, scale="small")
-            | dict(steps=len(STEPS), status=status, steps_done=len(STEPS), width=0.25, elapsed_s=1.0)
-            | dict(init_scale=init_scale)
+            run_row(model, lr, seed, run_id=rid, steps=len(STEPS), path=str(path), status=status)
+            | dict(elapsed_s=1.0, init_scale=init_scale)
         )
         train = pd.DataFrame(dict(step=STEPS, kind="train", loss=loss, acc=acc, run_id=rid))
         evals = pd.DataFrame(
@@ -51,13 +46,6 @@ class Records:
         probes = pd.DataFrame(list(rows), columns=["step", "probe", "layer", "eta", "metric", "value"])
         self.probes.append(probes.assign(run_id=rid))
         return self
-
-    def results(self) -> Results:
-        return Results(
-            pd.DataFrame(self.runs),
-            pd.concat(self.metrics, ignore_index=True),
-            pd.concat(self.probes, ignore_index=True),
-        )
 
 
 def layer_rows(probe: str, metric: str, values_at: dict[int, list[float]]) -> list[tuple]:

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from bnopt import figures
 from bnopt.figures.catalog import BEYOND_FIGURES, PAPER_FIGURES
 from bnopt.results import MissingRecords, MissingRuns, Results
+from tests.run_rows import run_row
 
 STEPS = np.arange(0, 200)
 EVALS = [0, 50, 100, 150, 200]
@@ -19,21 +20,8 @@ VGG = {"vgg16": 0.1, "vgg16_bn": 0.1, "vgg16_noisy_bn": 0.1}
 SEEDS = {"vgg16": (0, 1), "vgg16_bn": (0, 1), "vgg16_noisy_bn": (0,), "dln": (0, 1), "dln_bn": (0, 1)}
 
 
-def run_row(model: str, lr: float, seed: int, probes: str) -> dict:
-    family = "dln" if model.startswith("dln") else "vgg"
-    return dict(
-        run_id=f"{model}-lr{lr:g}-{probes}-s{seed}",
-        model=model,
-        family=family,
-        lr=lr,
-        seed=seed,
-        scale="small",
-        steps=len(STEPS),
-        steps_done=len(STEPS),
-        status="done",
-        width=0.25,
-        probes=probes,
-    )
+def vgg_or_dln_row(model: str, lr: float, seed: int, probes: str) -> dict:
+    return run_row(model, lr, seed, run_id=f"{model}-lr{lr:g}-{probes}-s{seed}", steps=len(STEPS), probes=probes)
 
 
 def vgg_records(rid: str, bn: bool, seed: int, gradnorms: bool = True):
@@ -70,7 +58,7 @@ def make_results(models=("vgg16", "vgg16_bn", "vgg16_noisy_bn", "dln", "dln_bn")
     for model in models:
         dln = model.startswith("dln")
         for seed in SEEDS[model]:
-            row = run_row(model, 1e-6 if dln else VGG[model], seed, "rank" if dln else "paper")
+            row = vgg_or_dln_row(model, 1e-6 if dln else VGG[model], seed, "rank" if dln else "paper")
             runs.append(row)
             bn = model.endswith("bn")
             m, rows = (dln_records if dln else vgg_records)(row["run_id"], bn, seed, probes)

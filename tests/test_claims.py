@@ -8,16 +8,13 @@ import pytest
 
 from bnopt import claims
 from bnopt.report import write_report
-from bnopt.results import Results
+from tests.run_rows import RecordsBuilder, run_row
 
 STEPS = np.arange(0, 1000)
 
 
-class Maker:
+class Maker(RecordsBuilder):
     """Builds a Results object run by run, with histogram files under tmp_path."""
-
-    def __init__(self, tmp_path):
-        self.tmp, self.runs, self.metrics, self.probes = tmp_path, [], [], []
 
     def run(
         self,
@@ -41,24 +38,9 @@ class Maker:
         rid = f"{model}-lr{lr:g}" + (f"-s{seed}" if seed else "")
         path = self.tmp / "runs" / rid
         path.mkdir(parents=True)
-        family = "dln" if model.startswith("dln") else "vgg"
         self.runs.append(
-            dict(
-                run_id=rid,
-                path=str(path),
-                model=model,
-                family=family,
-                lr=lr,
-                seed=seed,
-                scale="small",
-                steps=len(STEPS),
-                status=status,
-                steps_done=len(STEPS),
-                width=0.25,
-                elapsed_s=60.0,
-                test_acc=test_acc,
-                images_per_s=1000.0,
-            )
+            run_row(model, lr, seed, run_id=rid, steps=len(STEPS), path=str(path), status=status)
+            | dict(elapsed_s=60.0, test_acc=test_acc, images_per_s=1000.0)
         )
         acc = 0.1 + (final_acc - 0.1) * (1 - np.exp(-acc_rate * STEPS))
         loss = loss_end * (1 + 10 * np.exp(-STEPS / 200))
@@ -87,13 +69,6 @@ class Maker:
         walk = np.cumsum(np.full((10, 8), drift), axis=0)
         np.savez(path / "activations.npz", **{f"layer{k}_unit_mean": walk for k in (2, 9, 13)})
         return self
-
-    def results(self) -> Results:
-        return Results(
-            pd.DataFrame(self.runs),
-            pd.concat(self.metrics, ignore_index=True),
-            pd.concat(self.probes, ignore_index=True),
-        )
 
 
 def test_c1_bn_faster(tmp_path):
@@ -223,6 +198,17 @@ def test_missing_runs_are_not_run_and_the_report_says_so(tmp_path):
     assert [c.claim for c in checks_again[len(checks) :]] == [f"B{i}" for i in range(1, 11)]
     text = path.read_text()
     assert "| C1: BN speeds up training" in text and "not run" in text and "`vgg16-lr0.1`" in text
+    assert "Partial" not in text  # no plan given: nothing to be partial against
+
+
+def test_a_report_drawn_from_fewer_runs_than_planned_says_it_is_partial(tmp_path):
+    res = Maker(tmp_path).run("vgg16", 0.1).run("vgg16_bn", 0.1).results()
+    have = list(res.runs.run_id)
+    path, _ = write_report(tmp_path, res=res, planned=[*have, "vgg16-lr0.5-0000000000"])
+    line = next(x for x in path.read_text().splitlines() if "Partial" in x)
+    assert "drawn from 2 of the 3 runs" in line and "1 are not trained yet" in line and "vgg16-lr0.5-0000000000" in line
+    path, _ = write_report(tmp_path, res=res, planned=have)
+    assert "Partial" not in path.read_text()
 
 
 # ------------------------------------------------------------------------------- intervals over seeds

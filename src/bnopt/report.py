@@ -144,7 +144,9 @@ def _beyond_section(studies, out_dir: Path) -> list[str]:
     return lines
 
 
-def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path | None = None) -> tuple[str, list]:
+def render(
+    results_root: Path, scale: str | None = None, res=None, out_dir: Path | None = None, planned=None
+) -> tuple[str, list]:
     """(markdown text, claim checks then beyond-the-paper studies). Figures are linked from out_dir/figures
     (default: results_root)."""
     results_root = Path(results_root)
@@ -178,6 +180,7 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
         ),
         *hardware_lines(res),
         f"- Wall time of the runs: {wall / 60:.1f} min in total",
+        *coverage_lines(runs, planned, scale),
         "",
         "The paper's numbers are at its scale (VGG16 full width, 15,000 steps, a GPU). A smaller scale keeps the",
         "protocol (plain SGD, batch 128, no augmentation, the paper's LRs, layers and step sizes) but trains a",
@@ -217,15 +220,33 @@ def render(results_root: Path, scale: str | None = None, res=None, out_dir: Path
     return "\n".join(lines) + "\n", checks + studies
 
 
+def coverage_lines(runs, planned, scale: str | None) -> list[str]:
+    """One line when runs `make reproduce` plans for this scale (`planned`: their ids) are not among the
+    report's runs: the report is partial, and each claim's N seeds says what it rests on."""
+    missing = sorted(set(planned or ()) - set(runs.get("run_id", [])))
+    if not missing:
+        return []
+    return [
+        f"- **Partial:** drawn from {len(planned) - len(missing)} of the {len(planned)} runs `make reproduce "
+        f"SCALE={scale}` plans; {len(missing)} are not trained yet (e.g. {missing[0]}), so some claims rest on "
+        "fewer seeds than planned (the N seeds column says how many)"
+    ]
+
+
 def write_report(
-    results_root: Path | str = "results", scale: str | None = None, res=None, out_dir: Path | str | None = None
+    results_root: Path | str = "results",
+    scale: str | None = None,
+    res=None,
+    out_dir: Path | str | None = None,
+    planned=None,
 ) -> tuple[Path, list]:
     """Write REPORT.md (into out_dir, default results_root) from the records under results_root (or from
-    `res`, a Results already loaded); returns its path and the claim checks."""
+    `res`, a Results already loaded); returns its path and the claim checks. `planned`: the ids of the runs
+    `make reproduce` plans for the scale, to say when the report is drawn from fewer."""
     results_root = Path(results_root)
     out_dir = Path(out_dir) if out_dir is not None else results_root
     out_dir.mkdir(parents=True, exist_ok=True)
-    text, checks = render(results_root, scale, res, out_dir)
+    text, checks = render(results_root, scale, res, out_dir, planned)
     path = out_dir / "REPORT.md"
     atomic_write_text(path, text)
     return path, checks
@@ -266,9 +287,12 @@ def write_figure_manifest(figure_dir: Path, entries: dict) -> Path:
     return path
 
 
-def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None, force: bool = False) -> Published:
+def publish(
+    results_root: Path | str, out_dir: Path | str, scale: str, figs=None, force: bool = False, planned=None
+) -> Published:
     """Draw the figures and write REPORT.md + manifest.json of one scale into out_dir, from the runs with
-    that scale's numbers. Outputs drawn from runs that are not all here any more are kept, not replaced."""
+    that scale's numbers. Outputs drawn from runs that are not all here any more are kept, not replaced.
+    `planned`: the ids of the runs `make reproduce` plans (the report and manifest say which are missing)."""
     from . import figures
 
     results_root, out_dir = Path(results_root), Path(out_dir)
@@ -293,7 +317,7 @@ def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None
     described: dict = {}
     drawn = figures.draw_all(res, out_dir / "figures", figs=figs, scale=scale, manifest=described)
     write_figure_manifest(out_dir / "figures", described)
-    path, checks = write_report(results_root, scale, res, out_dir)
+    path, checks = write_report(results_root, scale, res, out_dir, planned)
     made = {k: v for k, v in drawn.items() if not isinstance(v, str)}
     manifest = {
         "scale": scale,
@@ -314,6 +338,8 @@ def publish(results_root: Path | str, out_dir: Path | str, scale: str, figs=None
         "claims": {c.claim: c.verdict for c in checks},
         "claim_seeds": {c.claim: c.n_seeds for c in checks},
     }
+    if planned is not None:
+        manifest["planned_not_trained"] = sorted(set(planned) - set(manifest["runs"]))
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     for name, v in drawn.items():
         if isinstance(v, str):

@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     from . import report
 
     out = output_dir(results, scale)
-    written = report.publish(results, out, scale, figs=figs, force=args.force)
+    planned_ids = [r.run_id for r in runs]
+    written = report.publish(results, out, scale, figs=figs, force=args.force, planned=planned_ids)
     took = f"{(time.time() - t0) / 60:.1f} min" + (f" (planned {planned / 60:.0f} min)" if planned else "")
     print(f"\n=== reproduce ({scale_note}): {written.summary}, {took} ===")
     report.print_verdicts(written.checks)
