@@ -96,6 +96,21 @@ def test_beyond_figure_draws_every_seed(res, tmp_path, name):
     assert figures.describe(fig, res)["seeds"] == [0, 1]
 
 
+def test_a_seed_trained_again_with_other_probes_draws_the_run_with_the_figures_records(res):
+    """Fig 9's DLN runs (probes=paper) and B10's (probes=rank) share model, LR and seeds: B10 draws each
+    seed from its rank run, though the paper run comes first and has as many steps."""
+    other = [vgg_or_dln_row(m, 1e-6, 1, "paper") for m in ("dln", "dln_bn")]
+    frames = [dln_records(r["run_id"], r["model"] == "dln_bn", 1, rank=False)[0] for r in other]
+    both = Results(
+        pd.concat([pd.DataFrame(other), res.runs], ignore_index=True),
+        pd.concat([*frames, res.metrics], ignore_index=True),
+        res.probes,
+    )
+    fig = figures.make_figure("beyond_rank", both)
+    assert set(fig.bnopt_drawn) == set(res.runs.loc[res.runs["model"].isin(("dln", "dln_bn")), "run_id"])
+    assert figures.describe(fig, both)["seeds"] == [0, 1]
+
+
 def test_beyond_figures_follow_the_paper_figures():
     assert figures.FIGURES == PAPER_FIGURES + BEYOND_FIGURES
     assert figures.figure_names(["beyond_rank"]) == ["beyond_rank"]
