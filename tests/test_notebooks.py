@@ -166,11 +166,18 @@ def test_figures_notebook_shows_committed_pngs_without_runs(kernel_env, tmp_path
 
 
 def test_explore_notebook_on_a_vgg_and_a_dln_run(records, kernel_env):
+    from bnopt.results import load_runs
+
     kernel_env.setenv("BNOPT_RESULTS", str(records))
-    for run_id in ("", next(p.name for p in sorted((records / "runs").iterdir()) if p.name.startswith("vgg16_bn"))):
-        kernel_env.setenv("BNOPT_RUN_ID", run_id)  # "" = the first run found (a DLN run)
+    runs = load_runs(records).runs
+    paper = runs[runs.probes == "paper"]
+    first, dln, vgg = runs.iloc[0], paper[paper.model == "dln"].iloc[0], paper[paper.model == "vgg16_bn"].iloc[0]
+    # "" = the first run found: here B10's DLN run with probes=rank, whose records draw the curves only
+    assert first.probes == "rank"
+    for run_id, images in (("", 1), (dln.run_id, 4), (vgg.run_id, 4)):  # curves, landscape, ICS, histogram
+        kernel_env.setenv("BNOPT_RUN_ID", run_id)
         nb = run_notebook("explore_run.ipynb")
-        assert len(outputs(nb, "image/png")) == 4  # curves, landscape, ICS, histogram
+        assert len(outputs(nb, "image/png")) == images, run_id
 
 
 def test_figures_notebook_without_runs(kernel_env, tmp_path):
