@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from bnopt.config import CONFIG_DIR
+from bnopt import experiments
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10"
@@ -18,8 +17,9 @@ SMOKE = ["data=synthetic", "scale=smoke", "logger=none"]
 
 
 def make_cfg(overrides: list[str]):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+    """The composed config `bnopt-train <overrides>` sees (Hydra's compose, its defaults list cached per
+    set of group choices: experiments.compose_run)."""
+    return experiments.compose_run(list(overrides))
 
 
 def smoke_cfg(tmp_path: Path, *extra: str, model: str = "vgg16_bn"):

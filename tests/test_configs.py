@@ -181,3 +181,39 @@ def test_bad_values_are_one_clear_error(override, message, monkeypatch):
     monkeypatch.delenv("BNOPT_DATA", raising=False)
     with pytest.raises(ConfigError, match=message):
         validate(resolve(make_cfg(override)))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=fig1", "model=vgg16", "optim.lr=0.5", "seed=2", "scale=small", "paths.results=/tmp/r"],
+        ["model=dln_bn", "scale=smoke", "seed=3", "data.data_seed=0", "model.loss_norm=sum"],
+        ["scale.steps=4", "data=synthetic", "model=vgg16_l1", "scale=smoke", "probes=rank", "model.init_scale=0.1"],
+        ["model=vgg16", "+extra.key=1"],  # an add takes Hydra's whole path
+    ],
+)
+def test_compose_run_is_hydras_compose(overrides):
+    """compose_run caches the defaults list per set of group choices and sets the values on a copy: the
+    config is the one Hydra's own compose gives, and a change to one result does not leak into the next."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from bnopt import experiments
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        want = OmegaConf.to_yaml(compose("train", overrides=overrides))
+    first = experiments.compose_run(overrides)
+    assert OmegaConf.to_yaml(first) == want
+    first.seed = 99
+    assert OmegaConf.to_yaml(experiments.compose_run(overrides)) == want
+
+
+def test_compose_run_keeps_hydras_errors():
+    from hydra.errors import ConfigCompositionException
+
+    from bnopt import experiments
+
+    with pytest.raises(ConfigCompositionException, match="Could not override 'paths.results_dir'"):
+        experiments.compose_run(["model=vgg16", "paths.results_dir=x"])
+    with pytest.raises(ConfigCompositionException, match="Ambiguous value for argument 'optim.lr=0.1,0.2'"):
+        experiments.compose_run(["optim.lr=0.1,0.2"])
