@@ -13,6 +13,7 @@ import torch
 
 from bnopt.config import resolve, run_id
 from bnopt.records import (
+    CKPT_FILE,
     CONFIG_FILE,
     METRICS_FILE,
     PROBES_FILE,
@@ -22,7 +23,9 @@ from bnopt.records import (
     CorruptRun,
     RunFolder,
     WandbMirror,
+    archive_run,
     read_run,
+    restore_runs,
 )
 from bnopt.results import Results, load_runs
 from bnopt.train import train
@@ -51,6 +54,33 @@ def finished_folder(tmp_path) -> RunFolder:
     folder.write_frame(PROBES_FILE, PROBE_ROWS)
     folder.write_status("done", steps_done=1)
     return folder
+
+
+# ---------------------------------------------------------------------------- committed records
+
+
+def test_committed_records_restore_a_finished_run_and_never_touch_one_on_disk(tmp_path):
+    folder = finished_folder(tmp_path / "here")
+    folder.save_checkpoint({"step": 1})
+    archive = tmp_path / "committed" / "records"
+    assert archive_run(folder.path, archive)
+    kept = archive / folder.run_id
+    assert sorted(p.name for p in kept.iterdir()) == sorted([CONFIG_FILE, STATUS_FILE, METRICS_FILE, PROBES_FILE])
+    assert not archive_run(folder.path, archive)  # same bytes: nothing written, nothing for git to see
+    # a fresh clone: the run is restored whole and reads as the same finished run
+    fresh = tmp_path / "clone"
+    assert restore_runs(archive, fresh, [folder.run_id, "not-committed"]) == [folder.run_id]
+    again = RunFolder(fresh, folder.run_id)
+    assert again.is_finished() and not again.file(CKPT_FILE).exists()
+    pd.testing.assert_frame_equal(read_run(again.path).metrics, read_run(folder.path).metrics)
+    # a folder already on disk (here half-trained) is left as it is
+    again.write_status("running", steps_done=0)
+    assert restore_runs(archive, fresh, [folder.run_id]) == []
+    assert again.status()["status"] == "running"
+    # a damaged run is never committed
+    folder.file(METRICS_FILE).write_bytes(b"")
+    with pytest.raises(CorruptRun):
+        archive_run(folder.path, archive)
 
 
 # --------------------------------------------------------------------------------------- schema

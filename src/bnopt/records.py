@@ -339,6 +339,53 @@ class RunFolder:
         return wid
 
 
+# --- committed records ----------------------------------------------------------------------------------
+# A report's runs are committed beside it (results/<scale>/runs/<run_id>/) so that a fresh clone can
+# redraw the figures and report without training, and a reviewer can read the numbers they come from. A
+# finished run's records are the files a reader needs: the checkpoint (only a resume needs it, and it holds
+# megabytes of weights) and the W&B files stay out.
+RECORDS_DIR = "runs"  # results/<scale>/runs/: a results root of its own (load_runs("results/small"))
+ARCHIVE_FILES = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, PROBES_FILE, HISTOGRAM_FILE)
+
+
+def archive_run(folder: Path, dest_root: Path) -> bool:
+    """Copy the records of the finished run in `folder` into dest_root/<run id>/. Files that already hold
+    the same bytes are left alone (committing again changes nothing); returns whether anything was written."""
+    folder = Path(folder)
+    read_run(folder)  # a damaged run is never committed
+    dest = Path(dest_root) / folder.name
+    dest.mkdir(parents=True, exist_ok=True)
+    changed = False
+    for name in ARCHIVE_FILES:
+        src = folder / name
+        if src.exists():
+            data = src.read_bytes()
+            if not (dest / name).exists() or (dest / name).read_bytes() != data:
+                atomic_write_bytes(dest / name, data)
+                changed = True
+        elif (dest / name).exists():
+            (dest / name).unlink()
+            changed = True
+    return changed
+
+
+def restore_runs(archive_root: Path, results_root: Path, run_ids) -> list[str]:
+    """Copy the archived runs among `run_ids` into results_root/runs/ where they have no folder yet (a
+    folder that exists, finished or half-trained, is never touched); returns the ids restored."""
+    restored = []
+    for rid in run_ids:
+        src = Path(archive_root) / rid
+        dest = RunFolder(results_root, rid).path
+        if not src.is_dir() or dest.exists():
+            continue
+        tmp = dest.with_name(f".{rid}.restoring")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        os.replace(tmp, dest)  # whole or not at all: a kill while copying leaves no half run behind
+        restored.append(rid)
+    return restored
+
+
 # wandb.init waits 90 s by default before giving up on an unreachable server; a run should not sit
 # silently that long before its local training starts.
 WANDB_INIT_TIMEOUT_S = 20

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from pathlib import Path
 from .beyond import NOT_SUPPORTED, SUPPORTED, run_studies
 from .claims import INCONCLUSIVE, NOT_RUN, run_checks
 from .config import SCALES
-from .records import atomic_write_text
+from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder, archive_run, atomic_write_text
 from .results import FIGURE_MANIFEST, load_runs
 
 NOT_JUDGED = "not judged (smoke scale)"
@@ -114,8 +115,10 @@ def _section(c, level: str, out_dir: Path) -> list[str]:
 
 def _numbers(c) -> str:
     """A study's judged statistics in one table cell: mean [95% interval] (N seeds) each."""
-    if c.verdict == NOT_RUN or not c.stats:
+    if c.verdict == NOT_RUN or not (c.stats or c.cell):
         return "-"
+    if not c.stats:
+        return c.cell
     parts = []
     for s in c.stats:
         name = s.name.split(" = ")[0]
@@ -341,10 +344,22 @@ def publish(
     if planned is not None:
         manifest["planned_not_trained"] = sorted(set(planned) - set(manifest["runs"]))
     atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    commit_records(results_root, out_dir, [rid for rid, r in manifest["runs"].items() if r["status"] in FINAL_STATUSES])
     for name, v in drawn.items():
         if isinstance(v, str):
             print(f"  {name}: not drawn: {v}")
     return Published(f"{len(made)} figure(s) in {out_dir / 'figures'}, report {path}", checks, drawn)
+
+
+def commit_records(results_root: Path, out_dir: Path, run_ids) -> None:
+    """The records of exactly the finished runs the report was drawn from, under out_dir/runs/ (see
+    records.py); records of other runs there are removed."""
+    archive = out_dir / RECORDS_DIR
+    for rid in run_ids:
+        archive_run(RunFolder(results_root, rid).path, archive)
+    for old in archive.iterdir() if archive.is_dir() else []:
+        if old.is_dir() and old.name not in run_ids:
+            shutil.rmtree(old)
 
 
 def print_verdicts(checks) -> None:

@@ -32,7 +32,7 @@ from . import experiments
 from .config import SCALES as PRESETS
 from .config import ConfigError, run_id, validate
 from .estimates import Speeds
-from .records import RunFolder
+from .records import RECORDS_DIR, RunFolder, restore_runs
 
 SCALES = ("auto", *PRESETS)
 LAUNCHERS = {  # name -> hydra/launcher choice
@@ -57,7 +57,9 @@ class PlannedRun:
 
     @property
     def label(self) -> str:
-        return f"{self.cfg.model.name} lr={self.cfg.optim.lr:g} seed={self.cfg.seed}"
+        init = float(self.cfg.model.get("init_scale", 1.0))  # B3's runs differ from Fig 1's only by it
+        scaled = f" init_scale={init:g}" if init != 1.0 else ""
+        return f"{self.cfg.model.name} lr={self.cfg.optim.lr:g}{scaled} seed={self.cfg.seed}"
 
     @property
     def done(self) -> bool:
@@ -205,6 +207,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bnopt: error: {e}", file=sys.stderr)
         return 2
     scale = runs[0].cfg.scale.name if runs else args.scale
+    committed = output_dir(results, scale) / RECORDS_DIR  # the runs a committed report was drawn from
+    missing = [r.run_id for r in runs if r.state == "train"]
+    if args.dry_run:
+        held = [rid for rid in missing if (committed / rid).is_dir()]
+        if held:
+            print(f"{len(held)} of the runs to train are committed under {committed}: a real run restores them")
+    elif restored := restore_runs(committed, results, missing):
+        print(f"restored {len(restored)} finished run(s) from {committed} into {results}/runs")
+        runs = plan(figs, args.scale, results, extra)
     scale_note = scale + (" (auto)" if args.scale == "auto" else "")
     t0, planned = time.time(), None
     if not args.no_train:
