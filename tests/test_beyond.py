@@ -146,7 +146,8 @@ def test_studies_without_runs_are_not_run_and_name_what_trains_them(tmp_path):
     res = Records(tmp_path).run("vgg16", 0.1).results()  # no BN run, no DLN runs
     studies = {s.claim: s for s in beyond.run_studies(res, "small")}
     assert list(studies) == [f"B{i}" for i in range(1, 11)]
-    assert all(s.verdict == claims.NOT_RUN for s in studies.values())
+    assert all(s.verdict == claims.NOT_RUN for k, s in studies.items() if k != "B2")
+    assert studies["B2"].verdict == beyond.SUPPORTED  # a theorem checked on random units: no runs needed
     assert "not built yet" in studies["B1"].evidence[0] and "not built yet" not in studies["B6"].evidence[0]
     assert "bnopt-train experiment=beyond_rank scale=small" in studies["B10"].evidence[1]
 
@@ -162,6 +163,81 @@ def test_report_has_the_beyond_section_with_one_row_per_study(tmp_path):
     section = text[text.index("## Beyond the paper") : text.index("## Runs")]
     rows = [ln for ln in section.splitlines() if ln.startswith("| B")]
     assert [ln.split(" | ")[0] for ln in rows] == [f"| B{i}" for i in range(1, 11)]
+    assert "| holds in 200/200 random BN units;" in next(ln for ln in rows if ln.startswith("| B2 |"))
     b9 = next(ln for ln in rows if ln.startswith("| B9 |"))
     assert "E_BN 0.1 [" in b9 and "(3 seeds)" in b9 and "| supported |" in b9
     assert "### B9:" in section and {c.claim for c in checks} >= {"C1", "B1", "B10"}
+
+
+def _final(acc: float) -> dict:
+    """Eval rows ending at `acc` (train subset)."""
+    return dict(train_eval=(0.1, acc / 2, acc), test=(0.1, acc / 2, acc - 0.05))
+
+
+def test_b3_lowest_accuracy_and_range_over_the_init_scales(tmp_path):
+    """BN ends at 90 / 88 / 86% (+ seed jitter) over init scales 0.1, 1, 10: M_BN 86%, W_BN 4 points: both
+    sub-tests pass. The standard net (not judged) does not train at 0.1 and diverges at 10 (counted as 10%)."""
+    r = Records(tmp_path)
+    for seed in SEEDS:
+        for g, bn_acc, std_acc, std_status in (
+            (0.1, 0.90, 0.15, "done"),
+            (1, 0.88, 0.8, "done"),
+            (10, 0.86, 0, "diverged"),
+        ):
+            r.run("vgg16_bn", 0.1, seed, init_scale=g, **_final(bn_acc + JITTER[seed]))
+            final = _final(std_acc) if std_status == "done" else dict(train_eval=(0.1, np.nan, np.nan))
+            r.run("vgg16", 0.1, seed, init_scale=g, status=std_status, **final)
+    c = beyond.check_b3(r.results())
+    m_bn, w_bn = c.stats
+    assert m_bn.mean == pytest.approx(0.86) and w_bn.mean == pytest.approx(0.04) and m_bn.n == 3
+    assert c.per_seed[0]["m_std"] == pytest.approx(0.10) and c.per_seed[0]["acc_std_0.1"] == pytest.approx(0.15)
+    assert c.verdict == beyond.SUPPORTED
+
+    # BN trains at every scale but ends 40 points lower at scale 10: partly
+    r = Records(tmp_path / "wide")
+    for seed in SEEDS:
+        for g, acc in ((0.1, 0.9), (1, 0.9), (10, 0.5 + JITTER[seed])):
+            r.run("vgg16_bn", 0.1, seed, init_scale=g, **_final(acc))
+            r.run("vgg16", 0.1, seed, init_scale=g, **_final(acc))
+    c = beyond.check_b3(r.results())
+    assert c.stats[1].mean == pytest.approx(0.4) and c.verdict == beyond.PARTLY
+
+
+def test_b4_largest_lr_that_trains_and_their_ratio(tmp_path):
+    """BN trains up to LR 1 (at 2 it ends at 15%, under the 20% bar); the standard net only at 0.1 (it
+    diverges above): ratio 10, supported. With a standard net that also trains at 0.5, ratio 2: partly."""
+    grid = (0.1, 0.5, 1, 2)
+    for std_max, want_ratio, want in ((0.1, 10.0, beyond.SUPPORTED), (0.5, 2.0, beyond.PARTLY)):
+        r = Records(tmp_path / f"std{std_max:g}")
+        for lr in grid:
+            r.run("vgg16_bn", lr, **_final(0.85 if lr <= 1 else 0.15))
+            if lr <= std_max:
+                r.run("vgg16", lr, **_final(0.8))
+            else:
+                r.run("vgg16", lr, status="diverged", train_eval=(0.1, np.nan, np.nan))
+        c = beyond.check_b4(r.results())
+        assert c.per_seed[0]["lmax_bn"] == 1 and c.per_seed[0]["lmax_std"] == std_max
+        assert c.stats[0].mean == pytest.approx(want_ratio) and c.verdict == want
+        assert c.per_seed[0]["acc_std_2"] == pytest.approx(beyond.CHANCE)
+
+
+def test_b4_ratio_is_infinite_when_only_bn_trains():
+    assert beyond.lr_ratio(2.0, 0.0) == float("inf") and beyond.lr_ratio(0.0, 0.0) != beyond.lr_ratio(0.0, 0.0)
+    assert beyond.b4_rule(float("inf")) == beyond.SUPPORTED and beyond.b4_rule(1.0) == beyond.NOT_SUPPORTED
+    assert beyond.b4_rule(3.99) == beyond.PARTLY and beyond.b4_rule(4.0) == beyond.SUPPORTED
+
+
+def test_b2_thm42_holds_with_equality_and_its_correction_term_matters():
+    """Both sides of Thm 4.2 by autograd Hessian-vector products agree to float64 round-off, and the
+    -gamma/(m sigma^2) <g_hat, y_hat> ||v||^2 term is far from negligible (dropping it breaks the equality)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(3)
+    trials = [beyond.thm42_trial(gen, m) for m in (4, 17, 64, 200)]
+    for t in trials:
+        assert abs(t["lhs"] - t["rhs"]) <= 1e-10 * t["size"]
+    assert max(abs(t["correction"]) / t["size"] for t in trials) > 0.05
+    c = beyond.check_b2(trials=20)
+    assert c.verdict == beyond.SUPPORTED and c.numbers["bound_holds"] == 20
+    assert c.numbers["max_rel_gap_to_equality"] < 1e-10 and "B1's runs" in " ".join(c.evidence)
+    assert c.cell.startswith("holds in 20/20 random BN units")

@@ -1,4 +1,4 @@
-"""The beyond-the-paper studies' figures (B6-B10) from small hand-made records: each draws every seed of its
+"""The beyond-the-paper studies' figures (B3, B4, B6-B10) from small hand-made records: each draws every seed of its
 runs, and missing runs or records raise MissingRuns / MissingRecords instead of an empty plot."""
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def dln_records(rid: str, bn: bool, seed: int, rank: bool = True):
     return metrics, rows
 
 
-def make_results(models=("vgg16", "vgg16_bn", "vgg16_noisy_bn", "dln", "dln_bn"), probes: bool = True) -> Results:
+def make_results(
+    models=("vgg16", "vgg16_bn", "vgg16_noisy_bn", "dln", "dln_bn"), probes: bool = True, sweeps=("vgg16", "vgg16_bn")
+) -> Results:
     runs, metrics, probe_rows = [], [], []
     for model in models:
         dln = model.startswith("dln")
@@ -64,6 +66,20 @@ def make_results(models=("vgg16", "vgg16_bn", "vgg16_noisy_bn", "dln", "dln_bn")
             m, rows = (dln_records if dln else vgg_records)(row["run_id"], bn, seed, probes)
             metrics.append(m)
             probe_rows += [(*r, row["run_id"]) for r in rows]
+    for model in sweeps:  # B3's init scales and B4's LR grid beside Fig 1's runs (init scale 1, LR 0.1)
+        bn = model.endswith("bn")
+        for seed in SEEDS[model]:
+            points = [(0.1, g) for g in (0.1, 10.0)] + [(lr, 1.0) for lr in (0.5, 1.0, 2.0)]
+            for lr, g in points:
+                diverged = not bn and (lr > 0.5 or g > 1)
+                row = vgg_or_dln_row(model, lr, seed, "paper") | {
+                    "run_id": f"{model}-lr{lr:g}-x{g:g}-s{seed}",
+                    "init_scale": g,
+                    "status": "diverged" if diverged else "done",
+                }
+                runs.append(row)
+                m, _ = vgg_records(row["run_id"], bn, seed, gradnorms=False)
+                metrics.append(m[m["step"] < 30] if diverged else m)
     probe_frame = pd.DataFrame(probe_rows, columns=["step", "probe", "layer", "eta", "metric", "value", "run_id"])
     return Results(pd.DataFrame(runs), pd.concat(metrics, ignore_index=True), probe_frame)
 
@@ -73,12 +89,15 @@ def res() -> Results:
     return make_results()
 
 
+# study, networks, and whether the figure draws the init-scale (B3) / LR-grid (B4) runs or only Fig 1's point
 DRAWN = {
-    "beyond_regularisation": ("vgg16", "vgg16_bn"),
-    "beyond_gradients": ("vgg16", "vgg16_bn"),
-    "beyond_inference": ("vgg16_bn", "vgg16_noisy_bn"),
-    "beyond_effective_lr": ("vgg16", "vgg16_bn"),
-    "beyond_rank": ("dln", "dln_bn"),
+    "beyond_init": ("B3", ("vgg16", "vgg16_bn"), "init"),
+    "beyond_lr": ("B4", ("vgg16", "vgg16_bn"), "lr"),
+    "beyond_regularisation": ("B6", ("vgg16", "vgg16_bn"), ""),
+    "beyond_gradients": ("B7", ("vgg16", "vgg16_bn"), ""),
+    "beyond_inference": ("B8", ("vgg16_bn", "vgg16_noisy_bn"), ""),
+    "beyond_effective_lr": ("B9", ("vgg16", "vgg16_bn"), ""),
+    "beyond_rank": ("B10", ("dln", "dln_bn"), ""),
 }
 
 
@@ -86,9 +105,13 @@ DRAWN = {
 def test_beyond_figure_draws_every_seed(res, tmp_path, name):
     fig = figures.make_figure(name, res)
     assert isinstance(fig, Figure)
-    want = set(res.runs.loc[res.runs["model"].isin(DRAWN[name]), "run_id"])
+    study, models, sweep = DRAWN[name]
+    runs = res.runs.assign(init_scale=res.runs["init_scale"].fillna(1.0))
+    fig1_point = (runs["init_scale"] == 1.0) & (runs["lr"].isin([0.1, 1e-6]))
+    swept = {"init": runs["lr"] == 0.1, "lr": runs["init_scale"] == 1.0, "": fig1_point}[sweep]
+    want = set(runs.loc[runs["model"].isin(models) & swept, "run_id"])
     assert set(fig.bnopt_drawn) == want  # every seed of every curve, for the figure manifest
-    assert fig._suptitle.get_text().startswith(f"B{BEYOND_FIGURES.index(name) + 6} — ")
+    assert fig._suptitle.get_text().startswith(f"{study} — ")
     labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert any("(2 seeds)" in t for t in labels), labels
     png, pdf = getattr(figures, name)(res, tmp_path)
@@ -129,6 +152,13 @@ def test_beyond_figures_follow_the_paper_figures():
 def test_missing_runs_raise(name, models):
     with pytest.raises(MissingRuns, match=f"experiment={name}"):
         figures.make_figure(name, make_results(models))
+
+
+@pytest.mark.parametrize("name", ["beyond_init", "beyond_lr"])
+def test_a_sweep_without_its_extra_points_raises(name):
+    """Fig 1's point alone (init scale 1, LR 0.1) does not make B3's or B4's figure: its sweep's runs are needed."""
+    with pytest.raises(MissingRuns, match=f"experiment={name}"):
+        figures.make_figure(name, make_results(sweeps=("vgg16",)))
 
 
 @pytest.mark.parametrize("name", ["beyond_gradients", "beyond_effective_lr", "beyond_rank"])

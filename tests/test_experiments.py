@@ -11,6 +11,7 @@ import yaml
 from bnopt import beyond, claims, experiments, reproduce
 from bnopt.config import run_id
 from bnopt.figures import FIGURES
+from bnopt.records import FINAL_STATUSES, read_run
 
 from .conftest import REPO, run_cli
 from .test_bench import fake_bench
@@ -63,8 +64,8 @@ def test_every_experiment_declares_its_seed_group():
     for name, exp in experiments.registry().items():
         family = experiments.runs(name, ("scale=smoke",))[0].model.family
         want = "dln" if family == "dln" else "claims" if _claims_of_c1_to_c4_or_c6(exp) else "single"
-        if name.startswith("beyond_"):  # B6-B10: the claims group (3 seeds at small)
-            want = "claims"
+        if name.startswith("beyond_"):  # B6-B10: the claims group (3 seeds at small); B3, B4: 1 (PROTOCOL section 7)
+            want = "single" if name in ("beyond_init", "beyond_lr") else "claims"
         assert exp.seed_group == want, name
         assert "seed" not in dict(exp.params)  # the seed comes from the scale preset
 
@@ -113,6 +114,12 @@ def test_the_committed_small_results_come_from_the_current_code(tmp_path):
     assert set(manifest["planned_not_trained"]) == planned - committed
     partial = "**Partial:**" in (REPO / "results" / "small" / "REPORT.md").read_text()
     assert partial == bool(planned - committed)
+    # the records committed beside the report are runs of this plan, whole, each the run its folder names
+    records = sorted((REPO / "results" / "small" / "runs").glob("*/"))
+    assert {p.name for p in records} <= planned
+    for path in records:
+        rec = read_run(path)
+        assert rec.status["status"] in FINAL_STATUSES and run_id(rec.config) == path.name
     # model.loss_norm=sum (the value before the key existed) is left out of the hash, half_sum is in it
     dln = [r for r in runs if r.cfg.model.family == "dln"]
     assert dln and all(run_id(experiments.resolved((*r.overrides, "model.loss_norm=sum"))) != r.run_id for r in dln)
@@ -170,10 +177,12 @@ def test_plan_shares_runs_between_figures(tmp_path):
     paper_figures = [f for f in experiments.figures() if f.startswith("fig")]
     assert len(reproduce.plan(paper_figures, "smoke", tmp_path)) == 17  # 10 VGG + 7 DLN runs serve all figures
     runs = reproduce.plan(None, "smoke", tmp_path)
-    # the studies beyond the paper add B10's 2 DLN runs with probes=rank; B6-B9's runs are Fig 1's and Fig 2's
-    assert len(runs) == 17 + 2
+    # the studies beyond the paper add B10's 2 DLN runs with probes=rank, B3's 4 (init scales 0.1 and 10) and
+    # B4's 4 (LR 1 and 2); B6-B9's runs are Fig 1's and Fig 2's
+    assert len(runs) == 17 + 2 + 4 + 4
     shared = {r.label: r.experiments for r in runs}
-    assert set(shared["vgg16_bn lr=0.1 seed=0"]) >= {"fig1", "fig2", "fig4", "fig6", "fig8"}
+    assert set(shared["vgg16_bn lr=0.1 seed=0"]) >= {"fig1", "fig2", "fig4", "fig6", "fig8", "beyond_init"}
+    assert shared["vgg16_bn lr=0.1 init_scale=10 seed=0"] == ["beyond_init"]  # labels tell B3's runs apart
 
 
 def test_dln_runs_are_shared_by_the_small_and_paper_scales(tmp_path):
@@ -269,6 +278,28 @@ def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsy
     metrics = tmp_path / "runs" / done / "metrics.parquet"
     metrics.write_bytes(metrics.read_bytes()[: metrics.stat().st_size // 2])
     assert {r.run_id: r.state for r in reproduce.plan(["fig4"], "smoke", tmp_path)}[done] == "corrupt"
+
+
+def test_a_fresh_clone_restores_the_committed_records_instead_of_training(tmp_path, capsys):
+    """results/<scale>/runs/ holds the finished runs a committed report was drawn from: `make reproduce`
+    and `make figures` restore the planned ones that have no run folder, and train only the rest."""
+    from bnopt.records import RunFolder, archive_run
+
+    runs = reproduce.plan(["fig4"], "smoke", tmp_path / "elsewhere")
+    finished = runs[0]
+    folder = RunFolder(tmp_path / "elsewhere", finished.run_id)
+    folder.open(finished.cfg)
+    folder.close()
+    folder.write_frame("metrics.parquet", [{"step": 0, "kind": "train", "loss": 2.3}])
+    folder.write_status("done", steps_done=1)
+    clone = tmp_path / "clone"
+    archive_run(folder.path, clone / "smoke" / "runs")
+    assert reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(clone), "--dry-run"]) == 0
+    assert "1 of the runs to train are committed" in capsys.readouterr().out and not (clone / "runs").exists()
+    assert reproduce.main(["--no-train", "--scale", "smoke", "--figs", "fig4", "--results", str(clone)]) == 0
+    assert f"restored 1 finished run(s) from {clone / 'smoke' / 'runs'}" in capsys.readouterr().out
+    states = {r.run_id: r.state for r in reproduce.plan(["fig4"], "smoke", clone)}
+    assert states == {r.run_id: "done" if r is finished else "train" for r in runs}
 
 
 @pytest.mark.parametrize("manifest", [True, False])

@@ -27,10 +27,14 @@ DLN = [(m, lr) for m in ("dln", "dln_bn") for lr in (1e-6, 1e-7)] + [
     (m, 1e-6) for m in ("dln_l1", "dln_l2", "dln_linf")
 ]
 RANK = [(m, 1e-6) for m in ("dln", "dln_bn")]  # B10 (beyond_rank): the DLN trained with probes=rank
+# B3 (beyond_init) and B4 (beyond_lr): the other init scales and LRs beside Fig 1's; their figures read no probes
+SWEPT = [(m, 0.1, f"model.init_scale={g}") for m in ("vgg16", "vgg16_bn") for g in (0.1, 10)] + [
+    (m, lr, "") for m in ("vgg16", "vgg16_bn") for lr in (1, 2)
+]
 
 
 def build_records(root: Path) -> Path:
-    """The 19 smoke runs every figure needs, the paper's and the beyond studies' (a finished run is skipped, so
+    """The 27 smoke runs every figure needs, the paper's and the beyond studies' (a finished run is skipped, so
     a second call is cheap)."""
     import torch
 
@@ -39,7 +43,8 @@ def build_records(root: Path) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is as fast, and far faster on a busy machine
     try:
-        for model, lr, probes in [(m, lr, "paper") for m, lr in VGG + DLN] + [(m, lr, "rank") for m, lr in RANK]:
+        runs = [(m, lr, "probes=paper") for m, lr in VGG + DLN] + [(m, lr, "probes=rank") for m, lr in RANK]
+        for model, lr, extra in runs + [(m, lr, "probes=none " + x) for m, lr, x in SWEPT]:
             data = [] if model.startswith("dln") else ["data=synthetic"]
             cfg = make_cfg(
                 [
@@ -47,7 +52,7 @@ def build_records(root: Path) -> Path:
                     *data,
                     "scale=smoke",
                     "logger=none",
-                    f"probes={probes}",
+                    *extra.split(),
                     f"optim.lr={lr}",
                     f"scale.steps={STEPS}",
                     f"paths.results={root}",
@@ -247,8 +252,15 @@ def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypat
     real = results_module.scale_numbers
     smoke = lambda scale, family: {**real(scale, family), **({"steps": STEPS} if scale == "smoke" else {})}
     monkeypatch.setattr(results_module, "scale_numbers", smoke)
+    (tmp_path / "smoke" / "runs" / "gone-run").mkdir(parents=True)  # committed with an older report
     published = report.publish(records, tmp_path / "smoke", "smoke")
     drawn = [name for name, v in published.figures.items() if not isinstance(v, str)]
+    # the records of exactly the runs drawn from are committed beside the report, without checkpoints
+    committed = tmp_path / "smoke" / "runs"
+    assert {p.name for p in committed.iterdir()} == set(results.runs["run_id"])
+    assert not list(committed.glob("*/checkpoint.pt")) and len(list(committed.glob("*/metrics.parquet"))) == len(
+        results.runs
+    )
     assert set(drawn) == set(figures.FIGURES)
     assert (tmp_path / "smoke" / "figures" / "manifest.json").is_file()
     manifest = figure_manifest("smoke", tmp_path)
@@ -369,7 +381,7 @@ def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
 
     monkeypatch.setattr(wandb, "Api", fake_api(results))
     wb = figures.load_wandb("me/bnopt")
-    assert wb.source == "wandb" and len(wb.runs) == len(results.runs) == 19
+    assert wb.source == "wandb" and len(wb.runs) == len(results.runs) == 27
     cols = ["run_id", "model", "family", "norm", "lr", "scale", "steps", "width", "status", "probes"]
     pd.testing.assert_frame_equal(
         wb.runs[cols].sort_values("run_id").reset_index(drop=True),
@@ -405,7 +417,7 @@ def test_cli_from_wandb(results, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(wandb, "Api", fake_api(results))
     assert figures_main(["--from-wandb", "me/bnopt", "--out", str(tmp_path), "--figs", "fig10", "fig9"]) == 0
     out = capsys.readouterr().out
-    assert "19 runs from W&B project me/bnopt" in out and "drew 1 of 2 figures" in out
+    assert "27 runs from W&B project me/bnopt" in out and "drew 1 of 2 figures" in out
     assert (tmp_path / "fig10.png").exists()
 
     def broken(*a, **k):

@@ -165,6 +165,7 @@ class Check:
     seeds: list = field(default_factory=list)  # seeds behind the verdict (empty: no runs, e.g. C9)
     stats: list = field(default_factory=list)  # the judged statistics (Stat)
     per_seed: dict = field(default_factory=dict)  # seed -> {number: value}
+    cell: str = ""  # the numbers in one line where there are no per-seed statistics (a theorem's check)
 
     @property
     def text(self) -> str:
@@ -194,13 +195,17 @@ def seeds_of(res: Results) -> list:
     return sorted(int(s) for s in runs["seed"].dropna().unique())
 
 
-def run_id_of(res: Results, model: str, lr: float, scale: str | None, seed: int | None = None, probes=()) -> str:
+def run_id_of(
+    res: Results, model: str, lr: float, scale: str | None, seed: int | None = None, probes=(), init_scale: float = 1.0
+) -> str:
     """The run of (model, lr, seed) a check reads; `probes`: the probe records it must hold (a run trained
-    with other probes, e.g. a beyond study's, has the same training but not those records)."""
+    with other probes, e.g. a beyond study's, has the same training but not those records); `init_scale`:
+    its `model.init_scale` (B3)."""
     try:
-        return str(select_runs(res, [(model, lr)], scale=scale, seed=seed, probes=probes)[(model, float(lr))]["run_id"])
+        chosen = select_runs(res, [(model, lr)], scale=scale, seed=seed, probes=probes, init_scale=init_scale)
+        return str(chosen[(model, float(lr))]["run_id"])
     except MissingRuns:
-        where = "" if seed is None else f" seed {seed}"
+        where = ("" if seed is None else f" seed {seed}") + ("" if init_scale == 1.0 else f" init scale {init_scale:g}")
         raise Missing(f"no run of {model} at LR {lr:g}{where}") from None
 
 

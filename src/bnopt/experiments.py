@@ -179,6 +179,11 @@ def runs(name: str, extra: tuple[str, ...] = ()) -> list[DictConfig]:
     return [resolved(tuple(o)) for o in get(name).sweep(list(extra))]
 
 
+def init_scales(name: str) -> list[float]:
+    """The `model.init_scale` values of the sweep, in sweep order (B3 sweeps them; others have only 1.0)."""
+    return list(dict.fromkeys(float(c.model.init_scale) for c in runs(name, ("scale=smoke",))))
+
+
 def pairs(name: str) -> list[tuple[str, float]]:
     """(model, lr) of every run of the sweep, in sweep order (the same at every scale)."""
     return list(dict.fromkeys((c.model.name, float(c.optim.lr)) for c in runs(name, ("scale=smoke",))))

@@ -54,10 +54,18 @@ class Results:
             return {k: z[k] for k in z.files}
 
     def select(
-        self, pairs, scale: str | None = None, probes=(), figure: str = "runs", experiment: str | None = None
+        self,
+        pairs,
+        scale: str | None = None,
+        probes=(),
+        figure: str = "runs",
+        experiment: str | None = None,
+        init_scale: float = 1.0,
     ) -> dict:
         """One run per (model, lr) pair: see `select_runs`."""
-        return select_runs(self, pairs, scale=scale, probes=probes, figure=figure, experiment=experiment)
+        return select_runs(
+            self, pairs, scale=scale, probes=probes, figure=figure, experiment=experiment, init_scale=init_scale
+        )
 
     def at_scale(self, scale: str) -> Results:
         """The runs whose resolved numbers are those of a scale preset (see `scale_numbers`)."""

@@ -1,6 +1,7 @@
-"""Figures of the beyond-the-paper studies B6-B10 (issue 12; `bnopt.beyond` holds their checks).
+"""Figures of the beyond-the-paper studies B3, B4 and B6-B10 (issue 12; `bnopt.beyond` holds their checks).
 
-B6-B9 read Fig 1's and Fig 2's runs (VGG16 at LR 0.1), B10 its own `probes=rank` DLN runs. Each
+B6-B9 read Fig 1's and Fig 2's runs (VGG16 at LR 0.1), B3 and B4 add init scales and LRs to Fig 1's,
+B10 reads its own `probes=rank` DLN runs. Each
 `build_beyond_*` returns a matplotlib Figure from a `Results` object (or raises `MissingRuns` /
 `MissingRecords`); `catalog` names, saves and draws them. A curve is the mean over every seed of its run
 with a min-max band and "(N seeds)" in the legend (`curves.probe_line`), as in the paper's figures; the
@@ -13,8 +14,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FormatStrFormatter
 
-from ..beyond import CONV_LAYERS, RANK_LAYER, gradient_spread, statistics_gap
+from .. import experiments
+from ..beyond import CHANCE, CONV_LAYERS, RANK_LAYER, TRAINS, final_accuracy, gradient_spread, statistics_gap
 from ..claims import Missing, evals, train_rows
 from ..results import Results
 from .common import STEP_LABEL, experiment_runs, figure_title
@@ -140,6 +143,101 @@ def build_beyond_regularisation(res: Results, scale=None):
     )
     legend(ax_gap, loc="upper left")
     figure_title(fig, "B6 — Does BN regularise? Train-test gap of VGG16 with and without BN, LR 0.1", runs)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------- B3, B4
+
+
+def _final_points(res: Results, run: dict, ax) -> list[float]:
+    """Final accuracy (`beyond.final_accuracy`: diverged = chance) of every finished seed of a run's curve."""
+    out = []
+    for r in seed_runs(res, run, ax):
+        try:
+            out.append(final_accuracy(res, r["run_id"]))
+        except Missing:
+            continue
+    return out
+
+
+def _sweep_panel(ax, points: dict, xlabel: str, title: str) -> None:
+    """Final accuracy against the swept value (log x), per network: every seed a dot, the mean a line."""
+    for model, by_x in points.items():
+        xs = sorted(x for x, v in by_x.items() if v)
+        n = max(len(by_x[x]) for x in xs)
+        seeds = f" ({n} seeds)" if n > 1 else ""
+        ax.plot(xs, [np.mean(by_x[x]) for x in xs], color=color(model), marker="o", lw=1.4, label=label(model) + seeds)
+        for x in xs:
+            ax.scatter([x] * len(by_x[x]), by_x[x], color=color(model), s=14, alpha=0.6, lw=0)
+    ax.axhline(TRAINS, color="0.4", ls="--", lw=0.9, label=f"'trains' threshold ({TRAINS:.0%})")
+    ax.axhline(CHANCE, color="0.6", ls=":", lw=0.9, label=f"chance ({CHANCE:.0%}; a diverged run counts as this)")
+    ax.set_xscale("log")
+    ax.set_xticks(sorted({x for by_x in points.values() for x in by_x}))
+    ax.get_xaxis().set_major_formatter(FormatStrFormatter("%g"))
+    ax.set_ylim(0, 1.02)
+    set_labels(ax, title, xlabel, "final accuracy (eval mode, train subset)")
+    legend(ax, loc="best")
+
+
+def _eval_curves(res: Results, curves: list[tuple[dict, str, str]], ax) -> None:
+    """Eval-mode train-subset accuracy vs step, mean over seeds with a min-max band: (run, style, label)."""
+    for run, ls, lbl in curves:
+        tables = []
+        for r in seed_runs(res, run, ax):
+            e = evals(res, r["run_id"])
+            if "train_eval_acc" in e:
+                tables.append(e[["train_eval_acc"]].dropna().rename(columns={"train_eval_acc": "value"}))
+        tables = [t for t in tables if len(t)]
+        if tables:  # probe_line says "(N seeds)"
+            _line(ax, tables, color(run["model"]), lbl, transform=None, ls=ls, marker="o", ms=2.5)
+    ax.set_ylim(-0.02, 1.02)
+    set_labels(ax, "(b) Accuracy during training", STEP_LABEL, "accuracy (eval mode, train subset)")
+    legend(ax, loc="upper left", ncol=2)
+
+
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def build_beyond_init(res: Results, scale=None):
+    """B3: VGG16 vs VGG16+BN at LR 0.1 with the Glorot weights times model.init_scale: (a) final accuracy vs
+    the init scale, (b) accuracy vs step for every (network, init scale)."""
+    name = "beyond_init"
+    inits = experiments.init_scales(name)
+    runs = {g: experiment_runs(res, name, scale, init_scale=g) for g in inits}
+    fig = new_figure(14, 5.2)
+    ax_a, ax_b = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    points: dict = {}
+    for g, by_pair in runs.items():
+        for (model, _), run in by_pair.items():
+            points.setdefault(model, {})[g] = _final_points(res, run, ax_a)
+    _sweep_panel(ax_a, points, "init scale (Glorot weights × model.init_scale; log)", "(a) Final accuracy")
+    curves = [
+        (run, LINE_STYLES[i % len(LINE_STYLES)], label(model, note=f", init ×{g:g}"))
+        for i, (g, by_pair) in enumerate(runs.items())
+        for (model, _), run in by_pair.items()
+    ]
+    _eval_curves(res, curves, ax_b)
+    drawn = {(model, lr, g): run for g, by_pair in runs.items() for (model, lr), run in by_pair.items()}
+    figure_title(fig, "B3 — Initialisation scale: VGG16 with and without BN, LR 0.1", drawn)
+    return fig
+
+
+def build_beyond_lr(res: Results, scale=None):
+    """B4: VGG16 vs VGG16+BN over an LR grid: (a) final accuracy vs LR, (b) accuracy vs step at every LR."""
+    name = "beyond_lr"
+    runs = experiment_runs(res, name, scale)
+    fig = new_figure(14, 5.2)
+    ax_a, ax_b = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    points: dict = {}
+    for (model, lr), run in runs.items():
+        points.setdefault(model, {})[lr] = _final_points(res, run, ax_a)
+    _sweep_panel(ax_a, points, "learning rate (log)", "(a) Final accuracy (a diverged run drawn at chance)")
+    lrs = sorted({lr for _, lr in runs})
+    curves = [
+        (run, LINE_STYLES[lrs.index(lr) % len(LINE_STYLES)], label(model, lr)) for (model, lr), run in runs.items()
+    ]
+    _eval_curves(res, curves, ax_b)
+    figure_title(fig, "B4 — Largest usable learning rate: VGG16 with and without BN", runs)
     return fig
 
 
@@ -301,6 +399,8 @@ def build_beyond_rank(res: Results, scale=None):
 
 
 __all__ = [
+    "build_beyond_init",
+    "build_beyond_lr",
     "build_beyond_regularisation",
     "build_beyond_gradients",
     "build_beyond_inference",

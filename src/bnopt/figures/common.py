@@ -20,11 +20,18 @@ DEFAULT_OUT = Path("results") / "figures"
 STEP_LABEL = "training step (SGD updates)"
 
 
-def experiment_runs(res: Results, experiment: str, scale=None, probes=(), figure: str | None = None) -> dict:
+def experiment_runs(
+    res: Results, experiment: str, scale=None, probes=(), figure: str | None = None, init_scale: float = 1.0
+) -> dict:
     """{(model, lr): runs row} for every run of an experiment's sweep (configs/experiment, the one
-    registry), chosen by the one selection function (`Results.select`)."""
+    registry) at one `model.init_scale`, chosen by the one selection function (`Results.select`)."""
     return res.select(
-        experiments.pairs(experiment), scale=scale, probes=probes, figure=figure or experiment, experiment=experiment
+        experiments.pairs(experiment),
+        scale=scale,
+        probes=probes,
+        figure=figure or experiment,
+        experiment=experiment,
+        init_scale=init_scale,
     )
 
 
