@@ -282,24 +282,27 @@ def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsy
 
 def test_a_fresh_clone_restores_the_committed_records_instead_of_training(tmp_path, capsys):
     """results/<scale>/runs/ holds the finished runs a committed report was drawn from: `make reproduce`
-    and `make figures` restore the planned ones that have no run folder, and train only the rest."""
+    and `make figures` restore all of them that have no run folder (also those of figures not selected, whose
+    records a redraw would otherwise drop), and train only the rest."""
     from bnopt.records import RunFolder, archive_run
 
     runs = reproduce.plan(["fig4"], "smoke", tmp_path / "elsewhere")
-    finished = runs[0]
-    folder = RunFolder(tmp_path / "elsewhere", finished.run_id)
-    folder.open(finished.cfg)
-    folder.close()
-    folder.write_frame("metrics.parquet", [{"step": 0, "kind": "train", "loss": 2.3}])
-    folder.write_status("done", steps_done=1)
+    other = next(r for r in reproduce.plan(["fig1"], "smoke", tmp_path) if r.run_id not in {x.run_id for x in runs})
     clone = tmp_path / "clone"
-    archive_run(folder.path, clone / "smoke" / "runs")
+    for r in (runs[0], other):
+        folder = RunFolder(tmp_path / "elsewhere", r.run_id)
+        folder.open(r.cfg)
+        folder.close()
+        folder.write_frame("metrics.parquet", [{"step": 0, "kind": "train", "loss": 2.3}])
+        folder.write_status("done", steps_done=1)
+        archive_run(folder.path, clone / "smoke" / "runs")
     assert reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(clone), "--dry-run"]) == 0
     assert "1 of the runs to train are committed" in capsys.readouterr().out and not (clone / "runs").exists()
     assert reproduce.main(["--no-train", "--scale", "smoke", "--figs", "fig4", "--results", str(clone)]) == 0
-    assert f"restored 1 finished run(s) from {clone / 'smoke' / 'runs'}" in capsys.readouterr().out
+    assert f"restored 2 finished run(s) from {clone / 'smoke' / 'runs'}" in capsys.readouterr().out
     states = {r.run_id: r.state for r in reproduce.plan(["fig4"], "smoke", clone)}
-    assert states == {r.run_id: "done" if r is finished else "train" for r in runs}
+    assert states == {r.run_id: "done" if r is runs[0] else "train" for r in runs}
+    assert RunFolder(clone, other.run_id).is_finished()
 
 
 @pytest.mark.parametrize("manifest", [True, False])

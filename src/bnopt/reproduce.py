@@ -207,13 +207,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bnopt: error: {e}", file=sys.stderr)
         return 2
     scale = runs[0].cfg.scale.name if runs else args.scale
-    committed = output_dir(results, scale) / RECORDS_DIR  # the runs a committed report was drawn from
-    missing = [r.run_id for r in runs if r.state == "train"]
+    # the runs a committed report was drawn from: all of them come back, not only the selected figures' (a
+    # report drawn from fewer runs than the committed one would drop the others' records)
+    committed = output_dir(results, scale) / RECORDS_DIR
+    held = sorted(p.name for p in committed.iterdir() if p.is_dir()) if committed.is_dir() else []
     if args.dry_run:
-        held = [rid for rid in missing if (committed / rid).is_dir()]
-        if held:
-            print(f"{len(held)} of the runs to train are committed under {committed}: a real run restores them")
-    elif restored := restore_runs(committed, results, missing):
+        todo = [r.run_id for r in runs if r.state == "train" and r.run_id in held]
+        if todo:
+            print(f"{len(todo)} of the runs to train are committed under {committed}: a real run restores them")
+    elif restored := restore_runs(committed, results, held):
         print(f"restored {len(restored)} finished run(s) from {committed} into {results}/runs")
         runs = plan(figs, args.scale, results, extra)
     scale_note = scale + (" (auto)" if args.scale == "auto" else "")
