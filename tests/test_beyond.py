@@ -11,6 +11,7 @@ from bnopt.report import write_report
 from tests.run_rows import RecordsBuilder, run_row
 
 STEPS = np.arange(0, 1000)
+N_STEPS = len(STEPS)
 EVAL_STEPS = [0, 500, 1000]
 
 
@@ -30,13 +31,15 @@ class Records(RecordsBuilder):
         rows=(),
         status="done",
         init_scale=1.0,
+        batch_size=128,
+        steps=N_STEPS,
     ):
-        rid = f"{model}-lr{lr:g}-s{seed}-x{init_scale:g}"
+        rid = f"{model}-lr{lr:g}-s{seed}-x{init_scale:g}-b{batch_size}-t{steps}"
         path = self.tmp / "runs" / rid
         path.mkdir(parents=True)
         self.runs.append(
-            run_row(model, lr, seed, run_id=rid, steps=len(STEPS), path=str(path), status=status)
-            | dict(elapsed_s=1.0, init_scale=init_scale)
+            run_row(model, lr, seed, run_id=rid, steps=steps, path=str(path), status=status)
+            | dict(elapsed_s=1.0, init_scale=init_scale, batch_size=batch_size)
         )
         train = pd.DataFrame(dict(step=STEPS, kind="train", loss=loss, acc=acc, run_id=rid))
         evals = pd.DataFrame(
@@ -241,3 +244,33 @@ def test_b2_thm42_holds_with_equality_and_its_correction_term_matters():
     assert c.verdict == beyond.SUPPORTED and c.numbers["bound_holds"] == 20
     assert c.numbers["max_rel_gap_to_equality"] < 1e-10 and "B1's runs" in " ".join(c.evidence)
     assert c.cell.startswith("holds in 20/20 random BN units")
+
+
+def test_b5_advantage_and_statistics_gap_from_batch_8_to_128(tmp_path):
+    """BN's test-accuracy lead is 20 points at batch 128 and 5 at batch 8 (S1 = -15 points); its train-mode
+    (batch statistics) accuracy sits 1 point from the running-statistics one at 128 and 11 at 8 (S2 = +10):
+    both sub-tests pass. A standard net that diverges at batch 8 counts as 10%."""
+    r = Records(tmp_path)
+    lr = {8: 0.00625, 32: 0.025, 128: 0.1}
+    for seed in SEEDS:
+        j = JITTER[seed]
+        for batch, bn_test, std_test, batch_acc, running in (
+            (8, 0.60 + j, 0.55, 0.81, 0.70),
+            (32, 0.70, 0.55, 0.80, 0.75),
+            (128, 0.75, 0.55, 0.80, 0.79),
+        ):
+            study = dict(batch_size=batch, steps=51200 // batch)  # small's batch study: 51,200 images each
+            bn = dict(acc=batch_acc, train_eval=(0.1, 0.5, running), test=(0.1, 0.5, bn_test))
+            r.run("vgg16_bn", lr[batch], seed, **study, **bn)
+            r.run("vgg16", lr[batch], seed, **study, train_eval=(0.1, 0.5, 0.6), test=(0.1, 0.5, std_test))
+    c = beyond.check_b5(r.results(), "small")
+    s1, s2 = c.stats
+    assert s1.mean == pytest.approx(0.05 - 0.20) and s2.mean == pytest.approx(0.11 - 0.01) and s1.n == 3
+    assert c.per_seed[1]["test_bn_8"] == pytest.approx(0.60) and c.verdict == beyond.SUPPORTED
+    # the batch-128 run is B5's (400 steps), never Fig 1's at LR 0.1 (batch 128 too, the preset's 2,000 steps)
+    r.run("vgg16_bn", 0.1, 0, steps=2000, train_eval=(0.1, 0.5, 0.1), test=(0.1, 0.5, 0.1))
+    assert beyond.check_b5(r.results(), "small").per_seed[0]["test_bn_128"] == pytest.approx(0.75)
+    from bnopt.results import select_runs
+
+    fig1 = select_runs(r.results(), [("vgg16_bn", 0.1)], scale="small", seed=0)[("vgg16_bn", 0.1)]
+    assert fig1["steps"] == 2000  # and the claims never see B5's runs

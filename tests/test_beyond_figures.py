@@ -1,4 +1,4 @@
-"""The beyond-the-paper studies' figures (B3, B4, B6-B10) from small hand-made records: each draws every seed of its
+"""The beyond-the-paper studies' figures (B3-B10) from small hand-made records: each draws every seed of its
 runs, and missing runs or records raise MissingRuns / MissingRecords instead of an empty plot."""
 
 from __future__ import annotations
@@ -80,6 +80,15 @@ def make_results(
                 runs.append(row)
                 m, _ = vgg_records(row["run_id"], bn, seed, gradnorms=False)
                 metrics.append(m[m["step"] < 30] if diverged else m)
+            for batch in (8, 32, 128):  # B5: the small scale's batch study (51,200 images at every batch)
+                lr = 0.1 * batch / 128
+                row = vgg_or_dln_row(model, lr, seed, "none") | {
+                    "run_id": f"{model}-lr{lr:g}-b{batch}-s{seed}",
+                    "batch_size": batch,
+                    "steps": 51200 // batch,
+                }
+                runs.append(row)
+                metrics.append(vgg_records(row["run_id"], bn, seed, gradnorms=False)[0])
     probe_frame = pd.DataFrame(probe_rows, columns=["step", "probe", "layer", "eta", "metric", "value", "run_id"])
     return Results(pd.DataFrame(runs), pd.concat(metrics, ignore_index=True), probe_frame)
 
@@ -93,6 +102,7 @@ def res() -> Results:
 DRAWN = {
     "beyond_init": ("B3", ("vgg16", "vgg16_bn"), "init"),
     "beyond_lr": ("B4", ("vgg16", "vgg16_bn"), "lr"),
+    "beyond_batch": ("B5", ("vgg16", "vgg16_bn"), "batch"),
     "beyond_regularisation": ("B6", ("vgg16", "vgg16_bn"), ""),
     "beyond_gradients": ("B7", ("vgg16", "vgg16_bn"), ""),
     "beyond_inference": ("B8", ("vgg16_bn", "vgg16_noisy_bn"), ""),
@@ -106,9 +116,15 @@ def test_beyond_figure_draws_every_seed(res, tmp_path, name):
     fig = figures.make_figure(name, res)
     assert isinstance(fig, Figure)
     study, models, sweep = DRAWN[name]
-    runs = res.runs.assign(init_scale=res.runs["init_scale"].fillna(1.0))
-    fig1_point = (runs["init_scale"] == 1.0) & (runs["lr"].isin([0.1, 1e-6]))
-    swept = {"init": runs["lr"] == 0.1, "lr": runs["init_scale"] == 1.0, "": fig1_point}[sweep]
+    runs = res.runs.assign(init_scale=res.runs["init_scale"].fillna(1.0), batch_size=res.runs["batch_size"].fillna(0))
+    b5 = runs["batch_size"] > 0  # B5's batch-study runs
+    fig1_point = (runs["init_scale"] == 1.0) & (runs["lr"].isin([0.1, 1e-6])) & ~b5
+    swept = {
+        "init": (runs["lr"] == 0.1) & ~b5,
+        "lr": (runs["init_scale"] == 1.0) & ~b5,
+        "batch": b5,
+        "": fig1_point,
+    }[sweep]
     want = set(runs.loc[runs["model"].isin(models) & swept, "run_id"])
     assert set(fig.bnopt_drawn) == want  # every seed of every curve, for the figure manifest
     assert fig._suptitle.get_text().startswith(f"{study} — ")
@@ -154,9 +170,10 @@ def test_missing_runs_raise(name, models):
         figures.make_figure(name, make_results(models))
 
 
-@pytest.mark.parametrize("name", ["beyond_init", "beyond_lr"])
+@pytest.mark.parametrize("name", ["beyond_init", "beyond_lr", "beyond_batch"])
 def test_a_sweep_without_its_extra_points_raises(name):
-    """Fig 1's point alone (init scale 1, LR 0.1) does not make B3's or B4's figure: its sweep's runs are needed."""
+    """Fig 1's point alone (init scale 1, LR 0.1, the preset's batch) does not make B3's, B4's or B5's figure:
+    its sweep's runs are needed."""
     with pytest.raises(MissingRuns, match=f"experiment={name}"):
         figures.make_figure(name, make_results(sweeps=("vgg16",)))
 

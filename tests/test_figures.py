@@ -27,14 +27,17 @@ DLN = [(m, lr) for m in ("dln", "dln_bn") for lr in (1e-6, 1e-7)] + [
     (m, 1e-6) for m in ("dln_l1", "dln_l2", "dln_linf")
 ]
 RANK = [(m, 1e-6) for m in ("dln", "dln_bn")]  # B10 (beyond_rank): the DLN trained with probes=rank
-# B3 (beyond_init) and B4 (beyond_lr): the other init scales and LRs beside Fig 1's; their figures read no probes
-SWEPT = [(m, 0.1, f"model.init_scale={g}") for m in ("vgg16", "vgg16_bn") for g in (0.1, 10)] + [
-    (m, lr, "") for m in ("vgg16", "vgg16_bn") for lr in (1, 2)
-]
+# B3 (beyond_init), B4 (beyond_lr) and B5 (beyond_batch, the smoke preset's batch study: 128 images at batch 8,
+# 32, 128): the other init scales, LRs and batches beside Fig 1's runs; their figures read no probes
+SWEPT = (
+    [(m, 0.1, f"model.init_scale={g}") for m in ("vgg16", "vgg16_bn") for g in (0.1, 10)]
+    + [(m, lr, "") for m in ("vgg16", "vgg16_bn") for lr in (1, 2)]
+    + [(m, None, f"experiment=beyond_batch scale.batch_size={b}") for m in ("vgg16", "vgg16_bn") for b in (8, 32, 128)]
+)
 
 
 def build_records(root: Path) -> Path:
-    """The 27 smoke runs every figure needs, the paper's and the beyond studies' (a finished run is skipped, so
+    """The 33 smoke runs every figure needs, the paper's and the beyond studies' (a finished run is skipped, so
     a second call is cheap)."""
     import torch
 
@@ -46,19 +49,10 @@ def build_records(root: Path) -> Path:
         runs = [(m, lr, "probes=paper") for m, lr in VGG + DLN] + [(m, lr, "probes=rank") for m, lr in RANK]
         for model, lr, extra in runs + [(m, lr, "probes=none " + x) for m, lr, x in SWEPT]:
             data = [] if model.startswith("dln") else ["data=synthetic"]
-            cfg = make_cfg(
-                [
-                    f"model={model}",
-                    *data,
-                    "scale=smoke",
-                    "logger=none",
-                    *extra.split(),
-                    f"optim.lr={lr}",
-                    f"scale.steps={STEPS}",
-                    f"paths.results={root}",
-                ]
-            )
-            train(cfg, progress=False)
+            # B5's runs take their LR and steps from the batch (the experiment's interpolations)
+            numbers = [] if lr is None else [f"optim.lr={lr}", f"scale.steps={STEPS}"]
+            overrides = [f"model={model}", *data, "scale=smoke", "logger=none", *extra.split(), *numbers]
+            train(make_cfg([*overrides, f"paths.results={root}"]), progress=False)
     finally:
         torch.set_num_threads(threads)
     return root
@@ -151,7 +145,10 @@ def test_scale_filter_and_run_preference(results):
     with pytest.raises(figures.MissingRuns, match="at scale paper.*experiment=fig4 scale=paper"):
         figures.make_figure("fig4", results, scale="paper")
     # a second, longer but unfinished run of the same (model, lr) loses against the finished one
-    row = runs[runs["model"] == "vgg16_bn"].iloc[0].copy()
+    fig1_run = (
+        (runs["model"] == "vgg16_bn") & (runs["lr"] == 0.1) & (runs["init_scale"] == 1) & (runs["steps"] == STEPS)
+    )
+    row = runs[fig1_run].iloc[0].copy()
     row["run_id"], row["status"], row["steps"] = "vgg16_bn-unfinished", "running", 10_000
     more = Results(pd.concat([runs, row.to_frame().T], ignore_index=True), results.metrics, results.probes)
     chosen = more.select([("vgg16_bn", row["lr"])])
@@ -381,7 +378,7 @@ def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
 
     monkeypatch.setattr(wandb, "Api", fake_api(results))
     wb = figures.load_wandb("me/bnopt")
-    assert wb.source == "wandb" and len(wb.runs) == len(results.runs) == 27
+    assert wb.source == "wandb" and len(wb.runs) == len(results.runs) == 33
     cols = ["run_id", "model", "family", "norm", "lr", "scale", "steps", "width", "status", "probes"]
     pd.testing.assert_frame_equal(
         wb.runs[cols].sort_values("run_id").reset_index(drop=True),
@@ -417,7 +414,7 @@ def test_cli_from_wandb(results, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(wandb, "Api", fake_api(results))
     assert figures_main(["--from-wandb", "me/bnopt", "--out", str(tmp_path), "--figs", "fig10", "fig9"]) == 0
     out = capsys.readouterr().out
-    assert "27 runs from W&B project me/bnopt" in out and "drew 1 of 2 figures" in out
+    assert "33 runs from W&B project me/bnopt" in out and "drew 1 of 2 figures" in out
     assert (tmp_path / "fig10.png").exists()
 
     def broken(*a, **k):

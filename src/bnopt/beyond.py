@@ -56,40 +56,6 @@ NOT_BUILT = {
     "B1": "the hessian probe exists (probes=hessian, tested) but its runs are not in the registry: on 2 CPU cores one "
     "20-iteration measurement in train and eval mode took 117 s at width 0.25 (63 s at 0.125; a second training "
     "process shared the cores), so 10 checkpoints x 2 nets x 3 seeds exceed the study budget; it waits for a GPU",
-    "B5": "BN fails at small batch sizes",
-    "B6": "BN regularises: a smaller train-test gap at the same training loss",
-    "B7": "BN cures vanishing and exploding gradients",
-    "B8": "At inference, running statistics stand in for the batch statistics the net trained with",
-    "B9": "BN's scale invariance lowers the effective learning rate lr/‖w‖² as the weights grow",
-    "B10": "BN keeps the representations of a deep linear network from collapsing in rank",
-}
-# Studies whose runs and checks are not built yet: the report lists them as not run, with this reason.
-NOT_BUILT = {
-    "B1": "the hessian probe exists (probes=hessian, tested) but its runs are not in the registry: on 2 CPU cores one "
-    "20-iteration measurement in train and eval mode took 117 s at width 0.25 (63 s at 0.125; a second training "
-    "process shared the cores), so 10 checkpoints x 2 nets x 3 seeds exceed the study budget; it waits for a GPU",
-    "B2": "the numerical check of Thm 4.2's bound needs the theorem's printed statement, which the protocol does not "
-    "quote yet",
-    "B5": "BN fails at small batch sizes",
-    "B6": "BN regularises: a smaller train-test gap at the same training loss",
-    "B7": "BN cures vanishing and exploding gradients",
-    "B8": "At inference, running statistics stand in for the batch statistics the net trained with",
-    "B9": "BN's scale invariance lowers the effective learning rate lr/‖w‖² as the weights grow",
-    "B10": "BN keeps the representations of a deep linear network from collapsing in rank",
-}
-# Studies whose runs and checks are not built yet: the report lists them as not run, with this reason.
-NOT_BUILT = {
-    "B1": "the hessian probe exists (probes=hessian, tested) but its runs are not in the registry: on 2 CPU cores one "
-    "20-iteration measurement in train and eval mode took 117 s at width 0.25 (63 s at 0.125; a second training "
-    "process shared the cores), so 10 checkpoints x 2 nets x 3 seeds exceed the study budget; it waits for a GPU",
-    "B2": "the numerical check of Thm 4.2's bound needs the theorem's printed statement, which the protocol does not "
-    "quote yet",
-    "B3": "its rule is written (PROTOCOL section 7) and model.init_scale exists, but its runs (about 15 minutes on "
-    "2 CPU cores) are not trained yet",
-    "B4": "its rule is written (PROTOCOL section 7), but its runs at LR 1 and 2 (about 15 minutes on 2 CPU cores) are "
-    "not trained yet",
-    "B5": "batch sizes other than the preset's change a run's batch and step numbers, by which runs are selected for "
-    "a scale; the selection has to learn them first",
 }
 VGG_LR, DLN_LR = claims.VGG_LR, claims.DLN_LR
 CONV_LAYERS = tuple(range(1, 14))  # VGG16's conv layers #1..#13 (the classifier, #14, is left out)
@@ -350,6 +316,82 @@ def check_b4(res: Results, scale=None) -> Study:
     return c
 
 
+# ------------------------------------------------------------------------------------------------- B5
+
+
+def batch_grid() -> dict[str, list[tuple[float, int]]]:
+    """{model: [(lr, batch), ...]} of B5's sweep (configs/experiment/beyond_batch.yaml), by batch."""
+    out: dict = {}
+    for model, lr, batch in experiments.batch_points("beyond_batch"):
+        out.setdefault(model, []).append((lr, batch))
+    return {m: sorted(v, key=lambda p: p[1]) for m, v in out.items()}
+
+
+def batch_accuracies(res: Results, rid: str, window: int = 50) -> dict:
+    """A B5 run's final test accuracy, smoothed train-mode batch accuracy (batch statistics) and eval-mode
+    train-subset accuracy (running statistics); CHANCE for each when it diverged."""
+    status = res.runs.set_index("run_id").loc[rid, "status"]
+    if status == "diverged":
+        return {"test": CHANCE, "batch": CHANCE, "running": CHANCE}
+    if status != "done":
+        raise Missing(f"run {rid} is {status}, not finished")
+    nan_to_chance = lambda x: CHANCE if x != x else x  # noqa: E731
+    return {
+        "test": nan_to_chance(claims.final_eval(res, rid, "test_acc")),
+        "batch": nan_to_chance(claims.final_smoothed_acc(res, rid, window)),
+        "running": nan_to_chance(claims.final_train_acc(res, rid)),
+    }
+
+
+def check_b5(res: Results, scale=None) -> Study:
+    c = Study("B5", NOT_RUN, figure="beyond_batch")
+    grid = batch_grid()
+    batches = [b for _, b in grid["vgg16_bn"]]
+    small, large = min(batches), max(batches)
+
+    def measure(seed):
+        row = {}
+        for key, model in (("std", "vgg16"), ("bn", "vgg16_bn")):
+            for lr, batch in grid[model]:
+                acc = batch_accuracies(res, run_id_of(res, model, lr, scale, seed, batch_size=batch))
+                row |= {f"{name}_{key}_{batch}": v for name, v in acc.items()}
+        for batch in batches:
+            row[f"a_{batch}"] = row[f"test_bn_{batch}"] - row[f"test_std_{batch}"]
+            row[f"d_{batch}"] = abs(row[f"batch_bn_{batch}"] - row[f"running_bn_{batch}"])
+        row["s1"] = row[f"a_{small}"] - row[f"a_{large}"]
+        row["s2"] = row[f"d_{small}"] - row[f"d_{large}"]
+        return row
+
+    table = per_seed(res, measure)
+    s1 = Stat(f"S1 = A({small}) - A({large}), A = test acc BN - standard", column(table, "s1"), pct=True)
+    s2 = Stat(
+        f"S2 = D({small}) - D({large}), D = |batch - running statistics acc| of BN", column(table, "s2"), pct=True
+    )
+    s1.thresholds = s2.thresholds = (0.0,)
+    lines = []
+    for s, r in table.items():
+        lines += [
+            f"seed {s}: test acc at batch "
+            + ", ".join(str(b) for b in batches)
+            + ": BN "
+            + " / ".join(fmt(r[f"test_bn_{b}"], True) for b in batches)
+            + ", standard "
+            + " / ".join(fmt(r[f"test_std_{b}"], True) for b in batches)
+            + "; BN batch- vs running-statistics acc: "
+            + ", ".join(f"{fmt(r[f'batch_bn_{b}'], True)} vs {fmt(r[f'running_bn_{b}'], True)}" for b in batches)
+        ]
+    lrs = ", ".join(f"{lr:g} at {b}" for lr, b in grid["vgg16_bn"])
+    notes = [
+        f"every batch sees the same number of training images (scale.batch_study); LR scaled linearly with the "
+        f"batch ({lrs}); batch side: train-mode accuracy of the last 50 steps' batches; running side: eval-mode "
+        "accuracy on the fixed training subset; a diverged run counts as 10%",
+        "rule: sub-test 1 passes when S1's whole interval is below 0 (BN's advantage shrinks with the batch), "
+        "sub-test 2 when S2's is above 0 (the statistics gap grows as the batch shrinks); both = supported, one = "
+        "partly, none = not supported",
+    ]
+    return _close(c, table, [(s1, _below_0), (s2, _above_0)], lines, notes)
+
+
 # ------------------------------------------------------------------------------------------------- B6
 
 
@@ -573,6 +615,7 @@ CHECKS = {
     "B2": check_b2,
     "B3": check_b3,
     "B4": check_b4,
+    "B5": check_b5,
     "B6": check_b6,
     "B7": check_b7,
     "B8": check_b8,

@@ -196,16 +196,26 @@ def seeds_of(res: Results) -> list:
 
 
 def run_id_of(
-    res: Results, model: str, lr: float, scale: str | None, seed: int | None = None, probes=(), init_scale: float = 1.0
+    res: Results,
+    model: str,
+    lr: float,
+    scale: str | None,
+    seed: int | None = None,
+    probes=(),
+    init_scale: float = 1.0,
+    batch_size: int | None = None,
 ) -> str:
     """The run of (model, lr, seed) a check reads; `probes`: the probe records it must hold (a run trained
     with other probes, e.g. a beyond study's, has the same training but not those records); `init_scale`:
-    its `model.init_scale` (B3)."""
+    its `model.init_scale` (B3); `batch_size`: B5's batch-study run at that batch."""
     try:
-        chosen = select_runs(res, [(model, lr)], scale=scale, seed=seed, probes=probes, init_scale=init_scale)
+        chosen = select_runs(
+            res, [(model, lr)], scale=scale, seed=seed, probes=probes, init_scale=init_scale, batch_size=batch_size
+        )
         return str(chosen[(model, float(lr))]["run_id"])
     except MissingRuns:
         where = ("" if seed is None else f" seed {seed}") + ("" if init_scale == 1.0 else f" init scale {init_scale:g}")
+        where += "" if batch_size is None else f" batch {batch_size}"
         raise Missing(f"no run of {model} at LR {lr:g}{where}") from None
 
 

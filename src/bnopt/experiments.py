@@ -184,6 +184,13 @@ def init_scales(name: str) -> list[float]:
     return list(dict.fromkeys(float(c.model.init_scale) for c in runs(name, ("scale=smoke",))))
 
 
+def batch_points(name: str) -> list[tuple[str, float, int]]:
+    """(model, lr, batch) of every run of the sweep, in sweep order (B5 sweeps the batch, the LR follows it)."""
+    return list(
+        dict.fromkeys((c.model.name, float(c.optim.lr), int(c.scale.batch_size)) for c in runs(name, ("scale=smoke",)))
+    )
+
+
 def pairs(name: str) -> list[tuple[str, float]]:
     """(model, lr) of every run of the sweep, in sweep order (the same at every scale)."""
     return list(dict.fromkeys((c.model.name, float(c.optim.lr)) for c in runs(name, ("scale=smoke",))))

@@ -57,9 +57,12 @@ class PlannedRun:
 
     @property
     def label(self) -> str:
-        init = float(self.cfg.model.get("init_scale", 1.0))  # B3's runs differ from Fig 1's only by it
-        scaled = f" init_scale={init:g}" if init != 1.0 else ""
-        return f"{self.cfg.model.name} lr={self.cfg.optim.lr:g}{scaled} seed={self.cfg.seed}"
+        # B3's runs differ from Fig 1's by the init scale, B5's by the batch: the label says so
+        init, scale = float(self.cfg.model.get("init_scale", 1.0)), self.cfg.scale
+        note = f" init_scale={init:g}" if init != 1.0 else ""
+        if scale.batch_size != scale[self.cfg.model.family].batch_size:
+            note += f" batch={scale.batch_size}"
+        return f"{self.cfg.model.name} lr={self.cfg.optim.lr:g}{note} seed={self.cfg.seed}"
 
     @property
     def done(self) -> bool:

@@ -9,6 +9,8 @@ hashes; no Python fills in config after composition. Registered on import of `bn
     ${bnopt.preset:small,vgg}                the family block of configs/scale/<preset>.yaml
     ${bnopt.probe_default:landscape.etas,vgg} the paper's default of a probe setting for a model family
     ${bnopt.add:${seed},2}                   integer sum
+    ${bnopt.div:51200,${scale.batch_size}}  exact integer quotient (B5: steps = images / batch)
+    ${bnopt.linear_lr:0.1,128,${scale.batch_size}}  an LR scaled linearly with the batch (B5)
 """
 
 from __future__ import annotations
@@ -76,6 +78,19 @@ def seed_list(n) -> str:
     return ",".join(str(i) for i in range(int(n)))
 
 
+def div(a, b) -> int:
+    """a / b for integers that divide exactly: a run must see exactly the images its study fixes."""
+    a, b = int(a), int(b)
+    if b <= 0 or a % b:
+        raise ValueError(f"{a} is not a whole multiple of {b}")
+    return a // b
+
+
+def linear_lr(lr, base_batch, batch) -> float:
+    """The linear scaling rule (Goyal et al. 2017): lr at base_batch becomes lr * batch / base_batch."""
+    return float(lr) * int(batch) / int(base_batch)
+
+
 def register() -> None:
     for name, fn in (
         ("get", get),
@@ -84,6 +99,8 @@ def register() -> None:
         ("preset", preset),
         ("probe_default", probe_default),
         ("add", lambda a, b: int(a) + int(b)),
+        ("div", div),
+        ("linear_lr", linear_lr),
         ("seeds", seed_list),
     ):
         OmegaConf.register_new_resolver(f"bnopt.{name}", fn, replace=True)

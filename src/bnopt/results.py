@@ -61,16 +61,28 @@ class Results:
         figure: str = "runs",
         experiment: str | None = None,
         init_scale: float = 1.0,
+        batch_size: int | None = None,
     ) -> dict:
         """One run per (model, lr) pair: see `select_runs`."""
         return select_runs(
-            self, pairs, scale=scale, probes=probes, figure=figure, experiment=experiment, init_scale=init_scale
+            self,
+            pairs,
+            scale=scale,
+            probes=probes,
+            figure=figure,
+            experiment=experiment,
+            init_scale=init_scale,
+            batch_size=batch_size,
         )
 
     def at_scale(self, scale: str) -> Results:
-        """The runs whose resolved numbers are those of a scale preset (see `scale_numbers`)."""
-        keep = rows_at_scale(self.runs, scale)
-        ids = set(keep.run_id) if len(keep) else set()
+        """The runs whose resolved numbers are those of a scale preset (see `scale_numbers`), and B5's batch
+        study at that scale (`rows_at_scale(..., batch_study=True)`)."""
+        if not len(self.runs):
+            return self
+        both = pd.concat([rows_at_scale(self.runs, scale), rows_at_scale(self.runs, scale, batch_study=True)])
+        ids = set(both.run_id)
+        keep = self.runs[self.runs["run_id"].isin(ids)]
         sub = lambda df: df[df["run_id"].isin(ids)].reset_index(drop=True) if len(df) else df
         return Results(keep.reset_index(drop=True), sub(self.metrics), sub(self.probes))
 
@@ -241,20 +253,40 @@ def scale_numbers(scale: str, family: str) -> dict:
     return numbers
 
 
-def rows_at_scale(runs: pd.DataFrame, scale: str) -> pd.DataFrame:
-    """The rows of a runs table with a scale preset's numbers."""
-    return runs[[_at_scale(row, scale) for _, row in runs.iterrows()]] if len(runs) else runs
+@cache
+def batch_study_images(scale: str) -> int:
+    """B5: the training images every batch size of the batch study sees at a scale (scale.batch_study)."""
+    from .resolvers import auto_scale
+
+    name = auto_scale("auto") if scale == "auto" else scale
+    return int(OmegaConf.load(CONFIG_DIR / "scale" / f"{name}.yaml").batch_study.images)
+
+
+def rows_at_scale(runs: pd.DataFrame, scale: str, batch_study: bool = False) -> pd.DataFrame:
+    """The rows of a runs table with a scale preset's numbers; batch_study=True: B5's runs at that scale
+    instead (the preset's width, any batch, steps x batch = the scale's batch_study images)."""
+    test = _in_batch_study if batch_study else _at_scale
+    return runs[[test(row, scale) for _, row in runs.iterrows()]] if len(runs) else runs
+
+
+def _close(value, want) -> bool:
+    return value is not None and value == value and math.isclose(float(value), float(want), rel_tol=1e-9)
 
 
 def _at_scale(row, scale: str) -> bool:
     family = row.get("family")
     if family not in ("vgg", "dln"):
         return False
-    for key, want in scale_numbers(scale, family).items():
-        value = row.get(key)
-        if value is None or not math.isclose(float(value), float(want), rel_tol=1e-9):
-            return False
-    return True
+    return all(_close(row.get(key), want) for key, want in scale_numbers(scale, family).items())
+
+
+def _in_batch_study(row, scale: str) -> bool:
+    if row.get("family") != "vgg" or not _close(row.get("width"), scale_numbers(scale, "vgg")["width"]):
+        return False
+    steps, batch = row.get("steps"), row.get("batch_size")
+    if steps is None or batch is None or steps != steps or batch != batch:
+        return False
+    return _close(float(steps) * float(batch), batch_study_images(scale))
 
 
 def runs_with_probe(res: Results, probe: str) -> set[str]:
@@ -301,6 +333,7 @@ def select_runs(
     precision: str = "fp32",
     loss_norm: str | None = None,
     init_scale: float = 1.0,
+    batch_size: int | None = None,
 ) -> dict:
     """One `runs` row per (model, lr) pair, {pair: row}; raises MissingRuns / MissingRecords.
 
@@ -309,7 +342,9 @@ def select_runs(
     numbers. `probes`: records the chosen runs must have. `seed`: only runs of that seed. `precision`: only
     runs trained at that `train.precision` (the protocol's fp32: a bf16 run never stands in for it).
     `loss_norm`: only DLN runs with that `model.loss_norm` (default: the one configs/model/_dln.yaml sets).
-    `init_scale`: only runs with that `model.init_scale` (default the paper's plain Glorot; B3 asks for others)."""
+    `init_scale`: only runs with that `model.init_scale` (default the paper's plain Glorot; B3 asks for others).
+    `batch_size`: B5's batch-study run at that batch (`rows_at_scale(..., batch_study=True)`) instead of the
+    preset's numbers."""
     pairs = [(str(m), float(lr)) for m, lr in pairs]
     runs = res.runs
     if runs is None or not len(runs) or "model" not in runs:
@@ -322,7 +357,12 @@ def select_runs(
         runs = runs[(runs["family"] != "dln") | (runs["loss_norm"] == (loss_norm or dln_loss_norm()))]
     if "init_scale" in runs:
         runs = runs[runs["init_scale"].fillna(1.0).map(lambda v: math.isclose(float(v), float(init_scale)))]
+    if batch_size is not None and "batch_size" in runs:
+        runs = runs[runs["batch_size"] == int(batch_size)]
+    elif len(runs) and {"steps", "batch_size"} <= set(runs):  # B5's runs stand in for no other figure's
+        runs = runs[[not any(_in_batch_study(row, s) for s in SCALE_ORDER) for _, row in runs.iterrows()]]
     probed = [runs_with_probe(res, p) for p in probes]
+    study = batch_size is not None
 
     def candidates(frame):
         out, lacking = {}, {}
@@ -341,9 +381,9 @@ def select_runs(
         return out, lacking
 
     if scale is not None:
-        chosen, lacking = candidates(rows_at_scale(runs, scale))
+        chosen, lacking = candidates(rows_at_scale(runs, scale, study))
     else:
-        options = [(s, *candidates(rows_at_scale(runs, s))) for s in SCALE_ORDER]
+        options = [(s, *candidates(rows_at_scale(runs, s, study))) for s in SCALE_ORDER]
         best = max(options, key=lambda o: sum(1 for c in o[1].values() if len(c)))
         if sum(1 for c in best[1].values() if len(c)):
             scale, chosen, lacking = best

@@ -1,7 +1,7 @@
-"""Figures of the beyond-the-paper studies B3, B4 and B6-B10 (issue 12; `bnopt.beyond` holds their checks).
+"""Figures of the beyond-the-paper studies B3-B10 (issue 12; `bnopt.beyond` holds their checks).
 
 B6-B9 read Fig 1's and Fig 2's runs (VGG16 at LR 0.1), B3 and B4 add init scales and LRs to Fig 1's,
-B10 reads its own `probes=rank` DLN runs. Each
+B5 has its own batch-study runs, B10 its own `probes=rank` DLN runs. Each
 `build_beyond_*` returns a matplotlib Figure from a `Results` object (or raises `MissingRuns` /
 `MissingRecords`); `catalog` names, saves and draws them. A curve is the mean over every seed of its run
 with a min-max band and "(N seeds)" in the legend (`curves.probe_line`), as in the paper's figures; the
@@ -17,7 +17,17 @@ import pandas as pd
 from matplotlib.ticker import FormatStrFormatter
 
 from .. import experiments
-from ..beyond import CHANCE, CONV_LAYERS, RANK_LAYER, TRAINS, final_accuracy, gradient_spread, statistics_gap
+from ..beyond import (
+    CHANCE,
+    CONV_LAYERS,
+    RANK_LAYER,
+    TRAINS,
+    batch_accuracies,
+    batch_grid,
+    final_accuracy,
+    gradient_spread,
+    statistics_gap,
+)
 from ..claims import Missing, evals, train_rows
 from ..results import Results
 from .common import STEP_LABEL, experiment_runs, figure_title
@@ -160,7 +170,7 @@ def _final_points(res: Results, run: dict, ax) -> list[float]:
     return out
 
 
-def _sweep_panel(ax, points: dict, xlabel: str, title: str) -> None:
+def _sweep_panel(ax, points: dict, xlabel: str, title: str, trains_line: bool = True) -> None:
     """Final accuracy against the swept value (log x), per network: every seed a dot, the mean a line."""
     for model, by_x in points.items():
         xs = sorted(x for x, v in by_x.items() if v)
@@ -169,7 +179,8 @@ def _sweep_panel(ax, points: dict, xlabel: str, title: str) -> None:
         ax.plot(xs, [np.mean(by_x[x]) for x in xs], color=color(model), marker="o", lw=1.4, label=label(model) + seeds)
         for x in xs:
             ax.scatter([x] * len(by_x[x]), by_x[x], color=color(model), s=14, alpha=0.6, lw=0)
-    ax.axhline(TRAINS, color="0.4", ls="--", lw=0.9, label=f"'trains' threshold ({TRAINS:.0%})")
+    if trains_line:
+        ax.axhline(TRAINS, color="0.4", ls="--", lw=0.9, label=f"'trains' threshold ({TRAINS:.0%})")
     ax.axhline(CHANCE, color="0.6", ls=":", lw=0.9, label=f"chance ({CHANCE:.0%}; a diverged run counts as this)")
     ax.set_xscale("log")
     ax.set_xticks(sorted({x for by_x in points.values() for x in by_x}))
@@ -238,6 +249,61 @@ def build_beyond_lr(res: Results, scale=None):
     ]
     _eval_curves(res, curves, ax_b)
     figure_title(fig, "B4 — Largest usable learning rate: VGG16 with and without BN", runs)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------- B5
+
+
+def build_beyond_batch(res: Results, scale=None):
+    """B5: VGG16 vs VGG16+BN at batch 8, 32, 128 (same images seen, LR linear in the batch): (a) final test
+    accuracy vs batch, (b) each net's final accuracy with batch statistics (train mode) and with running
+    statistics (eval mode) vs batch."""
+    name = "beyond_batch"
+    fig = new_figure(14, 5.2)
+    ax_a, ax_b = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    drawn, tests, stats = {}, {}, {}
+    for model, points in batch_grid().items():
+        for lr, batch in points:
+            run = res.select([(model, lr)], scale=scale, figure=name, experiment=name, batch_size=batch)[(model, lr)]
+            drawn[(model, lr, batch)] = run
+            accs = []
+            for r in seed_runs(res, run, ax_a):
+                try:
+                    accs.append(batch_accuracies(res, r["run_id"]))
+                except Missing:
+                    continue
+            tests.setdefault(model, {})[batch] = [a["test"] for a in accs]
+            for side in ("batch", "running"):
+                stats.setdefault((model, side), {})[batch] = [a[side] for a in accs]
+    _sweep_panel(ax_a, tests, "batch size (LR = 0.1 × batch / 128; log)", "(a) Final test accuracy", trains_line=False)
+    ax_a.set_ylabel("final test accuracy (eval mode)")
+    for (model, side), by_b in stats.items():
+        xs = sorted(b for b, v in by_b.items() if v)
+        ls, what = (
+            ("-", "batch statistics (train mode)") if side == "batch" else ("--", "running statistics (eval mode)")
+        )
+        ax_b.plot(
+            xs,
+            [np.mean(by_b[b]) for b in xs],
+            color=color(model),
+            ls=ls,
+            marker="o",
+            lw=1.3,
+            label=f"{label(model)}, {what}",
+        )
+    ax_b.set_xscale("log")
+    ax_b.set_xticks(sorted({b for v in stats.values() for b in v}))
+    ax_b.get_xaxis().set_major_formatter(FormatStrFormatter("%g"))
+    ax_b.set_ylim(0, 1.02)
+    set_labels(
+        ax_b,
+        "(b) Training accuracy: batch statistics (last 50 steps' batches) vs running (train subset)",
+        "batch size (log)",
+        "final training accuracy",
+    )
+    legend(ax_b, loc="best")
+    figure_title(fig, "B5 — Small batches: VGG16 with and without BN, the same images seen at every batch", drawn)
     return fig
 
 
@@ -399,6 +465,7 @@ def build_beyond_rank(res: Results, scale=None):
 
 
 __all__ = [
+    "build_beyond_batch",
     "build_beyond_init",
     "build_beyond_lr",
     "build_beyond_regularisation",

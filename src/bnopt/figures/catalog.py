@@ -6,8 +6,8 @@
     figures.draw_all("results", "results/figures")    # every figure it can; {name: paths or message}
     figures.describe(fig, res)                        # the runs, steps and histogram panels a figure drew
 
-The beyond-the-paper studies B3, B4, B6-B10 (issue 12) have one figure each, drawn after the paper's:
-beyond_init, beyond_lr,
+The beyond-the-paper studies B3-B10 (issue 12) have one figure each, drawn after the paper's:
+beyond_init, beyond_lr, beyond_batch,
 beyond_regularisation, beyond_gradients, beyond_inference, beyond_effective_lr, beyond_rank (`beyond`).
 Fig 3, 5 and 11 have an (a) VGG and a (b) DLN half, from different experiments' runs: `fig3` draws both
 into fig3.png (and needs both halves' runs); the halves alone are fig3_vgg / fig3_dln (also fig3a / fig3b),
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..results import Results, load_runs
 from .beyond import (
+    build_beyond_batch,
     build_beyond_effective_lr,
     build_beyond_gradients,
     build_beyond_inference,
@@ -102,6 +103,7 @@ BUILDERS: dict[str, Callable] = {
     **HALVES,
     "beyond_init": build_beyond_init,
     "beyond_lr": build_beyond_lr,
+    "beyond_batch": build_beyond_batch,
     "beyond_regularisation": build_beyond_regularisation,
     "beyond_gradients": build_beyond_gradients,
     "beyond_inference": build_beyond_inference,
@@ -109,10 +111,11 @@ BUILDERS: dict[str, Callable] = {
     "beyond_rank": build_beyond_rank,
 }
 PAPER_FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13")
-# the beyond-the-paper studies' figures (issue 12; B3, B4, B6-B10, checks in bnopt.beyond)
+# the beyond-the-paper studies' figures (issue 12; B3-B10, checks in bnopt.beyond)
 BEYOND_FIGURES = (
     "beyond_init",
     "beyond_lr",
+    "beyond_batch",
     "beyond_regularisation",
     "beyond_gradients",
     "beyond_inference",
@@ -191,6 +194,9 @@ fig5 = _drawer("fig5", "Fig 5: l_p normalisations, (a) VGG16 accuracy (fig5_vgg)
 fig11 = _drawer("fig11", "Fig 11: gradient change vs eta, (a) VGG16 (fig11_vgg) and (b) DLN (fig11_dln).")
 beyond_init = _drawer("beyond_init", "B3: VGG16 vs VGG16+BN at LR 0.1 over init scales: final accuracy and curves.")
 beyond_lr = _drawer("beyond_lr", "B4: VGG16 vs VGG16+BN over an LR grid: final accuracy and curves.")
+beyond_batch = _drawer(
+    "beyond_batch", "B5: VGG16 vs VGG16+BN at batch 8, 32, 128: test accuracy, batch vs running statistics."
+)
 beyond_regularisation = _drawer(
     "beyond_regularisation", "B6: VGG16 vs VGG16+BN at LR 0.1: train/test accuracy, train-test gap vs training loss."
 )
