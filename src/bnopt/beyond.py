@@ -107,6 +107,15 @@ def _close(c: Study, table: dict, tests: list, lines: list[str], notes: list[str
     return c
 
 
+def _judge_one(c: Study, table: dict, stat: Stat, rule, lines: list[str], notes: list[str]) -> Study:
+    """A study one statistic decides with its own verdict rule (value -> verdict), judged on its interval."""
+    stat.verdict = claims.judge([stat], rule)
+    fill(c, table, [stat])
+    c.evidence = lines + [stat.summary()] + notes
+    c.verdict = stat.verdict
+    return c
+
+
 def _series(res: Results, rid: str, probe: str, metric: str, layer: int) -> pd.Series:
     s = probe_series(res, rid, probe, metric, layer)
     if not len(s):
@@ -209,6 +218,14 @@ CHANCE = 0.10  # a diverged run counts as chance accuracy (as C2 does)
 TRAINS = 0.20  # B3, B4: a run "trains" when its final accuracy is at least twice chance
 
 
+def _grid_line(row: dict, prefix: str, values) -> str:
+    """'BN a / b / c; standard d / e / f' from a per-seed row's <prefix>_<bn|std>_<value> accuracies."""
+    nets = (("bn", "BN"), ("std", "standard"))
+    return "; ".join(
+        f"{name} " + " / ".join(fmt(row[f"{prefix}_{key}_{v:g}"], True) for v in values) for key, name in nets
+    )
+
+
 def final_accuracy(res: Results, rid: str) -> float:
     """Final eval-mode train-subset accuracy of a finished run; CHANCE for a diverged one."""
     status = res.runs.set_index("run_id").loc[rid, "status"]
@@ -243,11 +260,8 @@ def check_b3(res: Results, scale=None) -> Study:
     m_bn.thresholds, w_bn.thresholds = (TRAINS,), (0.05,)
     scales = ", ".join(f"{g:g}" for g in inits)
     lines = [
-        f"seed {s}: final eval-mode train-subset acc at init scale {scales}: BN "
-        + " / ".join(fmt(r[f"acc_bn_{g:g}"], True) for g in inits)
-        + "; standard "
-        + " / ".join(fmt(r[f"acc_std_{g:g}"], True) for g in inits)
-        + f" (standard, not judged: lowest {fmt(r['m_std'], True)}, range {fmt(r['w_std'], True)})"
+        f"seed {s}: final eval-mode train-subset acc at init scale {scales}: {_grid_line(r, 'acc', inits)} "
+        f"(standard, not judged: lowest {fmt(r['m_std'], True)}, range {fmt(r['w_std'], True)})"
         for s, r in table.items()
     ]
     notes = [
@@ -293,27 +307,20 @@ def check_b4(res: Results, scale=None) -> Study:
 
     table = per_seed(res, measure)
     ratio = Stat("ratio = L_max(BN) / L_max(standard)", column(table, "ratio"), method="bootstrap", thresholds=(1, 4))
-    ratio.verdict = claims.judge([ratio], b4_rule)
-    fill(c, table, [ratio])
     grid = ", ".join(f"{lr:g}" for lr in lrs)
-    c.evidence = [
-        f"seed {s}: final eval-mode train-subset acc at LR {grid}: BN "
-        + " / ".join(fmt(r[f"acc_bn_{lr:g}"], True) for lr in lrs)
-        + "; standard "
-        + " / ".join(fmt(r[f"acc_std_{lr:g}"], True) for lr in lrs)
-        + f"; largest LR that trains: BN {fmt(r['lmax_bn'])}, standard {fmt(r['lmax_std'])}"
+    lines = [
+        f"seed {s}: final eval-mode train-subset acc at LR {grid}: {_grid_line(r, 'acc', lrs)}; largest LR that "
+        f"trains: BN {fmt(r['lmax_bn'])}, standard {fmt(r['lmax_std'])}"
         for s, r in table.items()
     ]
-    c.evidence += [
-        ratio.summary(),
+    notes = [
         f"'trains' = ends without diverging with a final accuracy >= {TRAINS:.0%} (a diverged run counts as "
         f"{CHANCE:.0%}); the grid's largest LR bounds what can be seen: a ratio of {lrs[-1] / lrs[0]:g} is the most "
         "the grid can show (or infinite, when only BN trains)",
         "rule: supported when the ratio's whole interval is at or above 4; partly when within (1, 4); not supported "
         "when at or below 1; otherwise inconclusive",
     ]
-    c.verdict = ratio.verdict
-    return c
+    return _judge_one(c, table, ratio, b4_rule, lines, notes)
 
 
 # ------------------------------------------------------------------------------------------------- B5
@@ -370,16 +377,12 @@ def check_b5(res: Results, scale=None) -> Study:
     s1.thresholds = s2.thresholds = (0.0,)
     lines = []
     for s, r in table.items():
-        lines += [
-            f"seed {s}: test acc at batch "
-            + ", ".join(str(b) for b in batches)
-            + ": BN "
-            + " / ".join(fmt(r[f"test_bn_{b}"], True) for b in batches)
-            + ", standard "
-            + " / ".join(fmt(r[f"test_std_{b}"], True) for b in batches)
-            + "; BN batch- vs running-statistics acc: "
-            + ", ".join(f"{fmt(r[f'batch_bn_{b}'], True)} vs {fmt(r[f'running_bn_{b}'], True)}" for b in batches)
-        ]
+        gap = ", ".join(f"{fmt(r[f'batch_bn_{b}'], True)} vs {fmt(r[f'running_bn_{b}'], True)}" for b in batches)
+        sizes = ", ".join(str(b) for b in batches)
+        lines.append(
+            f"seed {s}: test acc at batch {sizes}: {_grid_line(r, 'test', batches)}; BN batch- vs running-"
+            f"statistics acc: {gap}"
+        )
     lrs = ", ".join(f"{lr:g} at {b}" for lr, b in grid["vgg16_bn"])
     notes = [
         f"every batch sees the same number of training images (scale.batch_study); LR scaled linearly with the "
@@ -421,19 +424,15 @@ def check_b6(res: Results, scale=None) -> Study:
         row["gap_diff"] = row["gap_bn"] - row["gap_std"]
     g = Stat("G = gap BN - gap standard (train-subset acc - test acc)", column(table, "gap_diff"), pct=True)
     g.thresholds = (0.0,)
-    g.verdict = claims.judge([g], lambda x: SUPPORTED if x < 0 else NOT_SUPPORTED)
-    fill(c, table, [g])
-    c.evidence = [
+    lines = [
         f"seed {s}: matched smoothed training loss {fmt(r['level'])}; standard reaches it at step {r['step_std']} "
         f"(gap {fmt(r['gap_std'], True)}), BN at step {r['step_bn']} (gap {fmt(r['gap_bn'], True)})"
         for s, r in table.items()
     ]
-    c.evidence += [
-        g.summary(),
-        "rule: supported if the whole interval of G is below 0; not supported if at or above 0; otherwise inconclusive",
-    ]
-    c.verdict = g.verdict
-    return c
+    rule = (
+        "rule: supported if the whole interval of G is below 0; not supported if at or above 0; otherwise inconclusive"
+    )
+    return _judge_one(c, table, g, lambda x: SUPPORTED if x < 0 else NOT_SUPPORTED, lines, [rule])
 
 
 # ------------------------------------------------------------------------------------------------- B7
