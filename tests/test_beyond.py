@@ -274,3 +274,13 @@ def test_b5_advantage_and_statistics_gap_from_batch_8_to_128(tmp_path):
 
     fig1 = select_runs(r.results(), [("vgg16_bn", 0.1)], scale="small", seed=0)[("vgg16_bn", 0.1)]
     assert fig1["steps"] == 2000  # and the claims never see B5's runs
+
+
+def test_a_statistic_named_with_bars_keeps_its_table_row():
+    """A name like |a - b| must not split its markdown table row into extra cells."""
+    import re
+
+    from bnopt.report import _stats_table
+
+    row = _stats_table([claims.Stat("D = |a - b|", {0: 0.1, 1: 0.2})])[2]
+    assert len(re.split(r"(?<!\\)\|", row)) == 8 and "D = \\|a - b\\|" in row

@@ -372,7 +372,7 @@ def check_b5(res: Results, scale=None) -> Study:
     table = per_seed(res, measure)
     s1 = Stat(f"S1 = A({small}) - A({large}), A = test acc BN - standard", column(table, "s1"), pct=True)
     s2 = Stat(
-        f"S2 = D({small}) - D({large}), D = |batch - running statistics acc| of BN", column(table, "s2"), pct=True
+        f"S2 = D({small}) - D({large}), D = abs(batch - running statistics acc) of BN", column(table, "s2"), pct=True
     )
     s1.thresholds = s2.thresholds = (0.0,)
     lines = []

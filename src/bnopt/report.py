@@ -92,7 +92,8 @@ def _stats_table(stats) -> list[str]:
             ci = f"[{s.fmt(s.lo)}, {s.fmt(s.hi)}] ({kind})"
         else:
             ci = "1 seed, no interval"
-        out.append(f"| {s.name} | {per_seed} | {s.fmt(s.mean)} | {ci} | {s.n} | {s.verdict or '-'} |")
+        name = s.name.replace("|", "\\|")  # a norm's bars would end the cell
+        out.append(f"| {name} | {per_seed} | {s.fmt(s.mean)} | {ci} | {s.n} | {s.verdict or '-'} |")
     return out
 
 
