@@ -174,6 +174,8 @@ def _sweep_panel(ax, points: dict, xlabel: str, title: str, trains_line: bool = 
     """Final accuracy against the swept value (log x), per network: every seed a dot, the mean a line."""
     for model, by_x in points.items():
         xs = sorted(x for x, v in by_x.items() if v)
+        if not xs:  # no finished seed yet (its runs are training): nothing to draw for this network
+            continue
         n = max(len(by_x[x]) for x in xs)
         seeds = f" ({n} seeds)" if n > 1 else ""
         ax.plot(xs, [np.mean(by_x[x]) for x in xs], color=color(model), marker="o", lw=1.4, label=label(model) + seeds)
