@@ -194,3 +194,12 @@ def test_gap_panel_reads_the_smoothed_loss_at_each_evaluation(res):
     loss = 2.3 * np.exp(-STEPS / 200) + 0.05  # the standard net, seed 0 (drawn first)
     want = pd.Series(loss, index=STEPS).rolling(50, min_periods=1).mean()
     np.testing.assert_allclose(x, [want.asof(s) for s in EVALS[1:]])
+
+
+def test_a_network_whose_sweep_runs_are_all_still_training_is_left_out(res):
+    """B4's figure while the standard net's runs are all running: drawn with BN's line only, no error."""
+    runs = res.runs.copy()
+    runs.loc[runs["model"] == "vgg16", "status"] = "running"
+    fig = figures.make_figure("beyond_lr", Results(runs, res.metrics, res.probes))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("Batch Norm") for t in labels) and not any(t.startswith("Standard") for t in labels)
