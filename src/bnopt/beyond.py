@@ -226,20 +226,25 @@ def _grid_line(row: dict, prefix: str, values) -> str:
     )
 
 
+def diverged(res: Results, rid: str) -> bool:
+    """Whether a finished run diverged; Missing for a run that has not finished (its numbers are not final)."""
+    status = res.runs.set_index("run_id").loc[rid, "status"]
+    if status not in ("done", "diverged"):
+        raise Missing(f"run {rid} is {status}, not finished")
+    return status == "diverged"
+
+
 def final_accuracy(res: Results, rid: str) -> float:
     """Final eval-mode train-subset accuracy of a finished run; CHANCE for a diverged one."""
-    status = res.runs.set_index("run_id").loc[rid, "status"]
-    if status == "diverged":
+    if diverged(res, rid):
         return CHANCE
-    if status != "done":
-        raise Missing(f"run {rid} is {status}, not finished")
     acc = claims.final_train_acc(res, rid)
     return CHANCE if acc != acc else acc
 
 
 def trains(res: Results, rid: str) -> bool:
     """Ends `done` (not diverged) with a final accuracy of at least TRAINS."""
-    return res.runs.set_index("run_id").loc[rid, "status"] == "done" and final_accuracy(res, rid) >= TRAINS
+    return not diverged(res, rid) and final_accuracy(res, rid) >= TRAINS
 
 
 def check_b3(res: Results, scale=None) -> Study:
@@ -337,11 +342,8 @@ def batch_grid() -> dict[str, list[tuple[float, int]]]:
 def batch_accuracies(res: Results, rid: str, window: int = 50) -> dict:
     """A B5 run's final test accuracy, smoothed train-mode batch accuracy (batch statistics) and eval-mode
     train-subset accuracy (running statistics); CHANCE for each when it diverged."""
-    status = res.runs.set_index("run_id").loc[rid, "status"]
-    if status == "diverged":
+    if diverged(res, rid):
         return {"test": CHANCE, "batch": CHANCE, "running": CHANCE}
-    if status != "done":
-        raise Missing(f"run {rid} is {status}, not finished")
     nan_to_chance = lambda x: CHANCE if x != x else x  # noqa: E731
     return {
         "test": nan_to_chance(claims.final_eval(res, rid, "test_acc")),
