@@ -53,6 +53,20 @@ def dln_records(rid: str, bn: bool, seed: int, rank: bool = True):
     return metrics, rows
 
 
+def hessian_records(bn: bool, seed: int) -> list[tuple]:
+    """B1's records: |top eigenvalue| 10 (BN, 30 with running statistics) or 100 (standard), one point per
+    run not converged (residual 0.5), g^T H g / ||g||^2 of either sign."""
+    rows = []
+    for s in PROBE_STEPS:
+        resid = 0.5 if s == 40 else 0.01
+        lam = (10.0 if bn else 100.0) * (1 + 0.1 * seed)
+        rows += [(s, "hessian", 0, np.nan, "top_eig", lam), (s, "hessian", 0, np.nan, "top_eig_residual", resid)]
+        rows += [(s, "hessian", 0, np.nan, "ghg", lam / 10 * (1 if s % 40 else -1))]
+        rows += [(s, "hessian", 0, np.nan, "top_eig_eval", 3 * lam)]
+        rows += [(s, "hessian", 0, np.nan, "top_eig_residual_eval", resid)]
+    return rows
+
+
 def make_results(
     models=("vgg16", "vgg16_bn", "vgg16_noisy_bn", "dln", "dln_bn"), probes: bool = True, sweeps=("vgg16", "vgg16_bn")
 ) -> Results:
@@ -66,6 +80,12 @@ def make_results(
             m, rows = (dln_records if dln else vgg_records)(row["run_id"], bn, seed, probes)
             metrics.append(m)
             probe_rows += [(*r, row["run_id"]) for r in rows]
+    for model in [m for m in ("vgg16", "vgg16_bn") if m in models]:  # B1's probes=hessian runs
+        for seed in SEEDS[model]:
+            row = vgg_or_dln_row(model, 0.1, seed, "hessian")
+            runs.append(row)
+            metrics.append(vgg_records(row["run_id"], model.endswith("bn"), seed, gradnorms=False)[0])
+            probe_rows += [(*r, row["run_id"]) for r in (hessian_records(model.endswith("bn"), seed) if probes else [])]
     for model in sweeps:  # B3's init scales and B4's LR grid beside Fig 1's runs (init scale 1, LR 0.1)
         bn = model.endswith("bn")
         for seed in SEEDS[model]:
@@ -100,6 +120,7 @@ def res() -> Results:
 
 # study, networks, and whether the figure draws the init-scale (B3) / LR-grid (B4) runs or only Fig 1's point
 DRAWN = {
+    "beyond_hessian": ("B1", ("vgg16", "vgg16_bn"), "hessian"),
     "beyond_init": ("B3", ("vgg16", "vgg16_bn"), "init"),
     "beyond_lr": ("B4", ("vgg16", "vgg16_bn"), "lr"),
     "beyond_batch": ("B5", ("vgg16", "vgg16_bn"), "batch"),
@@ -118,10 +139,12 @@ def test_beyond_figure_draws_every_seed(res, tmp_path, name):
     study, models, sweep = DRAWN[name]
     runs = res.runs.assign(init_scale=res.runs["init_scale"].fillna(1.0), batch_size=res.runs["batch_size"].fillna(0))
     b5 = runs["batch_size"] > 0  # B5's batch-study runs
-    fig1_point = (runs["init_scale"] == 1.0) & (runs["lr"].isin([0.1, 1e-6])) & ~b5
+    hessian = runs["probes"] == "hessian"  # B1's runs
+    fig1_point = (runs["init_scale"] == 1.0) & (runs["lr"].isin([0.1, 1e-6])) & ~b5 & ~hessian
     swept = {
-        "init": (runs["lr"] == 0.1) & ~b5,
-        "lr": (runs["init_scale"] == 1.0) & ~b5,
+        "hessian": hessian,
+        "init": (runs["lr"] == 0.1) & ~b5 & ~hessian,
+        "lr": (runs["init_scale"] == 1.0) & ~b5 & ~hessian,
         "batch": b5,
         "": fig1_point,
     }[sweep]
@@ -158,6 +181,7 @@ def test_beyond_figures_follow_the_paper_figures():
 @pytest.mark.parametrize(
     "name,models",
     [
+        ("beyond_hessian", ("vgg16",)),
         ("beyond_regularisation", ("vgg16",)),
         ("beyond_gradients", ("vgg16_bn",)),
         ("beyond_inference", ("vgg16_bn",)),
@@ -178,7 +202,7 @@ def test_a_sweep_without_its_extra_points_raises(name):
         figures.make_figure(name, make_results(sweeps=("vgg16",)))
 
 
-@pytest.mark.parametrize("name", ["beyond_gradients", "beyond_effective_lr", "beyond_rank"])
+@pytest.mark.parametrize("name", ["beyond_hessian", "beyond_gradients", "beyond_effective_lr", "beyond_rank"])
 def test_runs_without_the_probe_records_raise(name):
     with pytest.raises(MissingRecords):
         figures.make_figure(name, make_results(probes=False))
@@ -203,3 +227,18 @@ def test_a_network_whose_sweep_runs_are_all_still_training_is_left_out(res):
     fig = figures.make_figure("beyond_lr", Results(runs, res.metrics, res.probes))
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any(t.startswith("Batch Norm") for t in labels) and not any(t.startswith("Standard") for t in labels)
+
+
+def test_sharpness_panel_draws_only_the_converged_points(res):
+    """B1's panel (a): |top eigenvalue| at the points whose residual is below 0.1 (step 40 is left out), mean over
+    the 2 seeds; BN also with running statistics. Panel (b): g^T H g / ||g||^2 with its sign, on a symlog axis."""
+    fig = figures.make_figure("beyond_hessian", res)
+    sharp, ghg = fig.axes
+    lines = {ln.get_label(): ln for ln in sharp.get_lines() if len(ln.get_xdata())}
+    std = lines["Standard, LR 0.1, batch statistics (2 seeds)"]
+    assert 40 not in list(std.get_xdata()) and len(std.get_xdata()) == len(PROBE_STEPS) - 1
+    np.testing.assert_allclose(std.get_ydata(), 105.0)  # mean of 100 and 110
+    bn_eval = lines["Batch Norm, LR 0.1, running statistics (2 seeds)"]
+    np.testing.assert_allclose(bn_eval.get_ydata(), 31.5)
+    assert sharp.get_yscale() == "log" and ghg.get_yscale() == "symlog"
+    assert min(y for ln in ghg.get_lines() for y in ln.get_ydata()) < 0  # negative curvature kept

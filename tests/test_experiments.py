@@ -45,8 +45,10 @@ def test_sweep_expands_with_hydra_to_runs_of_one_family(name):
     assert len(cfgs) == len(sweep) == len({run_id(c) for c in cfgs}) >= 2
     assert len({c.model.family for c in cfgs}) == 1
     for c in cfgs:
-        probes = {"beyond_rank": "rank", "beyond_batch": "none"}.get(name, "paper")  # B5 reads accuracies only
-        assert c.probes.name == probes and c.experiment_name == name
+        probes = {"beyond_rank": "rank", "beyond_batch": "none", "beyond_hessian": "hessian"}.get(name, "paper")
+        assert c.probes.name == probes and c.experiment_name == name  # B5 reads accuracies only
+        if name == "beyond_hessian":  # B1 measures at every evaluation (PROTOCOL section 7)
+            assert c.probes.hessian.every == c.scale.eval_every == 10 and c.probes.hessian.mode == ["train", "eval"]
         assert c.figure == experiments.get(name).figure
     # (model, lr) pairs in sweep order, once each (B3 sweeps the init scale at one pair)
     assert experiments.pairs(name) == list(dict.fromkeys((c.model.name, float(c.optim.lr)) for c in cfgs))
@@ -65,8 +67,8 @@ def test_every_experiment_declares_its_seed_group():
     for name, exp in experiments.registry().items():
         family = experiments.runs(name, ("scale=smoke",))[0].model.family
         want = "dln" if family == "dln" else "claims" if _claims_of_c1_to_c4_or_c6(exp) else "single"
-        if name.startswith("beyond_"):  # B6-B10: the claims group (3 seeds at small); B3-B5: 1 (PROTOCOL section 7)
-            want = "single" if name in ("beyond_init", "beyond_lr", "beyond_batch") else "claims"
+        if name.startswith("beyond_"):  # B6-B10: the claims group (3 seeds at small); B1, B3-B5: 1 (PROTOCOL section 7)
+            want = "single" if name in ("beyond_hessian", "beyond_init", "beyond_lr", "beyond_batch") else "claims"
         assert exp.seed_group == want, name
         assert "seed" not in dict(exp.params)  # the seed comes from the scale preset
 
@@ -178,9 +180,10 @@ def test_plan_shares_runs_between_figures(tmp_path):
     paper_figures = [f for f in experiments.figures() if f.startswith("fig")]
     assert len(reproduce.plan(paper_figures, "smoke", tmp_path)) == 17  # 10 VGG + 7 DLN runs serve all figures
     runs = reproduce.plan(None, "smoke", tmp_path)
-    # the studies beyond the paper add B10's 2 DLN runs with probes=rank, B3's 4 (init scales 0.1 and 10),
-    # B4's 4 (LR 1 and 2) and B5's 6 (batch 8, 32, 128); B6-B9's runs are Fig 1's and Fig 2's
-    assert len(runs) == 17 + 2 + 4 + 4 + 6
+    # the studies beyond the paper add B10's 2 DLN runs with probes=rank, B1's 2 VGG runs with probes=hessian,
+    # B3's 4 (init scales 0.1 and 10), B4's 4 (LR 1 and 2) and B5's 6 (batch 8, 32, 128); B6-B9's runs are
+    # Fig 1's and Fig 2's
+    assert len(runs) == 17 + 2 + 2 + 4 + 4 + 6
     shared = {r.label: r.experiments for r in runs}
     assert set(shared["vgg16_bn lr=0.1 seed=0"]) >= {"fig1", "fig2", "fig4", "fig6", "fig8", "beyond_init"}
     assert shared["vgg16_bn lr=0.1 init_scale=10 seed=0"] == ["beyond_init"]  # labels tell B3's runs apart

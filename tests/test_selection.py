@@ -117,6 +117,16 @@ def test_among_equal_runs_the_lowest_seed_is_shown():
     assert select_runs(res, [("vgg16_bn", 0.1)])[("vgg16_bn", 0.1)]["run_id"] == "s0"
 
 
+def test_a_beyond_study_run_of_the_same_seed_stands_in_only_for_its_own_records():
+    """B1's `probes=hessian` run trains as Fig 1's run of the seed does; a check that asks for no probe reads
+    Fig 1's (whatever the run ids' order), one that asks for hessian records reads B1's."""
+    for fig1, b1 in (("a-fig1", "z-b1"), ("z-fig1", "a-b1")):
+        res = table(vgg(b1, probes="hessian"), vgg(fig1, probes="paper"))
+        res.probes = pd.DataFrame([dict(run_id=b1, step=0, probe="hessian", layer=0, eta=None, metric="ghg", value=1)])
+        assert select_runs(res, [("vgg16_bn", 0.1)])[("vgg16_bn", 0.1)]["run_id"] == fig1
+        assert select_runs(res, [("vgg16_bn", 0.1)], probes=("hessian",))[("vgg16_bn", 0.1)]["run_id"] == b1
+
+
 def test_dln_runs_of_another_loss_normalisation_are_not_selected():
     res = table(dln("old", loss_norm="sum"), dln("new", loss_norm="half_sum"), vgg("v", loss_norm=None))
     assert select_runs(res, [("dln_bn", 1e-6)])[("dln_bn", 1e-6)]["run_id"] == "new"  # the configs' default

@@ -4,7 +4,7 @@ Each study B1..B10 reads a `Results`, measures per seed, summarises each judged 
 (mean and a 95% interval, `claims.Stat`) and returns a verdict: supported | partly | not supported |
 inconclusive | not run. The rules are docs/PROTOCOL.md section 7, written before the runs they judge.
 Studies whose runs are Fig 1's or Fig 2's (B6-B9) read those runs; B3 (init scales) and B4 (LR grid) add
-runs to Fig 1's; B10 reads its own `probes=rank` runs.
+runs to Fig 1's; B1 (and B2's descriptive part) reads its own `probes=hessian` runs, B10 its own `probes=rank` runs.
 Nothing here trains anything.
 """
 
@@ -50,12 +50,6 @@ STUDIES = {
     "B8": "At inference, running statistics stand in for the batch statistics the net trained with",
     "B9": "BN's scale invariance lowers the effective learning rate lr/‖w‖² as the weights grow",
     "B10": "BN keeps the representations of a deep linear network from collapsing in rank",
-}
-# Studies whose runs and checks are not built yet: the report lists them as not run, with this reason.
-NOT_BUILT = {
-    "B1": "the hessian probe exists (probes=hessian, tested) but its runs are not in the registry: on 2 CPU cores one "
-    "20-iteration measurement in train and eval mode took 117 s at width 0.25 (63 s at 0.125; a second training "
-    "process shared the cores), so 10 checkpoints x 2 nets x 3 seeds exceed the study budget; it waits for a GPU",
 }
 VGG_LR, DLN_LR = claims.VGG_LR, claims.DLN_LR
 CONV_LAYERS = tuple(range(1, 14))  # VGG16's conv layers #1..#13 (the classifier, #14, is left out)
@@ -123,6 +117,64 @@ def _series(res: Results, rid: str, probe: str, metric: str, layer: int) -> pd.S
     return s
 
 
+# ------------------------------------------------------------------------------------------------- B1
+
+CONVERGED = 0.1  # B1: a power-iteration point counts when its residual ||Hv - lambda v|| / |lambda| is below this
+
+
+def sharpness(res: Results, rid: str, suffix: str = "") -> tuple[float, int, int]:
+    """(median |top_eig<suffix>| over the converged points after step 0, points counted, points measured);
+    Missing when fewer than half the points converged (PROTOCOL section 7, B1)."""
+    lam = _series(res, rid, "hessian", "top_eig" + suffix, 0)
+    res_ = _series(res, rid, "hessian", "top_eig_residual" + suffix, 0).reindex(lam.index)
+    lam, res_ = lam[lam.index > 0], res_[res_.index > 0]
+    ok = lam[(res_ < CONVERGED) & np.isfinite(lam)]
+    if not len(lam) or 2 * len(ok) < len(lam):
+        mode = "eval" if suffix else "train"
+        raise Missing(f"run {rid}: {len(ok)} of {len(lam)} {mode}-mode power iterations converged (residual < 0.1)")
+    return float(ok.abs().median()), len(ok), len(lam)
+
+
+def hessian_runs(res: Results, scale, seed) -> tuple[str, str]:
+    """(standard, BN) VGG16 runs at LR 0.1 with hessian records (configs/experiment/beyond_hessian.yaml)."""
+    return tuple(run_id_of(res, m, VGG_LR, scale, seed, probes=("hessian",)) for m in ("vgg16", "vgg16_bn"))
+
+
+def check_b1(res: Results, scale=None) -> Study:
+    c = Study("B1", NOT_RUN, figure="beyond_hessian")
+
+    def measure(seed):
+        std, bn = hessian_runs(res, scale, seed)
+        (lam_std, k_std, n_std), (lam_bn, k_bn, n_bn) = sharpness(res, std), sharpness(res, bn)
+        lam_eval, k_eval, n_eval = sharpness(res, bn, "_eval")
+        return {
+            "top_eig_std": lam_std,
+            "top_eig_bn": lam_bn,
+            "top_eig_eval_bn": lam_eval,
+            "counted": f"{k_std}/{n_std}, {k_bn}/{n_bn}, {k_eval}/{n_eval}",
+            "s1": claims.log_ratio(lam_bn, lam_std),
+            "s2": claims.log_ratio(lam_eval, lam_bn),
+        }
+
+    table = per_seed(res, measure)
+    s1 = Stat("S1 = log10(median |top_eig| BN / standard), train mode", column(table, "s1"), thresholds=(0.0,))
+    s2 = Stat("S2 = log10(median |top_eig| BN, eval mode / train mode)", column(table, "s2"), thresholds=(0.0,))
+    lines = [
+        f"seed {s}: median |top eigenvalue| after step 0: standard {fmt(r['top_eig_std'])}, BN {fmt(r['top_eig_bn'])} "
+        f"(batch statistics), BN {fmt(r['top_eig_eval_bn'])} (running statistics); converged points counted "
+        f"(standard, BN, BN eval): {r['counted']}"
+        for s, r in table.items()
+    ]
+    notes = [
+        "measured: 20 power-iteration Hessian-vector products on the step's batch at each measured step; train mode "
+        "uses the batch statistics, eval mode the running statistics, from the same start vector; a point counts when "
+        f"its residual is below {CONVERGED:g}",
+        "rule: sub-test 1 passes when S1's whole interval is below 0 (BN's loss is less sharp), sub-test 2 when S2's "
+        "is above 0 (running statistics bring sharpness back); both = supported, one = partly, none = not supported",
+    ]
+    return _close(c, table, [(s1, _below_0), (s2, _above_0)], lines, notes)
+
+
 # ------------------------------------------------------------------------------------------------- B2
 
 
@@ -184,6 +236,31 @@ def thm42_trials(trials: int, seed: int) -> tuple[int, int, float]:
     return holds, holds_preserving, worst
 
 
+def curvature_along_gradient(res: Results | None, scale) -> list[str]:
+    """B2's descriptive part: the median of g^T H g / ||g||^2 after step 0 in B1's VGG16 runs, BN vs standard,
+    per seed and its log10 ratio over seeds (reported, not judged: Thm 4.2 is about a layer's activations,
+    not the weights); one line saying what trains them when the runs are missing."""
+    if res is None:
+        return []
+
+    def measure(seed):
+        std, bn = hessian_runs(res, scale, seed)
+        ghg = [claims.median(_series(res, rid, "hessian", "ghg", 0).loc[1:]) for rid in (std, bn)]
+        return {"ghg_std": ghg[0], "ghg_bn": ghg[1], "ratio": claims.log_ratio(ghg[1], ghg[0])}
+
+    try:
+        table = per_seed(res, measure)
+    except Missing as e:
+        return [f"descriptive part not run: {e}; {claims.train_hint('B1', scale)}"]
+    lines = [
+        f"seed {s}: median g^T H g / ||g||^2 along the step's gradient in VGG16 (LR 0.1, B1's runs): standard "
+        f"{fmt(r['ghg_std'])}, BN {fmt(r['ghg_bn'])}"
+        for s, r in table.items()
+    ]
+    stat = Stat("log10(median g^T H g / ||g||^2 BN / standard)", column(table, "ratio"))
+    return lines + [stat.summary() + " (descriptive, not judged)"]
+
+
 def check_b2(res: Results | None = None, scale=None, trials: int = 200, seed: int = 0) -> Study:
     """Thm 4.2 on random BN units (no runs): does the curvature of the BN net's loss along its gradient obey
     the theorem's bound? `thm42_trial` computes both sides with autograd in float64."""
@@ -203,8 +280,7 @@ def check_b2(res: Results | None = None, scale=None, trials: int = 200, seed: in
         "(it holds with equality: the derivation is in PROTOCOL section 7)",
         f"the form for an H that preserves the relative norms of g_hat and v, with g_hat^T H g_hat in place of "
         f"v^T H v, holds in {holds_preserving}/{trials} trials (not judged: a random H need not meet its condition)",
-        "not run: the descriptive comparison of g^T H g / ||g||^2 of VGG16 with and without BN needs B1's runs "
-        "(the hessian probe), which wait for a GPU",
+        *curvature_along_gradient(res, scale),
         "rule: the bound holds in all trials = supported; in >= 95% = partly; otherwise not supported",
     ]
     c.cell = f"holds in {holds}/{trials} random BN units; largest gap {worst:.1e} of the terms (no runs, no seeds)"
@@ -613,6 +689,7 @@ def check_b10(res: Results, scale=None) -> Study:
 
 
 CHECKS = {
+    "B1": check_b1,
     "B2": check_b2,
     "B3": check_b3,
     "B4": check_b4,
@@ -626,13 +703,9 @@ CHECKS = {
 
 
 def run_studies(res: Results, scale: str | None = None) -> list[Study]:
-    """Every study B1..B10 in order: the built ones checked, the rest not run with the reason."""
+    """Every study B1..B10 in order; one whose runs are missing is not run, with the command that trains them."""
     out = []
-    for study in STUDIES:
-        fn = CHECKS.get(study)
-        if fn is None:
-            out.append(Study(study, NOT_RUN, [f"not built yet: {NOT_BUILT[study]}"]))
-            continue
+    for study, fn in CHECKS.items():
         try:
             out.append(fn(res, scale))
         except Missing as e:

@@ -298,8 +298,9 @@ def runs_with_probe(res: Results, probe: str) -> set[str]:
 
 def _best_run(frame: pd.DataFrame) -> pd.Series:
     """Finished runs first, then done over diverged, the longest, the furthest trained, the lowest seed (the
-    run a one-seed reproduction has: figures that show one run show the same one at any seed count); ties
-    by run id."""
+    run a one-seed reproduction has: figures that show one run show the same one at any seed count), the
+    paper's probes over a beyond study's (the same training: B1's `probes=hessian` or B10's `probes=rank`
+    run of a seed stands in only where its records are asked for); ties by run id."""
     status = frame["status"] if "status" in frame else pd.Series("unknown", index=frame.index)
     key = pd.DataFrame(
         {
@@ -308,11 +309,12 @@ def _best_run(frame: pd.DataFrame) -> pd.Series:
             "steps": pd.to_numeric(frame.get("steps", 0), errors="coerce").fillna(0),
             "steps_done": pd.to_numeric(frame.get("steps_done", 0), errors="coerce").fillna(0),
             "seed": -pd.to_numeric(frame.get("seed", 0), errors="coerce").fillna(0),
+            "paper": (frame["probes"] == "paper").astype(int) if "probes" in frame else 0,
             "run_id": frame["run_id"],
         },
         index=frame.index,
     )
-    order = key.sort_values(["final", "done", "steps", "steps_done", "seed", "run_id"], ascending=False).index
+    order = key.sort_values(["final", "done", "steps", "steps_done", "seed", "paper", "run_id"], ascending=False).index
     return frame.loc[order[0]]
 
 

@@ -10,8 +10,8 @@
     figures.load_wandb("entity/project")              # the same frames from W&B instead of run folders
 
 Figure names (FIGURES, drawn by default): fig1, fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10, fig11, fig12,
-fig13, then the beyond-the-paper studies' (issue 12): beyond_init (B3), beyond_lr (B4), beyond_batch (B5),
-beyond_regularisation (B6), beyond_gradients (B7),
+fig13, then the beyond-the-paper studies' (issue 12): beyond_hessian (B1), beyond_init (B3), beyond_lr (B4),
+beyond_batch (B5), beyond_regularisation (B6), beyond_gradients (B7),
 beyond_inference (B8), beyond_effective_lr (B9), beyond_rank (B10); the (a) VGG / (b) DLN halves of Fig 3,
 5, 11 alone: fig3_vgg, fig3_dln, fig5_vgg, fig5_dln, fig11_vgg, fig11_dln. Figures read records only
 through a `bnopt.results.Results` object and never train; missing runs raise `MissingRuns` with the
@@ -19,7 +19,7 @@ through a `bnopt.results.Results` object and never train; missing runs raise `Mi
 (`MODEL_COLORS`). Helpers for one run (`plot_run_curves`, `plot_run_histogram`, ...) are in `explore`.
 
 Modules: `catalog` (names, composites, make_figure / draw / draw_all), one per figure family: `training`
-(Fig 1, 2, 5, 6), `ics` (Fig 3), `landscape` (Fig 4, 10, 11, 12, 13), `drift` (Fig 8, 9), `beyond` (B3-B10);
+(Fig 1, 2, 5, 6), `ics` (Fig 3), `landscape` (Fig 4, 10, 11, 12, 13), `drift` (Fig 8, 9), `beyond` (B1, B3-B10);
 what they share: `common` (networks, learning rates, title), `curves` (accuracy / loss panels), `panels`
 (style, panel types), `selection` (which runs, record slices); `wandb_source` (the W&B reader).
 """
@@ -32,6 +32,7 @@ from .catalog import (
     beyond_batch,
     beyond_effective_lr,
     beyond_gradients,
+    beyond_hessian,
     beyond_inference,
     beyond_init,
     beyond_lr,
@@ -110,6 +111,7 @@ __all__ = [
     "fig11_dln",
     "fig12",
     "fig13",
+    "beyond_hessian",
     "beyond_init",
     "beyond_lr",
     "beyond_batch",

@@ -1,7 +1,7 @@
-"""Figures of the beyond-the-paper studies B3-B10 (issue 12; `bnopt.beyond` holds their checks).
+"""Figures of the beyond-the-paper studies B1 and B3-B10 (issue 12; `bnopt.beyond` holds their checks).
 
 B6-B9 read Fig 1's and Fig 2's runs (VGG16 at LR 0.1), B3 and B4 add init scales and LRs to Fig 1's,
-B5 has its own batch-study runs, B10 its own `probes=rank` DLN runs. Each
+B5 has its own batch-study runs, B1 its own `probes=hessian` VGG runs, B10 its own `probes=rank` DLN runs. Each
 `build_beyond_*` returns a matplotlib Figure from a `Results` object (or raises `MissingRuns` /
 `MissingRecords`); `catalog` names, saves and draws them. A curve is the mean over every seed of its run
 with a min-max band and "(N seeds)" in the legend (`curves.probe_line`), as in the paper's figures; the
@@ -20,6 +20,7 @@ from .. import experiments
 from ..beyond import (
     CHANCE,
     CONV_LAYERS,
+    CONVERGED,
     RANK_LAYER,
     TRAINS,
     batch_accuracies,
@@ -93,6 +94,70 @@ def _layer_axis(ax, layers) -> None:
     layers = sorted(layers)
     step = 1 if len(layers) <= 14 else 2
     ax.set_xticks(layers[::step])
+
+
+# ------------------------------------------------------------------------------------------------- B1
+
+
+def _hessian_table(res: Results, rid: str) -> pd.DataFrame:
+    """A run's hessian records as a step x metric table (empty if none)."""
+    p = res.probes
+    if p is None or not len(p):
+        return pd.DataFrame()
+    rows = p[(p["run_id"] == rid) & (p["probe"] == "hessian")]
+    if not len(rows):
+        return pd.DataFrame()
+    return rows.pivot_table(index="step", columns="metric", values="value", aggfunc="last").sort_index()
+
+
+def _converged(t: pd.DataFrame, suffix: str = "") -> pd.Series:
+    """|top_eig<suffix>| at the steps whose power iteration converged (the points B1 counts)."""
+    lam, resid = t.get("top_eig" + suffix), t.get("top_eig_residual" + suffix)
+    if lam is None or resid is None:
+        return pd.Series(dtype=float)
+    return lam[resid < CONVERGED].abs()
+
+
+def build_beyond_hessian(res: Results, scale=None):
+    """B1: VGG16 vs VGG16+BN at LR 0.1: (a) the top Hessian eigenvalue's magnitude vs step, with batch
+    statistics (train mode) and, for BN, running statistics (eval mode), at the converged points B1 counts;
+    (b) the curvature along the step's gradient g^T H g / ||g||^2 (B2's descriptive part)."""
+    name = "beyond_hessian"
+    runs = experiment_runs(res, name, scale, probes=("hessian",))
+    fig = new_figure(14, 5.2)
+    ax_l, ax_g = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+
+    def table(r):
+        t = _hessian_table(res, r["run_id"])
+        return t if "top_eig" in t else None
+
+    tables = _seed_values(res, runs, ax_l, name, "hessian records (probe hessian)", table)
+    for (model, lr), ts in tables.items():
+        _line(ax_l, [_converged(t) for t in ts], color(model), label(model, lr, ", batch statistics"), marker="o", ms=3)
+        if model != "vgg16":
+            evals_ = [_converged(t, "_eval") for t in ts]
+            _line(ax_l, evals_, color(model), label(model, lr, ", running statistics"), ls="--", marker="s", ms=3)
+    ax_l.set_yscale("log", nonpositive="mask")
+    _seeds_note(ax_l, tables, [("-", "solid: train mode (batch statistics)"), ("--", "dashed: eval mode (running)")])
+    set_labels(
+        ax_l,
+        f"(a) Sharpness: |top Hessian eigenvalue| (points with residual < {CONVERGED:g})",
+        STEP_LABEL,
+        "|λ_max| of the loss on the step's batch",
+    )
+    legend(ax_l, loc="best")
+
+    for (model, lr), ts in tables.items():
+        ghg = [t["ghg"].dropna() for t in ts if "ghg" in t]
+        _line(ax_g, ghg, color(model), label(model, lr), transform=None, marker="o", ms=3)
+    ax_g.set_yscale("symlog", linthresh=1e-3)
+    ax_g.axhline(0, color="0.5", lw=0.8)
+    _seeds_note(ax_g, tables)
+    set_labels(ax_g, "(b) Curvature along the step's gradient (Thm 4.2)", STEP_LABEL, "gᵀHg / ‖g‖²")
+    legend(ax_g, loc="best")
+    title = "B1 — Sharpness of the loss: VGG16 with and without BN, LR 0.1, batch vs running statistics"
+    figure_title(fig, title, runs)
+    return fig
 
 
 # ------------------------------------------------------------------------------------------------- B6
@@ -467,6 +532,7 @@ def build_beyond_rank(res: Results, scale=None):
 
 
 __all__ = [
+    "build_beyond_hessian",
     "build_beyond_batch",
     "build_beyond_init",
     "build_beyond_lr",

@@ -6,8 +6,8 @@
     figures.draw_all("results", "results/figures")    # every figure it can; {name: paths or message}
     figures.describe(fig, res)                        # the runs, steps and histogram panels a figure drew
 
-The beyond-the-paper studies B3-B10 (issue 12) have one figure each, drawn after the paper's:
-beyond_init, beyond_lr, beyond_batch,
+The beyond-the-paper studies B1, B3-B10 (issue 12) have one figure each, drawn after the paper's:
+beyond_hessian, beyond_init, beyond_lr, beyond_batch,
 beyond_regularisation, beyond_gradients, beyond_inference, beyond_effective_lr, beyond_rank (`beyond`).
 Fig 3, 5 and 11 have an (a) VGG and a (b) DLN half, from different experiments' runs: `fig3` draws both
 into fig3.png (and needs both halves' runs); the halves alone are fig3_vgg / fig3_dln (also fig3a / fig3b),
@@ -27,6 +27,7 @@ from .beyond import (
     build_beyond_batch,
     build_beyond_effective_lr,
     build_beyond_gradients,
+    build_beyond_hessian,
     build_beyond_inference,
     build_beyond_init,
     build_beyond_lr,
@@ -101,6 +102,7 @@ BUILDERS: dict[str, Callable] = {
     "fig12": build_fig12,
     "fig13": build_fig13,
     **HALVES,
+    "beyond_hessian": build_beyond_hessian,
     "beyond_init": build_beyond_init,
     "beyond_lr": build_beyond_lr,
     "beyond_batch": build_beyond_batch,
@@ -111,8 +113,9 @@ BUILDERS: dict[str, Callable] = {
     "beyond_rank": build_beyond_rank,
 }
 PAPER_FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13")
-# the beyond-the-paper studies' figures (issue 12; B3-B10, checks in bnopt.beyond)
+# the beyond-the-paper studies' figures (issue 12; B1, B3-B10, checks in bnopt.beyond)
 BEYOND_FIGURES = (
+    "beyond_hessian",
     "beyond_init",
     "beyond_lr",
     "beyond_batch",
@@ -192,6 +195,9 @@ fig13 = _drawer("fig13", "Fig 13: DLN l_p variants: loss, loss range, predictive
 fig3 = _drawer("fig3", "Fig 3: ICS, (a) VGG16 (fig3_vgg) and (b) DLN (fig3_dln) in one figure.")
 fig5 = _drawer("fig5", "Fig 5: l_p normalisations, (a) VGG16 accuracy (fig5_vgg) and (b) DLN loss (fig5_dln).")
 fig11 = _drawer("fig11", "Fig 11: gradient change vs eta, (a) VGG16 (fig11_vgg) and (b) DLN (fig11_dln).")
+beyond_hessian = _drawer(
+    "beyond_hessian", "B1: VGG16 vs VGG16+BN at LR 0.1: top Hessian eigenvalue (batch and running statistics), gᵀHg."
+)
 beyond_init = _drawer("beyond_init", "B3: VGG16 vs VGG16+BN at LR 0.1 over init scales: final accuracy and curves.")
 beyond_lr = _drawer("beyond_lr", "B4: VGG16 vs VGG16+BN over an LR grid: final accuracy and curves.")
 beyond_batch = _drawer(
