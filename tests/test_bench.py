@@ -37,6 +37,10 @@ def test_bench_writes_the_ratios_and_what_the_plan_reads(tmp_path):
     cases = {r["case"] for r in b["train"]}
     assert {"vgg16_bn", "vgg16_bn bare", "vgg16_bn dataloader", "vgg16_noisy_bn", "dln_bn"} <= cases
     assert b["per_run"]["startup_s"] > 0 and b["per_run"]["eval_ms_per_image"]["vgg"] > 0
+    # the small VGG is timed with B1's hessian and B10's rank probes too; the paper's overhead leaves them out
+    small = next(r for r in b["probes"] if r["model"] == "vgg16_bn")
+    assert {"landscape", "hessian", "rank"} <= set(small["probe_call_in_train_steps"])
+    assert set(small["overhead"]["paper"]["every"]) == {"landscape", "ics", "activations", "gradnorms"}
     # the plan reads it: a small VGG run gets an estimate of the right order
     speeds = Speeds.load(out)
     cfg = resolve(make_cfg(["model=vgg16_bn", "scale=small", "probes=paper", "data=synthetic"]))
@@ -117,3 +121,31 @@ def test_another_width_scales_like_a_model_timed_at_both_widths(tmp_path):
     # a probe call costs the same seconds; over a step twice as long as the one it was timed against
     share = (8.0 / 100 + 1.0 / 100 + 0.5 / 100 + 0.01 / 10) * 0.1 / 0.3
     assert speeds.probe_share(noisy) == pytest.approx(share)
+
+
+def test_a_probe_timed_only_at_the_small_width_is_charged_at_every_width(tmp_path):
+    """B1's hessian probe is timed on the small VGG only (one call at full width is minutes on a CPU): a run
+    with it gets that cost, in seconds, at its own cadence; a probe no row timed adds nothing."""
+    b = fake_bench()
+    b["probes"][0] |= {"ms_per_train_step": 100.0}
+    b["probes"][0]["probe_call_in_train_steps"] |= {"hessian": 400.0}
+    b["probes"].append(
+        {
+            "model": "vgg16_bn",
+            "width": 1.0,
+            "ms_per_train_step": 400.0,
+            "probe_call_in_train_steps": {"landscape": 2.0, "ics": 1.0, "activations": 1.0, "gradnorms": 0.0},
+        }
+    )
+    b["train"].append(
+        {"case": "vgg16_bn width 1", "model": "vgg16_bn", "width": 1.0, "batch_size": 128, "ms_per_step": 400.0}
+    )
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(b))
+    speeds = Speeds.load(path)
+    small = resolve(make_cfg(["model=vgg16_bn", "scale=small", "experiment=beyond_hessian"]))
+    assert speeds.probe_share(small) == pytest.approx(400.0 / 250)  # every evaluation: 250 steps
+    wide = resolve(make_cfg(["model=vgg16_bn", "scale=small", "experiment=beyond_hessian", "model.width=1.0"]))
+    assert speeds.probe_share(wide) == pytest.approx(400.0 * 0.1 / 0.4 / 250)  # 40 s over a 0.4 s step
+    paper = resolve(make_cfg(["model=vgg16_bn", "scale=small", "probes=paper", "model.width=1.0"]))
+    assert speeds.probe_share(paper) == pytest.approx(2.0 / 100 + 1.0 / 100 + 1.0 / 100)  # its own row

@@ -72,27 +72,31 @@ class Speeds:
         return min(rows, key=lambda r: (abs(r["width"] - width), abs(r["batch_size"] - batch)), default=None)
 
     def probe_share(self, cfg) -> float:
-        """Probe time per training step, as a fraction of the step. A probe's cost is taken from the timed
-        model of the run's width (the run's own model first, else the family's), in seconds, over the
-        run's own step time."""
+        """Probe time per training step, as a fraction of the step. Each enabled probe's cost is taken from
+        the timed model nearest the run's width that timed that probe (the run's own model first, else the
+        family's: the bench times B1's hessian and B10's rank probes only at the small width and on the DLN),
+        in seconds, over the run's own step time."""
         name, family = cfg.model.name, cfg.model.family
         timed = [r for r in self.probes if r["model"].startswith("vgg" if family == "vgg" else "dln")]
         if not timed or cfg.probes.get("name") == "none":
             return 0.0
         width = float(cfg.model.width)
-        row = min(timed, key=lambda r: (abs(r["width"] - width), r["model"] != name))
-        # The row's costs are in steps of the model it timed; for another model or width, convert them to
-        # the run's steps through seconds (the same model at the same width keeps the probe bench's own
-        # ratio: two separate timings of one step only add noise).
-        own = row["model"] == name and row["width"] == width
-        step = None if own else self.step_seconds(cfg)
-        scale = row["ms_per_train_step"] / 1000 / step if step and row.get("ms_per_train_step") else 1.0
+        step = None
         share = 0.0
-        for probe, in_steps in row["probe_call_in_train_steps"].items():
-            sub = cfg.probes.get(probe)
-            every = int(sub.get("every") or 0) if sub is not None and sub.get("enabled", True) else 0
-            if every > 0:
-                share += in_steps * scale / every
+        for probe, sub in cfg.probes.items():
+            every = int(sub.get("every") or 0) if hasattr(sub, "get") and sub.get("enabled", True) else 0
+            rows = [r for r in timed if probe in r["probe_call_in_train_steps"]]
+            if every <= 0 or not rows:
+                continue
+            row = min(rows, key=lambda r: (abs(r["width"] - width), r["model"] != name))
+            # The row's costs are in steps of the model it timed; for another model or width, convert them to
+            # the run's steps through seconds (the same model at the same width keeps the probe bench's own
+            # ratio: two separate timings of one step only add noise).
+            scale = 1.0
+            if not (row["model"] == name and row["width"] == width) and row.get("ms_per_train_step"):
+                step = step or self.step_seconds(cfg)
+                scale = row["ms_per_train_step"] / 1000 / step if step else 1.0
+            share += row["probe_call_in_train_steps"][probe] * scale / every
         return share
 
     def eval_seconds(self, cfg) -> float:
