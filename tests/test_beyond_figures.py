@@ -235,7 +235,7 @@ def test_sharpness_panel_draws_only_the_converged_points(res):
     fig = figures.make_figure("beyond_hessian", res)
     sharp, ghg = fig.axes
     lines = {ln.get_label(): ln for ln in sharp.get_lines() if len(ln.get_xdata())}
-    std = lines["Standard, LR 0.1, batch statistics (2 seeds)"]
+    std = lines["Standard, LR 0.1 (2 seeds)"]
     assert 40 not in list(std.get_xdata()) and len(std.get_xdata()) == len(PROBE_STEPS) - 1
     np.testing.assert_allclose(std.get_ydata(), 105.0)  # mean of 100 and 110
     bn_eval = lines["Batch Norm, LR 0.1, running statistics (2 seeds)"]

@@ -133,7 +133,8 @@ def build_beyond_hessian(res: Results, scale=None):
 
     tables = _seed_values(res, runs, ax_l, name, "hessian records (probe hessian)", table)
     for (model, lr), ts in tables.items():
-        _line(ax_l, [_converged(t) for t in ts], color(model), label(model, lr, ", batch statistics"), marker="o", ms=3)
+        mode = ", batch statistics" if model != "vgg16" else ""
+        _line(ax_l, [_converged(t) for t in ts], color(model), label(model, lr, mode), marker="o", ms=3)
         if model != "vgg16":
             evals_ = [_converged(t, "_eval") for t in ts]
             _line(ax_l, evals_, color(model), label(model, lr, ", running statistics"), ls="--", marker="s", ms=3)
@@ -147,11 +148,16 @@ def build_beyond_hessian(res: Results, scale=None):
     )
     legend(ax_l, loc="best")
 
+    drawn = []
     for (model, lr), ts in tables.items():
         ghg = [t["ghg"].dropna() for t in ts if "ghg" in t]
         _line(ax_g, ghg, color(model), label(model, lr), transform=None, marker="o", ms=3)
-    ax_g.set_yscale("symlog", linthresh=1e-3)
-    ax_g.axhline(0, color="0.5", lw=0.8)
+        drawn += [v for g in ghg for v in g if np.isfinite(v)]
+    if drawn and min(drawn) > 0:
+        ax_g.set_yscale("log")
+    else:  # the curvature along the gradient can be negative: linear near 0, logarithmic beyond
+        ax_g.set_yscale("symlog", linthresh=max(1e-2 * float(np.median(np.abs(drawn))) if drawn else 1.0, 1e-12))
+        ax_g.axhline(0, color="0.5", lw=0.8)
     _seeds_note(ax_g, tables)
     set_labels(ax_g, "(b) Curvature along the step's gradient (Thm 4.2)", STEP_LABEL, "gᵀHg / ‖g‖²")
     legend(ax_g, loc="best")
