@@ -228,6 +228,12 @@ def test_reproduce_dry_run_prints_the_plan(tmp_path, capsys):
     assert "2 runs, 0 already done, 2 to train" in out and "vgg16_bn lr=0.1" in out and "estimated" in out
     assert "~? min" not in out
     assert not (tmp_path / "runs").exists()
+    runs = reproduce.plan(["fig4"], "smoke", tmp_path)
+    for r in runs:
+        r.state = "done"
+    reproduce.print_plan(runs, "smoke")  # nothing left: no estimate is needed, so none is asked for
+    out = capsys.readouterr().out
+    assert "2 runs, 2 already done, nothing to train" in out and "make bench" not in out
 
 
 def test_paper_plan_on_a_cpu_warns_and_totals(tmp_path, capsys, monkeypatch):

@@ -128,10 +128,8 @@ def print_plan(runs: list[PlannedRun], scale_note: str, speeds: Speeds | None = 
     total = f"estimated {sum(known) / 60:.0f} min" if known else "no time estimate: run `make bench` first"
     if known and len(known) < len(todo):
         total += f" for {len(known)} of them; {len(todo) - len(known)} without a measured speed here"
-    print(
-        f"bnopt reproduce: scale {scale_note}: {len(runs)} runs, {len(runs) - len(todo)} already done, "
-        f"{len(todo)} to train ({total} on this machine)"
-    )
+    left = f"{len(todo)} to train ({total} on this machine)" if todo else "nothing to train"
+    print(f"bnopt reproduce: scale {scale_note}: {len(runs)} runs, {len(runs) - len(todo)} already done, {left}")
     for r in runs:
         state = {"resume": f"resume at {r.steps_done}", "failed": "failed: retry", "corrupt": "corrupt: retrain"}.get(
             r.state, r.state
