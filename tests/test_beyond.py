@@ -117,7 +117,9 @@ def test_b6_gap_at_the_matched_training_loss(tmp_path):
     for seed in SEEDS:
         r.run("vgg16", 0.1, seed, loss=1.0, train_eval=(0.1, 0.81, 0.9), test=(0.1, 0.8 + JITTER[seed], 0.8))
         r.run("vgg16_bn", 0.1, seed, loss=0.5, train_eval=(0.1, 0.9, 0.95), test=(0.1, 0.8, 0.8))
-    assert beyond.check_b6(r.results()).verdict == beyond.NOT_SUPPORTED
+    worse = beyond.check_b6(r.results())
+    assert worse.verdict == beyond.NOT_SUPPORTED and worse.evidence[0].startswith("against the claim: BN's train-test")
+    assert not any(line.startswith("against the claim") for line in c.evidence)  # the supported case says none
 
 
 def test_b8_running_vs_batch_statistics(tmp_path):
@@ -131,6 +133,10 @@ def test_b8_running_vs_batch_statistics(tmp_path):
     d_bn, d_noisy = c.stats
     assert d_bn.mean == pytest.approx(-0.01) and d_noisy.mean == pytest.approx(-0.3)
     assert (d_bn.verdict, d_noisy.verdict, c.verdict) == (claims.PASS, claims.FAIL, beyond.PARTLY)
+    # the failed sub-test is said plainly, first, with its number; the passed one is not
+    assert c.evidence[0].startswith("against the claim: running statistics do not stand in for noisy BN's")
+    assert "(D_noisy = -30.0%, 3 seeds, 95% t-interval)" in c.evidence[0]
+    assert not any(line.startswith("against the claim") for line in c.evidence[1:])
 
 
 def test_b10_stable_rank_of_layer_24(tmp_path):

@@ -187,6 +187,7 @@ def test_plan_shares_runs_between_figures(tmp_path):
     shared = {r.label: r.experiments for r in runs}
     assert set(shared["vgg16_bn lr=0.1 seed=0"]) >= {"fig1", "fig2", "fig4", "fig6", "fig8", "beyond_init"}
     assert shared["vgg16_bn lr=0.1 init_scale=10 seed=0"] == ["beyond_init"]  # labels tell B3's runs apart
+    assert shared["vgg16_bn lr=0.1 probes=hessian seed=0"] == ["beyond_hessian"]  # and B1's
 
 
 def test_dln_runs_are_shared_by_the_small_and_paper_scales(tmp_path):

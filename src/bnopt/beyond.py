@@ -89,23 +89,32 @@ def _within_2_points(x: float) -> bool:
     return -0.02 <= x <= 0.02
 
 
+def _against(stat: Stat, sentence: str) -> str:
+    """The plain statement of a sub-test that failed: what the numbers say against the popular claim."""
+    return f"against the claim: {sentence} ({stat.name.split(' = ')[0]} = {stat.fmt(stat.mean)}, {stat.label})"
+
+
 def _close(c: Study, table: dict, tests: list, lines: list[str], notes: list[str]) -> Study:
-    """A study judged by sub-tests: tests = [(Stat, passes(value) -> bool)], each judged on its interval;
-    the evidence is the per-seed lines, each statistic's summary, then the notes (what is measured, the
-    rule); the verdict counts the sub-tests (`_count_verdict`)."""
-    verdicts = [subtest(stat, passes) for stat, passes in tests]
-    stats = [stat for stat, _ in tests]
+    """A study judged by sub-tests: tests = [(Stat, passes(value) -> bool, what a failure says against the
+    claim)], each judged on its interval; the evidence is a plain "against the claim" line per failed
+    sub-test, the per-seed lines, each statistic's summary, then the notes (what is measured, the rule); the
+    verdict counts the sub-tests (`_count_verdict`)."""
+    verdicts = [subtest(stat, passes) for stat, passes, _ in tests]
+    stats = [stat for stat, _, _ in tests]
     fill(c, table, stats)
-    c.evidence = lines + [stat.summary() for stat in stats] + notes
+    against = [_against(stat, sentence) for stat, _, sentence in tests if stat.verdict == FAIL]
+    c.evidence = against + lines + [stat.summary() for stat in stats] + notes
     c.verdict = _count_verdict(verdicts)
     return c
 
 
-def _judge_one(c: Study, table: dict, stat: Stat, rule, lines: list[str], notes: list[str]) -> Study:
-    """A study one statistic decides with its own verdict rule (value -> verdict), judged on its interval."""
+def _judge_one(c: Study, table: dict, stat: Stat, rule, lines: list[str], notes: list[str], against: str) -> Study:
+    """A study one statistic decides with its own verdict rule (value -> verdict), judged on its interval;
+    `against`: what a "not supported" says against the claim, stated first."""
     stat.verdict = claims.judge([stat], rule)
     fill(c, table, [stat])
-    c.evidence = lines + [stat.summary()] + notes
+    plain = [_against(stat, against)] if stat.verdict == NOT_SUPPORTED else []
+    c.evidence = plain + lines + [stat.summary()] + notes
     c.verdict = stat.verdict
     return c
 
@@ -172,7 +181,11 @@ def check_b1(res: Results, scale=None) -> Study:
         "rule: sub-test 1 passes when S1's whole interval is below 0 (BN's loss is less sharp), sub-test 2 when S2's "
         "is above 0 (running statistics bring sharpness back); both = supported, one = partly, none = not supported",
     ]
-    return _close(c, table, [(s1, _below_0), (s2, _above_0)], lines, notes)
+    tests = [
+        (s1, _below_0, "with batch statistics the BN net's loss is sharper than the standard net's, not flatter"),
+        (s2, _above_0, "running statistics do not make the BN net's loss sharper than its batch statistics do"),
+    ]
+    return _close(c, table, tests, lines, notes)
 
 
 # ------------------------------------------------------------------------------------------------- B2
@@ -351,7 +364,11 @@ def check_b3(res: Results, scale=None) -> Study:
         "rule: sub-test 1 passes when M_BN's whole interval is at or above 20%, sub-test 2 when W_BN's is at or "
         "below 5 points; both = supported, one = partly, none = not supported",
     ]
-    return _close(c, table, [(m_bn, lambda x: x >= TRAINS), (w_bn, lambda x: x <= 0.05)], lines, notes)
+    tests = [
+        (m_bn, lambda x: x >= TRAINS, "BN does not train at every initialisation scale"),
+        (w_bn, lambda x: x <= 0.05, "BN's final accuracy still depends strongly on the initialisation scale"),
+    ]
+    return _close(c, table, tests, lines, notes)
 
 
 def largest_training_lr(res: Results, model: str, lrs, scale, seed) -> tuple[float, dict]:
@@ -401,7 +418,8 @@ def check_b4(res: Results, scale=None) -> Study:
         "rule: supported when the ratio's whole interval is at or above 4; partly when within (1, 4); not supported "
         "when at or below 1; otherwise inconclusive",
     ]
-    return _judge_one(c, table, ratio, b4_rule, lines, notes)
+    against = "BN does not allow a larger learning rate than the standard net on this grid"
+    return _judge_one(c, table, ratio, b4_rule, lines, notes, against)
 
 
 # ------------------------------------------------------------------------------------------------- B5
@@ -470,7 +488,11 @@ def check_b5(res: Results, scale=None) -> Study:
         "sub-test 2 when S2's is above 0 (the statistics gap grows as the batch shrinks); both = supported, one = "
         "partly, none = not supported",
     ]
-    return _close(c, table, [(s1, _below_0), (s2, _above_0)], lines, notes)
+    tests = [
+        (s1, _below_0, "BN's lead over the standard net does not shrink at the smallest batch"),
+        (s2, _above_0, "the gap between batch and running statistics does not grow as the batch shrinks"),
+    ]
+    return _close(c, table, tests, lines, notes)
 
 
 # ------------------------------------------------------------------------------------------------- B6
@@ -510,7 +532,8 @@ def check_b6(res: Results, scale=None) -> Study:
     rule = (
         "rule: supported if the whole interval of G is below 0; not supported if at or above 0; otherwise inconclusive"
     )
-    return _judge_one(c, table, g, lambda x: SUPPORTED if x < 0 else NOT_SUPPORTED, lines, [rule])
+    against = "BN's train-test gap is not smaller than the standard net's at the same training loss"
+    return _judge_one(c, table, g, lambda x: SUPPORTED if x < 0 else NOT_SUPPORTED, lines, [rule], against)
 
 
 # ------------------------------------------------------------------------------------------------- B7
@@ -557,7 +580,11 @@ def check_b7(res: Results, scale=None) -> Study:
         "rule: each sub-test passes when its whole interval is below 0; both = supported, one = partly, none = "
         "not supported; inconclusive when an inconclusive sub-test could change that"
     )
-    return _close(c, table, [(v0, _below_0), (v1, _below_0)], lines, [rule])
+    tests = [
+        (v0, _below_0, "at initialisation BN's gradient norms spread over the layers no less than the standard net's"),
+        (v1, _below_0, "during training BN's gradient norms spread over the layers no less than the standard net's"),
+    ]
+    return _close(c, table, tests, lines, [rule])
 
 
 # ------------------------------------------------------------------------------------------------- B8
@@ -604,7 +631,11 @@ def check_b8(res: Results, scale=None) -> Study:
         "rule: a sub-test passes when its whole interval lies within [-2, +2] points, fails when wholly outside; "
         "both = supported, one = partly, none = not supported",
     ]
-    return _close(c, table, [(d_bn, _within_2_points), (d_noisy, _within_2_points)], lines, notes)
+    tests = [
+        (d_bn, _within_2_points, "running statistics do not stand in for BN's batch statistics (more than 2 points)"),
+        (d_noisy, _within_2_points, "running statistics do not stand in for noisy BN's noisy batch statistics"),
+    ]
+    return _close(c, table, tests, lines, notes)
 
 
 # ------------------------------------------------------------------------------------------------- B9
@@ -641,7 +672,11 @@ def check_b9(res: Results, scale=None) -> Study:
         "rule: sub-test 1 passes when E_BN's whole interval is above 0, sub-test 2 when E_diff's is; both = "
         "supported, one = partly, none = not supported"
     )
-    return _close(c, table, [(e_bn, _above_0), (e_diff, _above_0)], lines, [rule])
+    tests = [
+        (e_bn, _above_0, "BN's conv weights do not grow, so its effective learning rate does not fall"),
+        (e_diff, _above_0, "BN's conv weights do not grow more than the standard net's"),
+    ]
+    return _close(c, table, tests, lines, [rule])
 
 
 # ------------------------------------------------------------------------------------------------ B10
@@ -685,7 +720,11 @@ def check_b10(res: Results, scale=None) -> Study:
         "rule: each sub-test passes when its whole interval is above 0; both = supported, one = partly, none = not "
         "supported; inconclusive when an inconclusive sub-test could change that"
     )
-    return _close(c, table, [(r0, _above_0), (r1, _above_0)], lines, [rule])
+    tests = [
+        (r0, _above_0, "at initialisation BN's deep representation has no higher stable rank than the standard DLN's"),
+        (r1, _above_0, "after training BN's deep representation has no higher stable rank than the standard DLN's"),
+    ]
+    return _close(c, table, tests, lines, [rule])
 
 
 CHECKS = {

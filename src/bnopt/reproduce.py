@@ -57,11 +57,14 @@ class PlannedRun:
 
     @property
     def label(self) -> str:
-        # B3's runs differ from Fig 1's by the init scale, B5's by the batch: the label says so
+        # B3's runs differ from Fig 1's by the init scale, B5's by the batch, B1's and B10's by their probes
+        # (the same training): the label says so
         init, scale = float(self.cfg.model.get("init_scale", 1.0)), self.cfg.scale
         note = f" init_scale={init:g}" if init != 1.0 else ""
         if scale.batch_size != scale[self.cfg.model.family].batch_size:
             note += f" batch={scale.batch_size}"
+        if self.cfg.probes.name not in ("paper", "none"):
+            note += f" probes={self.cfg.probes.name}"
         return f"{self.cfg.model.name} lr={self.cfg.optim.lr:g}{note} seed={self.cfg.seed}"
 
     @property

@@ -7,7 +7,8 @@ What the W&B mirror (records.WandbMirror) holds and therefore what comes back:
 - runs: from run.config (the resolved config: model.name, optim.lr, scale.name, ...) and run.summary;
 - metrics: history keys train/<col> (kind=train) and eval/<col> (kind=eval) at their logged step;
 - probes: landscape/<summary metric> (loss_min, loss_max, grad_diff_min/max, beta, grad_norm, loss0),
-  ics/layer<k>/<metric>, activations/layer<k>/<metric>, rank/layer<k>/<metric>, gradnorms/layer<k>[/weight].
+  ics/layer<k>/<metric>, activations/layer<k>/<metric>, rank/layer<k>/<metric>, gradnorms/layer<k>[/weight],
+  hessian/<metric> (top_eig, top_eig_residual, ghg and their eval-mode twins: B1).
 Not mirrored: the per-eta landscape rows (Fig 11) and activations.npz (histograms and per-unit moments of
 Fig 1c, 2, 6, 8, 9); `histograms()` returns {} and those figures say so.
 """
@@ -21,9 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..probes.hessian import EVAL_METRICS, TRAIN_METRICS
 from ..results import PROBE_COLUMNS, Results
 
 LANDSCAPE_METRICS = ("loss_min", "loss_max", "grad_diff_min", "grad_diff_max", "beta", "grad_norm", "loss0")
+# probes logged as <probe>/<metric>, one value per step (layer 0)
+LAYER_0_METRICS = {"landscape": LANDSCAPE_METRICS, "hessian": (*TRAIN_METRICS, *EVAL_METRICS)}
 LAYER_KEY = re.compile(r"^(ics|activations|rank)/layer(\d+)/([A-Za-z0-9_]+)$")
 GRADNORM_KEY = re.compile(r"^gradnorms/layer(\d+)(/weight)?$")
 STATE_STATUS = {"finished": "done", "running": "running", "crashed": "failed", "failed": "failed", "killed": "failed"}
@@ -142,8 +146,8 @@ def history_frames(rows, run_id: str) -> tuple[list[dict], list[dict]]:
             v = _number(value)
             if v is None:
                 continue
-            if kind == "landscape" and name in LANDSCAPE_METRICS:
-                probes.append((step, "landscape", 0, name, v))
+            if name in LAYER_0_METRICS.get(kind, ()):
+                probes.append((step, kind, 0, name, v))
             elif m := LAYER_KEY.match(key):
                 probes.append((step, m.group(1), int(m.group(2)), m.group(3), v))
             elif m := GRADNORM_KEY.match(key):
