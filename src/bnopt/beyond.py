@@ -131,17 +131,27 @@ def _series(res: Results, rid: str, probe: str, metric: str, layer: int) -> pd.S
 CONVERGED = 0.1  # B1: a power-iteration point counts when its residual ||Hv - lambda v|| / |lambda| is below this
 
 
+def converged_eigenvalues(res: Results, rid: str, suffix: str = "") -> pd.Series:
+    """|top_eig<suffix>| at every measured step, NaN where the power iteration did not converge (residual not
+    below CONVERGED) or the value is not finite: the points B1 counts and its figure draws. Missing when the
+    run has no such records."""
+    lam = _series(res, rid, "hessian", "top_eig" + suffix, 0)
+    resid = _series(res, rid, "hessian", "top_eig_residual" + suffix, 0).reindex(lam.index)
+    return lam.abs().where((resid < CONVERGED) & np.isfinite(lam))
+
+
 def sharpness(res: Results, rid: str, suffix: str = "") -> tuple[float, int, int]:
     """(median |top_eig<suffix>| over the converged points after step 0, points counted, points measured);
     Missing when fewer than half the points converged (PROTOCOL section 7, B1)."""
-    lam = _series(res, rid, "hessian", "top_eig" + suffix, 0)
-    res_ = _series(res, rid, "hessian", "top_eig_residual" + suffix, 0).reindex(lam.index)
-    lam, res_ = lam[lam.index > 0], res_[res_.index > 0]
-    ok = lam[(res_ < CONVERGED) & np.isfinite(lam)]
+    lam = converged_eigenvalues(res, rid, suffix)
+    lam = lam[lam.index > 0]
+    ok = lam.dropna()
     if not len(lam) or 2 * len(ok) < len(lam):
         mode = "eval" if suffix else "train"
-        raise Missing(f"run {rid}: {len(ok)} of {len(lam)} {mode}-mode power iterations converged (residual < 0.1)")
-    return float(ok.abs().median()), len(ok), len(lam)
+        raise Missing(
+            f"run {rid}: {len(ok)} of {len(lam)} {mode}-mode power iterations converged (residual < {CONVERGED:g})"
+        )
+    return float(ok.median()), len(ok), len(lam)
 
 
 def hessian_runs(res: Results, scale, seed) -> tuple[str, str]:

@@ -25,11 +25,12 @@ from ..beyond import (
     TRAINS,
     batch_accuracies,
     batch_grid,
+    converged_eigenvalues,
     final_accuracy,
     gradient_spread,
     statistics_gap,
 )
-from ..claims import Missing, evals, train_rows
+from ..claims import Missing, evals, probe_series, train_rows
 from ..results import Results
 from .common import STEP_LABEL, experiment_runs, figure_title
 from .curves import BAND_ALPHA, probe_line, seed_runs
@@ -99,25 +100,6 @@ def _layer_axis(ax, layers) -> None:
 # ------------------------------------------------------------------------------------------------- B1
 
 
-def _hessian_table(res: Results, rid: str) -> pd.DataFrame:
-    """A run's hessian records as a step x metric table (empty if none)."""
-    p = res.probes
-    if p is None or not len(p):
-        return pd.DataFrame()
-    rows = p[(p["run_id"] == rid) & (p["probe"] == "hessian")]
-    if not len(rows):
-        return pd.DataFrame()
-    return rows.pivot_table(index="step", columns="metric", values="value", aggfunc="last").sort_index()
-
-
-def _converged(t: pd.DataFrame, suffix: str = "") -> pd.Series:
-    """|top_eig<suffix>| at the steps whose power iteration converged (the points B1 counts)."""
-    lam, resid = t.get("top_eig" + suffix), t.get("top_eig_residual" + suffix)
-    if lam is None or resid is None:
-        return pd.Series(dtype=float)
-    return lam[resid < CONVERGED].abs()
-
-
 def build_beyond_hessian(res: Results, scale=None):
     """B1: VGG16 vs VGG16+BN at LR 0.1: (a) the top Hessian eigenvalue's magnitude vs step, with batch
     statistics (train mode) and, for BN, running statistics (eval mode), at the converged points B1 counts;
@@ -127,17 +109,23 @@ def build_beyond_hessian(res: Results, scale=None):
     fig = new_figure(14, 5.2)
     ax_l, ax_g = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
 
-    def table(r):
-        t = _hessian_table(res, r["run_id"])
-        return t if "top_eig" in t else None
+    def records(r):
+        """A seed's converged |top eigenvalue| in train and eval mode (the points B1 counts) and its g^T H g."""
+        rid = r["run_id"]
+        try:
+            running = converged_eigenvalues(res, rid, "_eval").dropna()
+        except Missing:  # a run measured in train mode only
+            running = pd.Series(dtype=float)
+        ghg = probe_series(res, rid, "hessian", "ghg", 0).dropna()
+        return {"batch": converged_eigenvalues(res, rid).dropna(), "running": running, "ghg": ghg}
 
-    tables = _seed_values(res, runs, ax_l, name, "hessian records (probe hessian)", table)
+    tables = _seed_values(res, runs, ax_l, name, "hessian records (probe hessian)", records)
     for (model, lr), ts in tables.items():
         mode = ", batch statistics" if model != "vgg16" else ""
-        _line(ax_l, [_converged(t) for t in ts], color(model), label(model, lr, mode), marker="o", ms=3)
+        _line(ax_l, [t["batch"] for t in ts], color(model), label(model, lr, mode), marker="o", ms=3)
         if model != "vgg16":
-            evals_ = [_converged(t, "_eval") for t in ts]
-            _line(ax_l, evals_, color(model), label(model, lr, ", running statistics"), ls="--", marker="s", ms=3)
+            running = [t["running"] for t in ts]
+            _line(ax_l, running, color(model), label(model, lr, ", running statistics"), ls="--", marker="s", ms=3)
     ax_l.set_yscale("log", nonpositive="mask")
     _seeds_note(ax_l, tables, [("-", "solid: train mode (batch statistics)"), ("--", "dashed: eval mode (running)")])
     set_labels(
@@ -150,7 +138,7 @@ def build_beyond_hessian(res: Results, scale=None):
 
     drawn = []
     for (model, lr), ts in tables.items():
-        ghg = [t["ghg"].dropna() for t in ts if "ghg" in t]
+        ghg = [t["ghg"] for t in ts if len(t["ghg"])]
         _line(ax_g, ghg, color(model), label(model, lr), transform=None, marker="o", ms=3)
         drawn += [v for g in ghg for v in g if np.isfinite(v)]
     if drawn and min(drawn) > 0:
