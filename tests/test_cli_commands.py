@@ -130,6 +130,11 @@ def test_runs_filters_by_value_and_refuses_unknown_values(runs, tmp_path, capsys
     assert "argument --seed: invalid nonnegative_int value: '-1'" in one_line_error(code, err)
     code, _, err = bnopt(capsys, "runs", *root, "--bogus")
     assert "unrecognized arguments: --bogus" in one_line_error(code, err)
+    code, _, err = bnopt(capsys, "runs", *root, "--experiment", "mine")
+    assert "unknown --experiment 'mine'" in one_line_error(code, err)
+    mine = make_run(tmp_path, "experiment_name=mine", "seed=2")  # an experiment of one's own: a value here
+    code, out, _ = bnopt(capsys, "runs", *root, "--experiment", "mine")
+    assert code == 0 and mine.run_id in out and "1 of 5 runs" in out
 
 
 def test_runs_without_runs_points_at_the_committed_ones(tmp_path, capsys):

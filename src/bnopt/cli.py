@@ -194,10 +194,11 @@ def say_no_runs(results: Path) -> None:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    for key, choices in filter_choices().items():
-        for value in getattr(args, key) or []:
-            check_choice(key, value, choices)
     table = run_table(args.results)
+    for key, choices in filter_choices().items():
+        here = table[key].dropna().astype(str).tolist() if key in table else []  # e.g. an experiment of one's own
+        for value in getattr(args, key) or []:
+            check_choice(key, value, sorted(set(choices) | set(here)))
     if not len(table):
         say_no_runs(Path(args.results))
         return 0
