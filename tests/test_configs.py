@@ -217,3 +217,67 @@ def test_compose_run_keeps_hydras_errors():
         experiments.compose_run(["model=vgg16", "paths.results_dir=x"])
     with pytest.raises(ConfigCompositionException, match="Ambiguous value for argument 'optim.lr=0.1,0.2'"):
         experiments.compose_run(["optim.lr=0.1,0.2"])
+
+
+# ------------------------------------------------------------- scale=auto is the preset it resolves to
+
+
+@pytest.mark.parametrize("cuda, preset", [(False, "small"), (True, "paper")])
+def test_auto_is_the_preset_it_resolves_to(monkeypatch, cuda, preset):
+    """Issue 22: auto.yaml lacked `batch_study`, so every default command failed to resolve
+    (experiment=beyond_batch). auto must resolve to exactly the preset it names, key for key."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    for model in ("vgg16_bn", "dln_bn"):
+        auto = resolve(make_cfg([f"model={model}", "scale=auto"])).scale
+        want = resolve(make_cfg([f"model={model}", f"scale={preset}"])).scale
+        assert auto.name == preset and auto.requested == "auto"
+        assert {k: v for k, v in auto.items() if k != "requested"} == dict(want)
+
+
+@pytest.mark.parametrize("preset", ["paper", "small", "smoke"])
+def test_every_key_a_preset_defines_is_in_auto(preset):
+    auto = make_cfg(["scale=auto"]).scale
+    assert set(make_cfg([f"scale={preset}"]).scale) <= set(auto)
+
+
+# committed runs (results/small/runs/<run_id>) and the overrides that planned them: moving config files
+# (the private bases) or adding preset keys must not change what a run is
+COMMITTED_RUNS = {
+    "vgg16_bn-lr0.1-376ca34a11": ["experiment=fig1", "model=vgg16_bn", "optim.lr=0.1", "seed=0"],
+    "dln_bn-lr1e-06-fc9dd5f187": ["experiment=fig3_ics_dln", "model=dln_bn", "optim.lr=1e-6", "seed=0"],
+    "vgg16-lr0.00625-a121dd810f": ["experiment=beyond_batch", "model=vgg16", "scale.batch_size=8", "seed=0"],
+}
+
+
+@pytest.mark.parametrize("scale", ["small", "auto"])
+@pytest.mark.parametrize("known_id", sorted(COMMITTED_RUNS))
+def test_committed_run_ids_are_unchanged(scale, known_id):
+    from pathlib import Path
+
+    assert (Path(CONFIG_DIR).parent / "results" / "small" / "runs" / known_id).is_dir()
+    cfg = resolve(make_cfg([*COMMITTED_RUNS[known_id], f"scale={scale}", "device=cpu"]))
+    validate(cfg)
+    assert run_id(cfg) == known_id
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", ["auto", "paper", "small", "smoke"])
+def test_every_experiment_composes_resolves_validates_and_plans_at_every_scale(scale, tmp_path):
+    """`make plan` / `make reproduce` at each SCALE= (auto is the README's default): every experiment of
+    the registry plans, each run composed, resolved and validated (bnopt.reproduce.plan)."""
+    from bnopt import experiments, reproduce
+
+    runs = reproduce.plan(None, scale, tmp_path)
+    planned = {name for r in runs for name in r.experiments}
+    assert planned == set(experiments.registry())
+    if scale == "auto":  # small on this CPU: the same runs
+        assert {r.run_id for r in runs} == {r.run_id for r in reproduce.plan(None, "small", tmp_path)}
+
+
+def test_keys_of_your_own_go_under_extra_and_are_part_of_the_run_id():
+    """`+extra.*` is the one namespace for keys of your own (configs/train.yaml): code that reads one may
+    train differently, so it is part of the run id; without one the id is unchanged."""
+    assert rid("+extra.note=a") != rid() and rid("+extra.note=a") != rid("+extra.note=b")
+    assert resolve(make_cfg([*SMOKE_VGG, "+extra.note=a"])).extra.note == "a"

@@ -2,7 +2,7 @@
 
 Each file declares `figure`, `claims` and its sweep (`hydra.sweeper.params`, `hydra.mode: MULTIRUN`).
 Every sweep includes `seed`: `seed_group` (claims | dln | single) picks how many seeds from the scale
-preset's `seeds:` (configs/scale/_preset.yaml), through `${bnopt.seeds:...}` in the sweep itself, so
+preset's `seeds:` (configs/_scale_preset.yaml), through `${bnopt.seeds:...}` in the sweep itself, so
 `bnopt-train experiment=fig1 scale=small` sweeps them too. A `seed=` override (`seed=0`, `seed=0,1`,
 `seeds(n)` here) replaces it.
 Everything that needs to know which runs a figure or a claim rests on reads it from here: `make

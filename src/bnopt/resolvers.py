@@ -6,7 +6,7 @@ hashes; no Python fills in config after composition. Registered on import of `bn
     ${bnopt.get:${scale.vgg},steps}          a key of a mapping (works on a resolver's output too)
     ${bnopt.first:${probes.every},20}        the first argument that is not null
     ${bnopt.auto_scale:${device}}            paper on CUDA, small on a CPU
-    ${bnopt.preset:small,vgg}                the family block of configs/scale/<preset>.yaml
+    ${bnopt.preset:small,vgg}                a key of configs/scale/<preset>.yaml (a family block, seeds, ...)
     ${bnopt.probe_default:landscape.etas,vgg} the paper's default of a probe setting for a model family
     ${bnopt.add:${seed},2}                   integer sum
     ${bnopt.div:51200,${scale.batch_size}}  exact integer quotient (B5: steps = images / batch)
@@ -21,6 +21,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The keys every scale preset shares. At the config root, not in configs/scale/, so that Hydra's --help
+# does not offer it as a scale and `scale=` cannot pick it (a private base has no name of its own).
+SCALE_BASE = CONFIG_DIR / "_scale_preset.yaml"
 
 
 def get(mapping, key: str):
@@ -45,15 +48,21 @@ def auto_scale(device: str) -> str:
 
 @cache
 def _preset_file(name: str) -> dict:
+    """configs/scale/<name>.yaml over the base every preset shares (configs/_scale_preset.yaml), as its
+    defaults list merges them: keys a preset does not set itself (seeds at paper) come from the base."""
     path = CONFIG_DIR / "scale" / f"{name}.yaml"
     if name.startswith("_") or name == "auto" or not path.is_file():
         raise ValueError(f"unknown scale {name!r}; choose one of paper, small, smoke or auto")
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    merged = OmegaConf.to_container(OmegaConf.merge(OmegaConf.load(SCALE_BASE), OmegaConf.load(path)), resolve=False)
+    merged.pop("defaults", None)
+    return merged
 
 
-def preset(name: str, family: str):
+def preset(name: str, key: str):
+    """A key of a preset (a family block vgg/dln, seeds, batch_study): scale=auto reads every key this way."""
+    value = _preset_file(name)[key]
     # containers go back as OmegaConf nodes so that `--cfg job --resolve` can resolve them in place
-    return OmegaConf.create(_preset_file(name)[family])
+    return OmegaConf.create(value) if isinstance(value, (dict, list)) else value
 
 
 def probe_default(setting: str, family: str):
