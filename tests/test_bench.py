@@ -118,14 +118,14 @@ def test_another_width_scales_like_a_model_timed_at_both_widths(tmp_path):
     noisy = resolve(make_cfg(["model=vgg16_noisy_bn", "scale=paper", "probes=paper", "data=synthetic"]))
     # BN's step doubled from width 0.25 to 1 (launch-bound, as on a GPU): so does the noisy net's, not x16
     assert speeds.step_seconds(noisy) == pytest.approx(0.150 * 200 / 100)
-    # a probe call costs the same seconds; over a step twice as long as the one it was timed against
-    share = (8.0 / 100 + 1.0 / 100 + 0.5 / 100 + 0.01 / 10) * 0.1 / 0.3
+    # a probe call costs the same number of the run's own steps (it is passes of the run's own model)
+    share = 8.0 / 100 + 1.0 / 100 + 0.5 / 100 + 0.01 / 10
     assert speeds.probe_share(noisy) == pytest.approx(share)
 
 
 def test_a_probe_timed_only_at_the_small_width_is_charged_at_every_width(tmp_path):
     """B1's hessian probe is timed on the small VGG only (one call at full width is minutes on a CPU): a run
-    with it gets that cost, in seconds, at its own cadence; a probe no row timed adds nothing."""
+    with it gets that cost, in its own steps, at its own cadence; a probe no row timed adds nothing."""
     b = fake_bench()
     b["probes"][0] |= {"ms_per_train_step": 100.0}
     b["probes"][0]["probe_call_in_train_steps"] |= {"hessian": 400.0}
@@ -146,6 +146,35 @@ def test_a_probe_timed_only_at_the_small_width_is_charged_at_every_width(tmp_pat
     small = resolve(make_cfg(["model=vgg16_bn", "scale=small", "experiment=beyond_hessian"]))
     assert speeds.probe_share(small) == pytest.approx(400.0 / 250)  # every evaluation: 250 steps
     wide = resolve(make_cfg(["model=vgg16_bn", "scale=small", "experiment=beyond_hessian", "model.width=1.0"]))
-    assert speeds.probe_share(wide) == pytest.approx(400.0 * 0.1 / 0.4 / 250)  # 40 s over a 0.4 s step
+    assert speeds.probe_share(wide) == pytest.approx(400.0 / 250)  # 400 steps of the wide net: 160 s
     paper = resolve(make_cfg(["model=vgg16_bn", "scale=small", "probes=paper", "model.width=1.0"]))
     assert speeds.probe_share(paper) == pytest.approx(2.0 / 100 + 1.0 / 100 + 1.0 / 100)  # its own row
+
+
+def test_a_smoke_run_is_charged_its_steps_probes_evaluations_and_startup(tmp_path):
+    """Issue 22: the smoke plan said 2 min and took 5.9. A smoke VGG step (width 0.0625, batch 32) was charged
+    1/64 of the small one's (width^2 * batch), where the bench shows how the step really grows with its work;
+    each probe call costs the bench's measured number of the run's own steps, at the smoke cadence (every 5
+    steps, gradnorms every step): the paper's probes are two thirds of the loop, as the runs measured."""
+    b = fake_bench()
+    # a CPU-like machine: 16x the work (width 0.25 -> 1) took 10x the time, so time ~ work^k with 16^k = 10
+    b["train"].append(
+        {"case": "vgg16_bn width 1", "model": "vgg16_bn", "width": 1.0, "batch_size": 128, "ms_per_step": 1000.0}
+    )
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(b))
+    speeds = Speeds.load(path)
+    smoke = resolve(make_cfg(["model=vgg16_bn", "scale=smoke", "probes=paper"]))
+    step = 0.1 * 10**-1.5  # 1/64 of the work: 64^k = 10^1.5, so 3.16 ms, not 0.1 / 64 = 1.56 ms
+    assert speeds.step_seconds(smoke) == pytest.approx(step)
+    share = (8.0 + 1.0 + 0.5) / 5 + 0.01 / 1
+    assert speeds.probe_share(smoke) == pytest.approx(share)
+    assert share / (1 + share) == pytest.approx(0.6564, abs=1e-4)  # of the loop: runs measured 57-70%
+    evals = 30 // 10 + 1  # steps 0, 10, 20, 30, each on the 10,000 test and 5,000 train-eval images
+    want = 5.0 + 30 * step * (1 + share) + evals * 15_000 * 0.2 / 1000
+    assert speeds.run_seconds(smoke) == pytest.approx(want)
+    assert speeds.run_seconds(smoke) == pytest.approx(17.2761, abs=1e-4)  # the golden value
+    # a GPU-like machine: the step does not grow from width 0.25 to 1 (kernel launches): neither does it shrink
+    b["train"][-1]["ms_per_step"] = 99.0
+    path.write_text(json.dumps(b))
+    assert Speeds.load(path).step_seconds(smoke) == pytest.approx(0.1)

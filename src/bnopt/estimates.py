@@ -2,11 +2,16 @@
 
     seconds = startup + steps * step * (1 + probe share) + evaluations * eval images * eval time per image
 
-- step: the bench's ms per step of the run's model at the nearest width and batch, scaled by the batch
-  ratio and, at another width, by the width ratio of a model of the family timed at both widths (else
-  (width ratio)^2, the conv cost); a model the bench did not time has no estimate.
-- probe share: each enabled probe's measured cost per call (the timed model nearest the run's width, the
-  run's own model first), over the run's step time, divided by the run's cadence.
+- step: the bench's ms per step of the run's model at the nearest width and batch; at another size, scaled
+  by how the step of the model (else of another model of the family) grew between the two widths the bench
+  timed it at, as a power of the work (width^2 * batch): on a GPU a step is mostly kernel launches and barely
+  grows (a smoke step costs what a small one does), on a CPU 16x the work took ~11x the time. Without two
+  timed widths, in proportion to the work. A model the bench did not time has no estimate.
+- probe share: each enabled probe's measured cost per call in training steps of the timed model nearest the
+  run's width (the run's own model first), divided by the run's cadence. A probe call is forward and
+  backward passes of the run's own model, so its cost in the run's steps holds at every width and batch:
+  at smoke scale (probes every 5 steps) the paper's probes are then about two thirds of the loop, as runs
+  measure (issue 22: 57-70%); keeping a call's seconds at the timed width made them 99% on a CPU.
 - eval: the bench's eval time per image of the family, times the images one evaluation scores
   (test set or `data.test_size`, plus `data.train_eval_size`), at every eval point and step 0.
 - startup: the bench's measured wall time of starting a run's process (imports, Hydra) plus data load.
@@ -18,6 +23,7 @@ with no record of its own gets no estimate rather than a wrong one.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from .records import environment
@@ -52,16 +58,23 @@ class Speeds:
         row = self._nearest(self._rows(name), width, batch)
         if row is None:
             return None
-        seconds = row["ms_per_step"] / 1000 * batch / row["batch_size"]
-        if row["width"] == width:
-            return seconds
-        # Another width: scale by how a model of the family timed at both widths scales (on a GPU a step
-        # is mostly kernel launches and barely grows with width); failing that, by width^2 (conv cost).
-        for other in sorted({r["model"] for r in self.train if r["model"] != name}):  # a fixed order
-            at = {w: self._nearest(self._rows(other), w, batch) for w in (width, row["width"])}
-            if all(r is not None and r["width"] == w for w, r in at.items()):
-                return seconds * at[width]["ms_per_step"] / at[row["width"]]["ms_per_step"]
-        return seconds * (width / row["width"]) ** 2
+        seconds = row["ms_per_step"] / 1000
+        work = (width / row["width"]) ** 2 * batch / row["batch_size"]
+        return seconds if work == 1 else seconds * work ** self._work_exponent(name, family, width, batch)
+
+    def _work_exponent(self, name: str, family: str, width: float, batch: int) -> float:
+        """How a step's time grows with its work (width^2 * batch): time ~ work^k, k from the run's model timed
+        at two widths (else another model's, in a fixed order), in [0, 1]; 1 (proportional) without one."""
+        others = sorted({r["model"] for r in self.train if r["model"] != name and r["model"].startswith(family)})
+        for model in (name, *others):
+            rows = self._rows(model)
+            near = self._nearest(rows, width, batch)
+            wider = [r for r in rows if near and r["width"] != near["width"] and r["batch_size"] == near["batch_size"]]
+            far = self._nearest(wider, width, batch)
+            if far is not None:
+                grew = math.log(far["ms_per_step"] / near["ms_per_step"])
+                return min(max(grew / math.log((far["width"] / near["width"]) ** 2), 0.0), 1.0)
+        return 1.0
 
     def _rows(self, model: str) -> list[dict]:
         """The train-loop rows of a model (not the bare or DataLoader comparison cases)."""
@@ -72,16 +85,15 @@ class Speeds:
         return min(rows, key=lambda r: (abs(r["width"] - width), abs(r["batch_size"] - batch)), default=None)
 
     def probe_share(self, cfg) -> float:
-        """Probe time per training step, as a fraction of the step. Each enabled probe's cost is taken from
-        the timed model nearest the run's width that timed that probe (the run's own model first, else the
-        family's: the bench times B1's hessian and B10's rank probes only at the small width and on the DLN),
-        in seconds, over the run's own step time."""
+        """Probe time per training step, as a fraction of the step: each enabled probe's cost per call in
+        training steps, from the timed model nearest the run's width that timed that probe (the run's own model
+        first, else the family's: the bench times B1's hessian and B10's rank probes only at the small width
+        and on the DLN), over the probe's cadence."""
         name, family = cfg.model.name, cfg.model.family
         timed = [r for r in self.probes if r["model"].startswith("vgg" if family == "vgg" else "dln")]
         if not timed or cfg.probes.get("name") == "none":
             return 0.0
         width = float(cfg.model.width)
-        step = None
         share = 0.0
         for probe, sub in cfg.probes.items():
             every = int(sub.get("every") or 0) if hasattr(sub, "get") and sub.get("enabled", True) else 0
@@ -89,14 +101,7 @@ class Speeds:
             if every <= 0 or not rows:
                 continue
             row = min(rows, key=lambda r: (abs(r["width"] - width), r["model"] != name))
-            # The row's costs are in steps of the model it timed; for another model or width, convert them to
-            # the run's steps through seconds (the same model at the same width keeps the probe bench's own
-            # ratio: two separate timings of one step only add noise).
-            scale = 1.0
-            if not (row["model"] == name and row["width"] == width) and row.get("ms_per_train_step"):
-                step = step or self.step_seconds(cfg)
-                scale = row["ms_per_train_step"] / 1000 / step if step else 1.0
-            share += row["probe_call_in_train_steps"][probe] * scale / every
+            share += row["probe_call_in_train_steps"][probe] / every
         return share
 
     def eval_seconds(self, cfg) -> float:
