@@ -1,5 +1,6 @@
-"""Run records: the schema check (read_run), corrupt runs skipped and retrained, unreadable checkpoints,
-the W&B run id kept across a resume, the W&B online init timeout, and the exit code of a locked run."""
+"""Run records: the schema check (read_run), corrupt runs skipped and retrained (or rebuilt from their final
+checkpoint), unreadable checkpoints set aside, the W&B run id kept across a resume, the W&B online init
+timeout, and the exit code of a locked run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bnopt import train as train_module
 from bnopt.config import resolve, run_id
 from bnopt.records import (
     CKPT_FILE,
@@ -157,11 +159,14 @@ def test_results_default_to_no_corrupt_runs():
 
 
 def test_corrupt_finished_run_is_skipped_in_one_line_and_retrained(tmp_path, capsys):
+    """A finished run whose metrics and checkpoint are both damaged: nothing can rebuild it, so it is
+    set aside whole and trained again."""
     first = train(smoke_cfg(tmp_path), progress=False)
     assert first.status == "done"
     copy = first.path.parent / "copy-of-a-good-run"
     shutil.copytree(first.path, copy)
     truncate(first.path / METRICS_FILE)
+    truncate(first.path / CKPT_FILE)
     capsys.readouterr()
 
     res = load_runs(tmp_path)
@@ -176,11 +181,79 @@ def test_corrupt_finished_run_is_skipped_in_one_line_and_retrained(tmp_path, cap
     out = capsys.readouterr()
     assert again.status == "done" and "already done" not in out.out and "resuming" not in out.out
     assert f"bnopt: run {first.run_id} has corrupt records (metrics.parquet unreadable" in out.err
+    assert "rebuilt" not in out.err and "checkpoint" not in out.err  # set aside with the records, not read
     aside = list(first.path.glob("corrupt-*"))
     assert len(aside) == 1 and (aside[0] / METRICS_FILE).stat().st_size > 0  # the damaged copy is kept
+    assert (aside[0] / CKPT_FILE).exists()
     res = load_runs(tmp_path)
     assert capsys.readouterr().err == "" and not len(res.corrupt) and len(res) == 2
     pd.testing.assert_frame_equal(pd.read_parquet(first.path / METRICS_FILE), pd.read_parquet(copy / METRICS_FILE))
+
+
+def test_finished_run_with_damaged_frames_is_rebuilt_from_its_final_checkpoint(tmp_path, capsys, monkeypatch):
+    """Issue 22 item 19: a finished run with a truncated parquet was retrained from step 0 although its
+    final checkpoint holds every row. It is rebuilt from the checkpoint, without loading data or training."""
+    first = train(smoke_cfg(tmp_path, "probes=activations"), progress=False)
+    good = {name: pd.read_parquet(first.path / name) for name in (METRICS_FILE, PROBES_FILE)}
+    truncate(first.path / METRICS_FILE)
+    (first.path / PROBES_FILE).write_bytes(b"")
+    capsys.readouterr()
+
+    def no_training(*args):
+        raise AssertionError("a run rebuilt from its checkpoint must not load data or train")
+
+    monkeypatch.setattr(train_module, "load_task", no_training)
+    again = train(smoke_cfg(tmp_path, "probes=activations"), progress=False)
+    out = capsys.readouterr()
+    assert again.status == "done" and again.steps_done == 30
+    err = out.err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"bnopt: run {first.run_id} had damaged records (metrics.parquet unreadable (")
+    assert err[0].endswith(
+        f"moved {METRICS_FILE}, {PROBES_FILE} to {first.path}/{aside_name(first.path)} and "
+        "rebuilt them from the final checkpoint (not retrained)"
+    )
+    assert f"run {first.run_id} is already done" in out.out
+    aside = first.path / aside_name(first.path)
+    assert sorted(p.name for p in aside.iterdir()) == [METRICS_FILE, PROBES_FILE]  # the damaged files, kept
+    for name, frame in good.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(first.path / name), frame, check_exact=True)
+    assert RunFolder(tmp_path, first.run_id).is_finished() and not len(load_runs(tmp_path).corrupt)
+
+
+def aside_name(folder) -> str:
+    (aside,) = folder.glob("corrupt-*")
+    return aside.name
+
+
+def test_killed_run_with_an_unreadable_checkpoint_sets_it_aside_and_trains_from_the_start(tmp_path, capsys):
+    """Issue 22 item 19: the unreadable checkpoint of a killed run was overwritten by the next one."""
+    real = train_module.forward_backward
+
+    def killed_at_15(model, task, opt, step, **kwargs):
+        if step == 15:
+            raise KeyboardInterrupt
+        return real(model, task, opt, step, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(KeyboardInterrupt):
+        mp.setattr(train_module, "forward_backward", killed_at_15)
+        train(smoke_cfg(tmp_path), progress=False)
+    folder = RunFolder(tmp_path, run_id(resolve(smoke_cfg(tmp_path))))
+    truncate(folder.file(CKPT_FILE))
+    damaged = folder.file(CKPT_FILE).read_bytes()
+    capsys.readouterr()
+
+    res = train(smoke_cfg(tmp_path), progress=False)
+    out = capsys.readouterr()
+    assert res.status == "done" and "resuming" not in out.out
+    aside = folder.path / aside_name(folder.path)
+    err = out.err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"bnopt: warning: checkpoint {folder.file(CKPT_FILE)} unreadable (")
+    assert err[0].endswith(f"); moved it to {aside} and training from the start")
+    assert (aside / CKPT_FILE).read_bytes() == damaged
+    assert list(pd.read_parquet(res.path / METRICS_FILE).query("kind == 'train'").step) == list(range(30))
+    assert folder.status()["resumes"] == 0
 
 
 # ---------------------------------------------------------------------------------------- checkpoint
@@ -196,13 +269,16 @@ def test_unreadable_checkpoint_is_one_line_not_a_python_warning(tmp_path, capsys
         truncate(ckpt)
     else:
         ckpt.write_bytes(content)
+    damaged = ckpt.read_bytes()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert folder.load_checkpoint() is None
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert err[0].startswith(f"bnopt: warning: checkpoint {ckpt} unreadable (")
-    assert err[0].endswith("); training from the start")
+    aside = folder.path / aside_name(folder.path)
+    assert err[0].endswith(f"); moved it to {aside} and training from the start")
+    assert not ckpt.exists() and (aside / "checkpoint.pt").read_bytes() == damaged  # set aside, not overwritten
 
 
 def test_checkpoint_without_its_keys_is_unreadable(tmp_path, capsys):

@@ -1,23 +1,29 @@
-"""The train loop end to end: learning, determinism, resume after SIGKILL, skip, divergence, W&B, CLI errors."""
+"""The train loop end to end: learning, determinism, resume after SIGKILL, skip, divergence, W&B (also
+after a resume), the end-of-run summary, CLI errors."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from bnopt.records import METRICS_FILE
+from bnopt import train as train_module
+from bnopt.records import METRICS_FILE, RunFolder, WandbMirror
 from bnopt.results import load_runs
 from bnopt.train import BadInput, train
 
 from .conftest import REPO, SMOKE, run_cli, smoke_cfg
-from .wandb_reader import logged_by_step
+from .wandb_reader import logged_by_step, logged_in
 
 
 def metrics(result) -> pd.DataFrame:
@@ -41,11 +47,13 @@ def test_smoke_training_lowers_the_loss_and_writes_records(tmp_path):
     assert runs.runs.loc[0, "model"] == "vgg16_bn" and len(runs.metrics) == len(m)
 
 
-def test_dln_trains_with_summed_squared_error(tmp_path):
+def test_dln_trains_with_summed_squared_error(tmp_path, capsys):
     res = train(smoke_cfg(tmp_path, model="dln"), progress=False)
     tr = metrics(res).query("kind == 'train'")
     assert tr.loss.iloc[0] > 1e4  # summed over 1000 samples of a 10-d regression
     assert tr.loss.iloc[-1] < tr.loss.iloc[0]
+    out = capsys.readouterr().out
+    assert "  model dln, SGD lr 1e-06," in out and "width" not in out  # a DLN has no width
 
 
 def test_same_config_gives_bit_identical_records(tmp_path):
@@ -125,6 +133,92 @@ def test_wandb_offline_logs_the_records(tmp_path):
     assert logged[30]["eval/test_acc"] == pytest.approx(final_eval.test_acc)
 
 
+class Killed(KeyboardInterrupt):
+    """Stands for a kill: raised by the training step, it leaves the run as a kill would (status running)."""
+
+
+@contextlib.contextmanager
+def killed_at(step: int):
+    """Training raises Killed when it reaches `step` (its last checkpoint is the one before)."""
+    real = train_module.forward_backward
+
+    def step_or_die(model, task, opt, at, **kwargs):
+        if at == step:
+            raise Killed
+        return real(model, task, opt, at, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_module, "forward_backward", step_or_die)
+        yield
+
+
+@pytest.fixture(scope="module")
+def resumed_wandb_run(tmp_path_factory):
+    """A smoke run with W&B (offline) and probes, killed at step 27 (checkpoint 20; W&B had steps up to
+    24), then resumed: (result, its stdout)."""
+    root = tmp_path_factory.mktemp("resumed")
+    cfg = lambda: smoke_cfg(root, "logger=wandb", "logger.mode=offline", "probes=activations")  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()):
+        mp.setenv("WANDB_SILENT", "true")
+        with killed_at(27), pytest.raises(Killed):
+            train(cfg(), progress=False)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            res = train(cfg(), progress=False)
+    return res, out.getvalue()
+
+
+def test_wandb_resume_sends_the_rows_the_killed_attempt_lacks(resumed_wandb_run):
+    """Issue 22 item 4: the resumed W&B run started at the checkpoint, so steps the killed attempt's W&B
+    service had not written were in neither; and `wandb sync` of the later offline run replaces the earlier.
+    The newest offline run must hold the whole history."""
+    res, out = resumed_wandb_run
+    assert "resuming" in out and res.status == "done"
+    newest = sorted(res.path.glob("wandb/offline-run-*"))[-1]
+    logged = logged_in(newest)
+    m = metrics(res)
+    train_rows, evals = m[m.kind == "train"].set_index("step"), m[m.kind == "eval"].set_index("step")
+    assert [s for s in range(30) if "train/loss" not in logged.get(s, {})] == []
+    for step in range(30):
+        assert logged[step]["train/loss"] == pytest.approx(train_rows.loc[step, "loss"], rel=1e-6)
+    assert [s for s in evals.index if "eval/test_acc" not in logged.get(s, {})] == []
+    assert logged[10]["eval/test_acc"] == pytest.approx(evals.loc[10, "test_acc"])
+    probes = load_runs(res.path.parent.parent).probes
+    grad = probes[(probes.probe == "gradnorms") & (probes.layer == 1) & (probes.metric == "grad_norm")]
+    for step, value in grad.set_index("step")["value"].items():  # probe scalars of replayed steps too
+        assert logged[step]["gradnorms/layer1"] == pytest.approx(value, rel=1e-6)
+
+
+def test_resumes_are_counted_in_status_and_said_in_the_summary(resumed_wandb_run):
+    res, out = resumed_wandb_run
+    assert json.loads((res.path / "status.json").read_text())["resumes"] == 1
+    assert f"=== {res.run_id}: DONE after 30/30 steps in " in out
+    assert "min, resumed 1 time from a checkpoint ===" in out
+
+
+def test_summary_lists_the_files_written_and_the_wandb_folder(resumed_wandb_run):
+    """Issue 22 item 16: the records line listed {metrics.parquet,status.json,config.yaml} whatever was
+    written; with logger=wandb the summary names the offline W&B run and the command that uploads it."""
+    res, out = resumed_wandb_run
+    names = "activations.npz,checkpoint.pt,config.yaml,metrics.parquet,probes.parquet,status.json,wandb/,wandb_id"
+    assert f"  records: {res.path}/{{{names}}}" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("  W&B (offline): "))
+    m = re.fullmatch(r"  W&B \(offline\): (\S+); upload it with: wandb sync (\S+)", line)
+    assert m and m[1] == m[2] == str(sorted(res.path.glob("wandb/offline-run-*"))[-1])
+    assert "  model vgg16_bn (width 0.0625), SGD lr 0.1," in out
+
+
+def test_wandb_resume_online_sends_only_the_steps_the_server_lacks(tmp_path):
+    """Online, a resumed W&B run starts at the server's next step: only the rows from there are sent."""
+    logged = []
+    fake_run = SimpleNamespace(starting_step=15, log=lambda data, step: logged.append(step))
+    wb = WandbMirror(smoke_cfg(tmp_path), RunFolder(tmp_path, "r"), resume=True)  # logger=none: no run
+    assert wb.catch_up([(0, {})]) == 0
+    wb.run = fake_run
+    history = [(s, {"train/loss": 1.0}) for s in range(20)] + [(20, {"eval/loss": 1.0})]
+    assert wb.catch_up(history) == 6 and logged == [15, 16, 17, 18, 19, 20]
+
+
 def test_wandb_failure_is_a_warning_not_a_crash(tmp_path, monkeypatch, capsys):
     import wandb
 
@@ -188,7 +282,7 @@ def test_bad_data_file_is_bad_input(tmp_path, cifar_dir, monkeypatch):
         (["data=cifar10", "data.source=synthetic"], "for the tiny test data use data=synthetic"),
         (["data=cifar10", "data.source=auto", "data.download=false", "data.root=DATA"], "Point BNOPT_DATA at"),
         (["hydra/launcher=slurm", "-m"], "needs SLURM, but `sbatch` is not on this machine's PATH"),
-        (["paths.results_dir=/x"], "no config key paths.results_dir (to add one: +paths.results_dir=/x)"),
+        (["paths.results_dir=/x"], "no config key paths.results_dir; did you mean paths.results?"),
         (["-m", "seed=0,1", "optim.lrr=0.1"], "no config key optim.lrr"),
     ],
 )

@@ -63,7 +63,15 @@ def read_history(path: Path) -> list[dict]:
 
 
 def logged_by_step(run_path: Path) -> dict[int, dict]:
-    """Every value a run's offline W&B file holds, merged per step: {step: {key: value}}.
+    """Every value a run's offline W&B file holds, merged per step: {step: {key: value}} (the run folder
+    must hold one offline W&B run)."""
+    files = list(Path(run_path).glob("wandb/offline-run-*"))
+    assert len(files) == 1, files
+    return logged_in(files[0])
+
+
+def logged_in(offline_run: Path) -> dict[int, dict]:
+    """Every value one offline W&B run folder (wandb/offline-run-*) holds, merged per step.
 
     `run.finish()` returns before W&B's service process has necessarily written the last blocks of the
     file (seen on a loaded CI host: the rows after the first 32 KiB block were missing), so the service
@@ -71,7 +79,7 @@ def logged_by_step(run_path: Path) -> dict[int, dict]:
     import wandb
 
     wandb.teardown()
-    files = list(Path(run_path).glob("wandb/offline-run-*/run-*.wandb"))
+    files = list(Path(offline_run).glob("run-*.wandb"))
     assert len(files) == 1, files
     logged: dict[int, dict] = {}
     for row in read_history(files[0]):

@@ -2,7 +2,8 @@
 
 results/runs/<run_id>/
     config.yaml       the resolved config
-    status.json       status (running | done | diverged | failed), timing, hardware, versions, schema_version
+    status.json       status (running | done | diverged | failed), timing, hardware, versions, schema_version,
+                      resumes (how many times the run was resumed from a checkpoint)
     metrics.parquet   one row per training step (kind=train) and one per evaluation (kind=eval)
     probes.parquet    probe records (when probes are on)
     checkpoint.pt     model, optimiser, RNG states, records so far: what a resume needs
@@ -247,6 +248,13 @@ class RunFolder:
         return None
 
     def open(self, cfg) -> None:
+        self._acquire()
+        problem = self._corrupt_final()
+        if problem is not None:
+            self._set_aside(problem.reason)
+        atomic_write_text(self.file(CONFIG_FILE), OmegaConf.to_yaml(cfg))
+
+    def _acquire(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.file(".lock"), "w")
         try:
@@ -255,17 +263,22 @@ class RunFolder:
             self._lock.close()
             self._lock = None
             raise RunLocked(self.run_id, self.path) from None
-        problem = self._corrupt_final()
-        if problem is not None:
-            self._set_aside(problem.reason)
-        atomic_write_text(self.file(CONFIG_FILE), OmegaConf.to_yaml(cfg))
+
+    def _aside_dir(self) -> Path:
+        """A new corrupt-<time>[-n]/ folder inside the run folder (n when one of this second exists)."""
+        stem = f"corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+        dest, n = self.file(stem), 0
+        while dest.exists():
+            n += 1
+            dest = self.file(f"{stem}-{n}")
+        dest.mkdir()
+        return dest
 
     def _set_aside(self, reason: str) -> None:
-        """Move a finished run's damaged records (all of them: the checkpoint is of the finished run and
-        cannot repair them) into corrupt-<time>/ inside the folder, so the run trains again from the
+        """Move a finished run's damaged records (all of them: no final checkpoint could repair them, see
+        rebuild_from_checkpoint) into corrupt-<time>/ inside the folder, so the run trains again from the
         start and nothing is deleted. Readers list runs/*/ only, so they never see the old copy."""
-        dest = self.file(f"corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        dest.mkdir()
+        dest = self._aside_dir()
         for entry in self.path.iterdir():
             if entry.name != ".lock" and not entry.name.startswith("corrupt-"):
                 shutil.move(str(entry), str(dest / entry.name))
@@ -274,6 +287,72 @@ class RunFolder:
             "training it again from the start",
             file=sys.stderr,
         )
+
+    def rebuild_from_checkpoint(self) -> bool:
+        """Repair a finished run whose metrics.parquet or probes.parquet is damaged from its final
+        checkpoint, which holds every row: the damaged files go to corrupt-<time>/, the rows are written
+        again, nothing is retrained. Returns whether the run is finished and readable now; False (nothing
+        touched) when it needs no repair or the checkpoint cannot repair it (then `open` sets the records
+        aside and the run trains again). Raises RunLocked when another process holds the run."""
+        if self._corrupt_final() is None:
+            return False
+        self._acquire()
+        try:
+            return self._rebuild_frames()
+        finally:
+            self.close()
+
+    def _rebuild_frames(self) -> bool:
+        problem = self._corrupt_final()  # again, under the lock: another process may have repaired it
+        if problem is None:
+            return self.is_finished()
+        damaged = self._damaged_frames()
+        ckpt = self._final_checkpoint()
+        if not damaged or ckpt is None:
+            return False
+        dest = self._aside_dir()
+        for name in damaged:
+            if self.file(name).exists():
+                shutil.move(str(self.file(name)), str(dest / name))
+        self.write_frame(METRICS_FILE, ckpt["rows"])
+        if ckpt["probe_rows"]:
+            self.write_frame(PROBES_FILE, ckpt["probe_rows"])
+        if self._corrupt_final() is not None:  # damage beyond the frames: put them back, let open() set all aside
+            for name in damaged:
+                self.file(name).unlink(missing_ok=True)
+                if (dest / name).exists():
+                    shutil.move(str(dest / name), str(self.file(name)))
+            dest.rmdir()
+            return False
+        print(
+            f"bnopt: run {self.run_id} had damaged records ({problem.reason}); moved {', '.join(damaged)} to "
+            f"{dest} and rebuilt {'them' if len(damaged) > 1 else 'it'} from the final checkpoint (not retrained)",
+            file=sys.stderr,
+        )
+        return True
+
+    def _damaged_frames(self) -> list[str]:
+        """The frames (metrics.parquet, probes.parquet) that are missing where required or do not read."""
+        damaged = []
+        for name, columns in ((METRICS_FILE, METRICS_COLUMNS), (PROBES_FILE, PROBE_COLUMNS)):
+            path = self.file(name)
+            if not path.exists():
+                damaged += [name] if name == METRICS_FILE else []
+                continue
+            try:
+                _read_frame(path, columns)
+            except CorruptRun:
+                damaged.append(name)
+        return damaged
+
+    def _final_checkpoint(self) -> dict | None:
+        """The checkpoint when it reads and is the finished run's last one (its step is the steps done)."""
+        try:
+            ckpt = self._read_checkpoint()
+        except Exception:  # unreadable: no repair from it (open() then sets everything aside)
+            return None
+        done = (self.status() or {}).get("steps_done")
+        return ckpt if ckpt is not None and ckpt["step"] == done and ckpt["rows"] else None
 
     def close(self) -> None:
         if self._lock is not None:
@@ -307,19 +386,29 @@ class RunFolder:
         torch.save(state, buf)
         atomic_write_bytes(self.file(CKPT_FILE), buf.getvalue())
 
-    def load_checkpoint(self) -> dict | None:
+    def _read_checkpoint(self) -> dict | None:
+        """The checkpoint with its keys (CKPT_KEYS), None when there is none; raises when unreadable."""
         path = self.file(CKPT_FILE)
         if not path.exists():
             return None
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        missing = [k for k in CKPT_KEYS if k not in ckpt]
+        if missing:
+            raise KeyError(f"no {', '.join(missing)}")
+        return ckpt
+
+    def load_checkpoint(self) -> dict | None:
+        """The checkpoint to resume from, or None. An unreadable one is moved to corrupt-<time>/ (one
+        line says so), not overwritten by the next checkpoint: the run then trains from the start."""
+        path = self.file(CKPT_FILE)
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-            missing = [k for k in CKPT_KEYS if k not in ckpt]
-            if missing:
-                raise KeyError(f"no {', '.join(missing)}")
-            return ckpt
+            return self._read_checkpoint()
         except Exception as e:  # torch.load raises many types; an unreadable checkpoint means: start again, loudly
+            dest = self._aside_dir()
+            shutil.move(str(path), str(dest / CKPT_FILE))
             print(
-                f"bnopt: warning: checkpoint {path} unreadable ({_one_line(e)}); training from the start",
+                f"bnopt: warning: checkpoint {path} unreadable ({_one_line(e)}); moved it to {dest} and "
+                "training from the start",
                 file=sys.stderr,
             )
             return None
@@ -396,6 +485,8 @@ class WandbMirror:
 
     def __init__(self, cfg, run_folder: RunFolder, resume: bool):
         self.run = None
+        self.sync_dir: Path | None = None  # this attempt's offline run folder (logger.mode=offline)
+        self.url: str | None = None  # the run's page (logger.mode=online)
         lg = cfg.logger
         if lg.name != "wandb" or lg.mode == "disabled":
             return
@@ -426,8 +517,33 @@ class WandbMirror:
             )
             if resume:
                 self.run.tags = tuple(self.run.tags) + ("resumed",)
+            if self.run.offline:
+                self.sync_dir = Path(self.run.sync_dir)
+            else:
+                self.url = self.run.url
         except Exception as e:
             self._fail("init", e)
+
+    def catch_up(self, logged: list[tuple[int, dict]]) -> int:
+        """Send a resumed run's rows that W&B lacks, in order, before training goes on; returns how many.
+
+        `logged` is every (step, payload) the run's records hold, in the order training logged them. What
+        W&B holds is not what this process last logged (a killed process's W&B service loses what it had
+        not written yet), so W&B is asked: online, a resumed run starts at the server's next step and
+        everything from there is sent (W&B drops steps below it); offline, a resumed run starts empty at
+        step 0 and everything is sent, so the newest offline run folder holds the whole history (`wandb
+        sync` of a later offline run of the same id replaces what an earlier one uploaded)."""
+        if self.run is None:
+            return 0
+        try:
+            first = int(self.run.starting_step)
+        except Exception as e:
+            self._fail("resume", e)
+            return 0
+        missing = [(step, payload) for step, payload in logged if step >= first]
+        for step, payload in missing:
+            self.log(payload, step=step)
+        return len(missing) if self.run is not None else 0
 
     def _fail(self, what: str, e: Exception) -> None:
         print(f"warning: W&B {what} failed ({type(e).__name__}: {e}); local records continue", file=sys.stderr)

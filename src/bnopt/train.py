@@ -110,16 +110,19 @@ def _train_options(cfg: DictConfig):
 def train(cfg: DictConfig, progress: bool = True) -> RunResult:
     cfg = prepare(cfg)
     folder = RunFolder(Path(cfg.paths.results), run_id(cfg))
-    if folder.is_finished():  # before loading data: a sweep over finished runs costs seconds
+    # before loading data: a sweep over finished runs costs seconds; a finished run with damaged records
+    # is rebuilt from its final checkpoint when that holds them, not retrained
+    if folder.is_finished() or folder.rebuild_from_checkpoint():
         st = folder.status()
         print(f"run {folder.run_id} is already {st['status']}: results in {folder.path}")
         return RunResult(folder.run_id, folder.path, st["status"], st.get("steps_done", 0), st.get("summary", {}))
     device, task = load_task(cfg)
     auto = cfg.scale.get("requested") == "auto"
     scale_note = cfg.scale.name + (" (auto: CUDA -> paper, CPU -> small)" if auto else "")
+    width = f" width={cfg.model.width:g}" if cfg.model.family == "vgg" else ""  # a DLN has no width
     print(
         f"bnopt: {cfg.model.name} lr={cfg.optim.lr:g} scale={scale_note} steps={cfg.scale.steps} "
-        f"batch={cfg.scale.batch_size} width={cfg.model.width:g} device={device} data={task.source}"
+        f"batch={cfg.scale.batch_size}{width} device={device} data={task.source}"
     )
 
     folder.open(cfg)
@@ -156,14 +159,19 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
         start, rows, probe_rows, elapsed = ckpt["step"], ckpt["rows"], ckpt["probe_rows"], ckpt["elapsed"]
         print(f"resuming {folder.run_id} from step {start}")
     resumed = ckpt is not None
+    # counted in status.json, not the checkpoint: two resumes from the same checkpoint are two resumes
+    resumes = (folder.status() or {}).get("resumes", 0) + 1 if resumed else 0
     folder.write_status(
         "running",
         steps=cfg.scale.steps,
         steps_done=start,
+        resumes=resumes,
         environment=environment(),
         started=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     wb = WandbMirror(cfg, folder, resume=resumed)
+    if resumed:
+        wb.catch_up(wandb_history(rows, probe_rows, probes))
 
     def checkpoint(step: int) -> None:
         folder.write_frame(METRICS_FILE, rows)
@@ -188,7 +196,7 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     def evaluate(step: int) -> dict:
         res = task.evaluate(model)
         rows.append({"step": step, "kind": "eval", **res})
-        wb.log({f"eval/{k}": v for k, v in res.items()}, step=step)
+        wb.log(eval_payload(rows[-1]), step=step)
         return res
 
     # --- loop -----------------------------------------------------------------------------------
@@ -282,7 +290,7 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     )
     wb.summary({"status": status, **summary})
     wb.finish()
-    _print_summary(cfg, folder, status, summary, elapsed)
+    _print_summary(cfg, folder, status, summary, elapsed, wb)
     return RunResult(folder.run_id, folder.path, status, step, summary)
 
 
@@ -317,18 +325,49 @@ def _flush(pending, rows, wb, lr) -> int | None:
     for i, (step, _, _, probe_payload) in enumerate(pending):
         row = {"step": step, "kind": "train", "loss": losses[i], "lr": lr, **{k: v[i] for k, v in extras.items()}}
         rows.append(row)
-        wb.log({**{f"train/{k}": v for k, v in row.items() if k not in ("step", "kind")}, **probe_payload}, step=step)
+        wb.log(train_payload(row, probe_payload), step=step)
         if not math.isfinite(losses[i]):
             return step + 1
     return None
 
 
-def _print_summary(cfg, folder: RunFolder, status: str, s: dict, elapsed: float) -> None:
+def train_payload(row: dict, probe_payload: dict) -> dict:
+    """What W&B gets for a training row: its values under train/, with its step's probe scalars (W&B drops
+    a row logged at a step below one already logged, so they travel together)."""
+    return {**{f"train/{k}": v for k, v in row.items() if k not in ("step", "kind")}, **probe_payload}
+
+
+def eval_payload(row: dict) -> dict:
+    return {f"eval/{k}": v for k, v in row.items() if k not in ("step", "kind")}
+
+
+def wandb_history(rows: list[dict], probe_rows: list[dict], probes) -> list[tuple[int, dict]]:
+    """Every (step, payload) training logged to W&B for these records, in the order it logged them:
+    what a resumed run sends W&B where W&B lacks it. Probe payloads are rebuilt from the probe rows
+    (an activations histogram is not: only the probe's own step has its histogram)."""
+    by_probe = {p.name: p for p in probes}
+    at_step: dict[tuple[int, str], list[dict]] = {}
+    for r in probe_rows:
+        at_step.setdefault((r["step"], r["probe"]), []).append(r)
+    probe_payloads: dict[int, dict] = {}
+    for (step, name), group in at_step.items():
+        if name in by_probe:
+            probe_payloads.setdefault(step, {}).update(by_probe[name].wandb(group))
+    return [
+        (r["step"], train_payload(r, probe_payloads.get(r["step"], {})) if r["kind"] == "train" else eval_payload(r))
+        for r in rows
+    ]
+
+
+def _print_summary(cfg, folder: RunFolder, status: str, s: dict, elapsed: float, wb: WandbMirror) -> None:
+    resumes = (folder.status() or {}).get("resumes", 0)
+    resumed = f", resumed {resumes} time{'s' if resumes > 1 else ''} from a checkpoint" if resumes else ""
+    width = f" (width {cfg.model.width:g})" if cfg.model.family == "vgg" else ""  # a DLN has no width
     lines = [
         "",
         f"=== {folder.run_id}: {status.upper()} after {s['steps_done']}/{cfg.scale.steps} steps "
-        f"in {elapsed / 60:.1f} min ===",
-        f"  model {cfg.model.name} (width {cfg.model.width:g}), SGD lr {cfg.optim.lr:g}, "
+        f"in {elapsed / 60:.1f} min{resumed} ===",
+        f"  model {cfg.model.name}{width}, SGD lr {cfg.optim.lr:g}, "
         f"batch {cfg.scale.batch_size}, scale {cfg.scale.name}, seed {cfg.seed}",
         f"  final training loss {s['final_loss']:.4g}"
         + (f", batch acc {s['final_batch_acc']:.3f}" if "final_batch_acc" in s else ""),
@@ -343,8 +382,18 @@ def _print_summary(cfg, folder: RunFolder, status: str, s: dict, elapsed: float)
             f"  throughput {s['images_per_s']:.0f} samples/s (training steps; probes took "
             f"{100 * s['probe_time_fraction']:.0f}% of the loop time)"
         )
-    lines.append(f"  records: {folder.path}/{{{METRICS_FILE},status.json,config.yaml}}")
+    lines.append(f"  records: {folder.path}/{{{','.join(_record_names(folder))}}}")
+    if wb.sync_dir is not None:
+        lines.append(f"  W&B (offline): {wb.sync_dir}; upload it with: wandb sync {wb.sync_dir}")
+    elif wb.url:
+        lines.append(f"  W&B: {wb.url}")
     print("\n".join(lines))
+
+
+def _record_names(folder: RunFolder) -> list[str]:
+    """The run folder's entries (folders with a trailing /), without the lock and temp files."""
+    entries = sorted(p for p in folder.path.iterdir() if not p.name.startswith("."))
+    return [p.name + ("/" if p.is_dir() else "") for p in entries]
 
 
 # --------------------------------------------------------------------------------------------- CLI
