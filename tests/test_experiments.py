@@ -308,7 +308,9 @@ def test_a_fresh_clone_restores_the_committed_records_instead_of_training(tmp_pa
         folder.write_status("done", steps_done=1)
         archive_run(folder.path, clone / "smoke" / "runs")
     assert reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(clone), "--dry-run"]) == 0
-    assert "1 of the runs to train are committed" in capsys.readouterr().out and not (clone / "runs").exists()
+    out = capsys.readouterr().out  # the dry run counts the committed run as restored and copies nothing
+    assert "2 runs, 0 already done, 1 to train" in out and f"1 restored from {clone / 'smoke' / 'runs'}" in out
+    assert not (clone / "runs").exists()
     assert reproduce.main(["--no-train", "--scale", "smoke", "--figs", "fig4", "--results", str(clone)]) == 0
     assert f"restored 2 finished run(s) from {clone / 'smoke' / 'runs'}" in capsys.readouterr().out
     states = {r.run_id: r.state for r in reproduce.plan(["fig4"], "smoke", clone)}

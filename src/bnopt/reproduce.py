@@ -26,13 +26,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from . import experiments
 from .config import SCALES as PRESETS
 from .config import ConfigError, run_id, validate
 from .estimates import Speeds
-from .records import RECORDS_DIR, RunFolder, restore_runs
+from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder, restore_runs
 
 SCALES = ("auto", *PRESETS)
 LAUNCHERS = {  # name -> hydra/launcher choice
@@ -52,7 +52,10 @@ class PlannedRun:
     overrides: list[str]  # the run's point of its experiment's sweep: `bnopt-train <overrides>` trains it
     cfg: DictConfig
     experiments: list[str]
-    state: str  # done | diverged | failed | corrupt | running | resume | train
+    # done | diverged | failed | corrupt | running (a live process trains it) | interrupted (it says running,
+    # but no process holds its lock: killed; resumed like `resume`) | restore (committed under
+    # results/<scale>/runs/: a real run copies it in) | resume | train
+    state: str
     steps_done: int
 
     @property
@@ -70,6 +73,27 @@ class PlannedRun:
     @property
     def done(self) -> bool:
         return self.state in ("done", "diverged")
+
+    @property
+    def to_train(self) -> bool:
+        return not self.done and self.state != "restore"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the bad-input contract: one line `bnopt: error: ...` and exit 2 (not the usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"bnopt: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def check_args(scale: str, figures: list[str] | None, launcher: str) -> None:
@@ -100,6 +124,24 @@ def seed_overrides(seeds: int | None) -> list[str]:
     return [] if seeds is None else [f"seed={experiments.seed_values(seeds)}"]
 
 
+def run_state(results: Path, rid: str, scale: str) -> tuple[str, int]:
+    """(state, steps done) of one planned run from its folder under results/runs/, else from the records
+    committed under results/<scale>/runs/."""
+    folder = RunFolder(results, rid)
+    st = folder.status() or {}
+    state, steps_done = st.get("status"), int(st.get("steps_done", 0))
+    if state in FINAL_STATUSES and not folder.is_finished():
+        return "corrupt", 0  # its records do not read: trained again
+    if state == "running" and not folder.is_trained_now():
+        return "interrupted", steps_done
+    if state in (*FINAL_STATUSES, "failed", "running"):
+        return state, steps_done
+    committed = RunFolder(output_dir(results, scale), rid)  # restore_runs copies it in when no folder is here
+    if not folder.path.exists() and (committed.status() or {}).get("status") in FINAL_STATUSES:
+        return "restore", 0
+    return ("resume" if steps_done else "train"), steps_done
+
+
 def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] = ()) -> list[PlannedRun]:
     runs: dict[str, PlannedRun] = {}
     for exp in selected_experiments(figures):
@@ -110,36 +152,47 @@ def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] 
             if rid in runs:
                 runs[rid].experiments.append(exp.name)
                 continue
-            folder = RunFolder(results, rid)
-            st = folder.status() or {}
-            state = st.get("status")
-            steps_done = int(st.get("steps_done", 0))
-            if state in ("done", "diverged") and not folder.is_finished():
-                state, steps_done = "corrupt", 0  # its records do not read: trained again
-            elif state not in ("done", "diverged", "failed", "running"):
-                state = "resume" if steps_done else "train"
+            state, steps_done = run_state(results, rid, cfg.scale.name)
             runs[rid] = PlannedRun(rid, overrides, cfg, [exp.name], state, steps_done)
     return list(runs.values())
 
 
-def print_plan(runs: list[PlannedRun], scale_note: str, speeds: Speeds | None = None) -> float | None:
+STATE_LABELS = {"failed": "failed: retry", "corrupt": "corrupt: retrain", "restore": "committed: restore"}
+
+
+def print_plan(
+    runs: list[PlannedRun], scale_note: str, speeds: Speeds | None = None, committed: Path | None = None
+) -> float | None:
     """Print the runs and their states with time estimates from `make bench`'s measurements (estimates.py);
-    returns the estimated seconds of what is left to train (None without an estimate)."""
-    todo = [r for r in runs if not r.done]
+    returns the estimated seconds of what is left to train (None without an estimate). `committed`: where
+    the runs in state `restore` are committed (results/<scale>/runs/)."""
+    todo = [r for r in runs if r.to_train]
+    restored = sum(r.state == "restore" for r in runs)
     estimates = {r.run_id: speeds.run_seconds(r.cfg, r.steps_done) if speeds else None for r in todo}
     known = [e for e in estimates.values() if e is not None]
     total = f"estimated {sum(known) / 60:.0f} min" if known else "no time estimate: run `make bench` first"
     if known and len(known) < len(todo):
         total += f" for {len(known)} of them; {len(todo) - len(known)} without a measured speed here"
-    left = f"{len(todo)} to train ({total} on this machine)" if todo else "nothing to train"
-    print(f"bnopt reproduce: scale {scale_note}: {len(runs)} runs, {len(runs) - len(todo)} already done, {left}")
+    if todo:
+        left = f"{len(todo)} to train ({total} on this machine)"
+    else:  # "0 to train" beside a count of restored runs reads as the answer to "what will this cost?"
+        left = "0 to train" if restored else "nothing to train"
+    if restored:
+        left += f", {restored} restored from {committed}"
+    done = sum(r.done for r in runs)
+    print(f"bnopt reproduce: scale {scale_note}: {len(runs)} runs, {done} already done, {left}")
     for r in runs:
-        state = {"resume": f"resume at {r.steps_done}", "failed": "failed: retry", "corrupt": "corrupt: retrain"}.get(
-            r.state, r.state
-        )
+        steps = f" at {r.steps_done}" if r.state in ("resume", "interrupted") else ""
+        state = STATE_LABELS.get(r.state, r.state) + steps
         est = estimates.get(r.run_id)
-        eta = "" if r.done else ("?" if est is None else f"~{est / 60:.1f} min")
-        print(f"  {state:>16s}  {r.run_id:34s} {r.label:30s} {eta:>10s}  [{', '.join(r.experiments)}]")
+        eta = "" if not r.to_train else ("?" if est is None else f"~{est / 60:.1f} min")
+        print(f"  {state:>18s}  {r.run_id:34s} {r.label:30s} {eta:>10s}  [{', '.join(r.experiments)}]")
+    interrupted = sum(r.state == "interrupted" for r in runs)
+    if interrupted:
+        print(
+            f"  interrupted: the same command resumes it ({interrupted} run(s) say running, but no process "
+            "holds their lock: the process that trained them was killed)"
+        )
     slow = [r for r in todo if r.cfg.scale.name == "paper" and r.cfg.model.family == "vgg"]
     if slow and not _has_cuda():
         print(
@@ -166,7 +219,7 @@ def train_missing(runs: list[PlannedRun], exps, common: list[str], launcher: str
     an out-of-memory kill ends that run only; the parallel launchers (joblib, submitit) get each
     experiment's whole sweep and start a process per run themselves. `common`: the overrides of every run
     (scale, results root)."""
-    todo = [r for r in runs if not r.done]
+    todo = [r for r in runs if r.to_train]
     if launcher == "basic":
         jobs = [(f"{r.label} [{r.experiments[0]}]", r.overrides) for r in todo]
     else:
@@ -184,8 +237,29 @@ def output_dir(results: Path, scale: str) -> Path:
     return results / scale
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Train every run the paper's figures need, draw them, write the report.")
+def check_data(runs: list[PlannedRun]) -> None:
+    """Every data source the runs to train read, loaded once each with bnopt.data's own validation (files
+    present, readable, of the right shape and count) before anything is trained or written; a source that
+    cannot work is one ConfigError line. With data.source auto or torchvision and no local copy, this is
+    torchvision's download, which the runs would do anyway."""
+    from .data import DataError, load_cifar10
+
+    sources: dict[str, list[PlannedRun]] = {}
+    for r in runs:
+        if r.to_train and r.cfg.data.name == "cifar10":  # the DLN's data is drawn in memory from its seed
+            sources.setdefault(OmegaConf.to_yaml(r.cfg.data), []).append(r)
+    for needing in sources.values():
+        try:
+            load_cifar10(needing[0].cfg.data)
+        except DataError as e:
+            raise ConfigError(f"{e} (needed by {len(needing)} of the runs to train; nothing was trained)") from None
+
+
+def parse_args(argv: list[str] | None):
+    ap = ArgumentParser(
+        prog="python -m bnopt.reproduce",
+        description="Train every run the paper's figures need, draw them, write the report.",
+    )
     ap.add_argument("--scale", default="auto", help="auto (paper on CUDA, small on CPU), paper, small or smoke")
     ap.add_argument("--figs", nargs="*", default=None, help="figures to reproduce (default: all), e.g. fig1 fig4")
     ap.add_argument("--results", default="results", help="results root: runs/ and <scale>/ (figures, report)")
@@ -196,38 +270,44 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="replace a report even if runs it was drawn from are gone")
     ap.add_argument(
         "--seeds",
-        type=int,
+        type=positive_int,
         default=None,
         help="seeds 0..N-1 for every experiment (default: each experiment's scale.seeds.<seed_group>)",
     )
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     results = Path(args.results)
     figs = [f for arg in (args.figs or []) for f in arg.split()] or None
+    train = not args.no_train and not args.dry_run
     try:
         check_args(args.scale, figs, args.launcher)
         extra = seed_overrides(args.seeds)
         runs = plan(figs, args.scale, results, extra)
+        if train:
+            # not for --dry-run: a plan trains and writes nothing, and the check may download CIFAR-10
+            check_data(runs)
     except ConfigError as e:
         print(f"bnopt: error: {e}", file=sys.stderr)
         return 2
     scale = runs[0].cfg.scale.name if runs else args.scale
     # the runs a committed report was drawn from: all of them come back, not only the selected figures' (a
-    # report drawn from fewer runs than the committed one would drop the others' records)
+    # report drawn from fewer runs than the committed one would drop the others' records); a dry run only
+    # counts the planned ones (state `restore`)
     committed = output_dir(results, scale) / RECORDS_DIR
     held = sorted(p.name for p in committed.iterdir() if p.is_dir()) if committed.is_dir() else []
-    if args.dry_run:
-        todo = [r.run_id for r in runs if r.state == "train" and r.run_id in held]
-        if todo:
-            print(f"{len(todo)} of the runs to train are committed under {committed}: a real run restores them")
-    elif restored := restore_runs(committed, results, held):
+    if not args.dry_run and (restored := restore_runs(committed, results, held)):
         print(f"restored {len(restored)} finished run(s) from {committed} into {results}/runs")
         runs = plan(figs, args.scale, results, extra)
     scale_note = scale + (" (auto)" if args.scale == "auto" else "")
     t0, planned = time.time(), None
+    if args.dry_run:  # also with --no-train: a dry run writes nothing, not even the report
+        print_plan(runs, scale_note, Speeds.load(results / "bench.json"), committed)
+        return 0
     if not args.no_train:
-        planned = print_plan(runs, scale_note, Speeds.load(results / "bench.json"))
-        if args.dry_run:
-            return 0
+        planned = print_plan(runs, scale_note, Speeds.load(results / "bench.json"), committed)
         common = run_overrides(scale, results, extra)
         train_missing(runs, selected_experiments(figs), common, args.launcher, args.logger)
         runs = plan(figs, scale, results, extra)
