@@ -232,6 +232,19 @@ class RunFolder:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
+    def is_trained_now(self) -> bool:
+        """Whether a live process holds this run's lock (open() takes it; the kernel drops it when that
+        process dies): a run whose status says `running` but whose lock is free was killed. Probes with
+        a shared lock on a read-only handle, released at once: it creates no lock file."""
+        try:
+            with open(self.file(".lock"), "rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except FileNotFoundError:
+            return False
+        except BlockingIOError:
+            return True
+        return False
+
     def is_finished(self) -> bool:
         """Done or diverged with readable records. A finished run whose records are corrupt is not
         finished: training it again (open() sets the damaged records aside) is the repair."""
