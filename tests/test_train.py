@@ -283,7 +283,7 @@ def test_bad_data_file_is_bad_input(tmp_path, cifar_dir, monkeypatch):
         (["data=cifar10", "data.source=auto", "data.download=false", "data.root=DATA"], "Point BNOPT_DATA at"),
         (["hydra/launcher=slurm", "-m"], "needs SLURM, but `sbatch` is not on this machine's PATH"),
         (["paths.results_dir=/x"], "no config key paths.results_dir; did you mean paths.results?"),
-        (["-m", "seed=0,1", "optim.lrr=0.1"], "no config key optim.lrr"),
+        (["experiment=fig1", "seed=0,1", "optim.lrr=0.1"], "no config key optim.lrr; did you mean optim.lr?"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):

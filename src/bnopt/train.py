@@ -402,61 +402,140 @@ def _record_names(folder: RunFolder) -> list[str]:
 GROUPS = ("model", "data", "optim", "probes", "logger", "scale", "paths", "experiment")
 
 
-def precheck_overrides(argv: list[str]) -> None:
-    """Unknown config-group choices (model=foo) and launchers this machine cannot run, as one line and
-    exit 2, before Hydra prints a traceback."""
-    for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
+def parse_cli(argv: list[str]):
+    """bnopt-train's command line read by Hydra's own parser (overrides, -m, --config-dir DIR / -cd DIR /
+    --config-dir=DIR, --help, ...); a bad flag is one line and exit 2."""
+    from hydra._internal.utils import get_args_parser
+
+    def error(message: str) -> None:  # argparse would print its usage block
+        if message.startswith("unrecognized arguments"):  # Hydra's parser takes the overrides as one list
+            message += " (flags such as -m go before the overrides: bnopt-train -m model=vgg16,vgg16_bn)"
+        fail(message)
+
+    parser = get_args_parser()
+    parser.error = error
+    return parser.parse_args(argv)
+
+
+def precheck(argv: list[str]) -> None:
+    """Everything a command gets wrong, as one line and exit 2 before anything is trained or written:
+    the prechecks read configs as Hydra will, --config-dir's folder included."""
+    args = parse_cli(argv)
+    if args.help or args.hydra_help or args.shell_completion:
+        return
+    from . import experiments
+
+    if args.config_dir is not None and not Path(args.config_dir).is_dir():
+        fail(f"--config-dir {args.config_dir} is not a folder")
+    with experiments.config_dir(args.config_dir):
+        precheck_overrides(args.overrides)
+        precheck_hydra(args.overrides)
+        precheck_sweep(args.overrides, multirun=args.multirun)
+
+
+def precheck_overrides(overrides: list[str]) -> None:
+    """Unknown config-group choices (model=foo, model=_vgg) and launchers this machine cannot run, as one
+    line and exit 2, before Hydra prints a traceback."""
+    from . import experiments
+
+    for arg in overrides:
+        if "=" not in arg or arg.startswith("-"):
             continue
         key, value = arg.lstrip("+~").split("=", 1)
         if key == "hydra/launcher" and value in ("slurm", "submitit_slurm") and shutil.which("sbatch") is None:
             fail(f"hydra/launcher={value} needs SLURM, but `sbatch` is not on this machine's PATH")
         if key not in GROUPS or value in ("null", "") or "(" in value:
             continue
+        options = experiments.group_options(key)
         for choice in value.split(","):
-            if not (CONFIG_DIR / key / f"{choice}.yaml").is_file():
-                options = sorted(p.stem for p in (CONFIG_DIR / key).glob("*.yaml") if not p.stem.startswith("_"))
+            if choice not in options:
                 fail(f"unknown {key} {choice!r}; choose one of {', '.join(options)}")
 
 
-def precheck_sweep(argv: list[str]) -> None:
-    """Resolve and validate every run of a sweep (-m, or an experiment, whose configs are sweeps) before
-    the first one trains: a bad value in the fifth run is one line and exit 2, not a half-done sweep. A
-    single run is composed here too, so that an unknown key (paths.results_dir=...) is one line and exit 2."""
+def precheck_hydra(overrides: list[str]) -> None:
+    """Hydra's own settings (hydra/launcher=foo, hydra.launcher.n_jobs=abc): composed once, as Hydra
+    will, so that a bad one is one line here and not Hydra's error block at launch."""
+    import yaml
     from hydra.errors import HydraException
 
     from . import experiments
 
-    # the run's own overrides: Hydra's (launcher, sweep dir) do not change what a job trains
-    overrides = [a for a in argv if not a.startswith("-") and "=" in a and not a.lstrip("+~").startswith("hydra")]
-    experiment = next((a.split("=", 1)[1] for a in overrides if a.split("=", 1)[0] == "experiment"), "null")
-    if not ({"-m", "--multirun"} & set(argv) or experiment != "null"):
-        try:  # one run: only an unknown key (paths.results_dir=...) here; train() validates the values
-            experiments.compose_run(overrides)
-        except HydraException as e:
-            fail(hydra_error_line(e))
+    settings = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
+    if not settings:
         return
+    try:
+        experiments.compose_run(settings)
+    except HydraException as e:
+        fail(hydra_error_line(e))
+    except yaml.YAMLError as e:
+        fail(experiments.yaml_error_line(e))
+
+
+def precheck_sweep(overrides: list[str], multirun: bool | None = None) -> None:
+    """Resolve and validate every run of a sweep (-m, or an experiment, whose configs are sweeps) before
+    the first one trains: a bad value in the fifth run is one line and exit 2, not a half-done sweep. Every
+    run's keys are checked (an unknown key, a +key outside +extra.*), and a single run is composed too."""
+    import yaml
+    from hydra.errors import HydraException
+
+    from . import experiments
+
+    if multirun is None:  # a command line's words (flags among them), as older callers pass them
+        multirun = bool({"-m", "--multirun"} & set(overrides))
+    # the run's own overrides: Hydra's (launcher, sweep dir) do not change what a job trains
+    overrides = [a for a in overrides if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    experiment = next((a.split("=", 1)[1] for a in overrides if a.split("=", 1)[0] == "experiment"), "null")
     try:
         if experiment != "null":
             rest = [o for o in overrides if o.split("=", 1)[0] != "experiment"]
             jobs = experiments.get(experiment).sweep(rest)
         else:
-            jobs = experiments.expand(overrides)
+            jobs = experiments.expand(overrides) if multirun else [overrides]
         for job in jobs:
-            validate(resolve(experiments.compose_run(job)))
+            experiments.check_keys(job)
+            cfg = experiments.compose_run(job)
+            if multirun or experiment != "null":  # one run: train() validates the values (the same line)
+                validate(resolve(cfg))
     except ConfigError as e:
         fail(str(e))
     except HydraException as e:
-        fail(hydra_error_line(e))
+        fail(hydra_error_line(e, known_keys(overrides)))
+    except yaml.YAMLError as e:
+        fail(experiments.yaml_error_line(e))
 
 
-def hydra_error_line(e: Exception) -> str:
-    """Hydra's composition error as one line; an unknown key says so and how to add one."""
+def known_keys(overrides: list[str]) -> set[str]:
+    """The keys of the config the overrides' (first) group choices compose, for the nearest-key hint of an
+    error Hydra raised; none if those do not compose either."""
+    from . import experiments
+
+    try:
+        first = experiments.expand(overrides)[0]
+        return experiments.config_keys(experiments.compose_run([o for o in first if experiments.is_group_override(o)]))
+    except Exception:  # the hint is optional: Hydra's own error is the one reported
+        return set()
+
+
+def hydra_error_line(e: Exception, known: set[str] = frozenset()) -> str:
+    """Hydra's composition error as one line: an unknown key with the nearest known one, an unknown group
+    option with the options, a value Hydra's schema refuses with the reason."""
+    from . import experiments
+
     lines = str(e).splitlines()
-    m = re.match(r"Could not override '([^']+)'", lines[0])
-    hint = next((ln for ln in lines[1:] if ln.startswith("To append to your config use ")), None)
-    if m and hint:
-        return f"no config key {m[1]} (to add one: {hint.removeprefix('To append to your config use ')})"
+    missing = re.match(r"In '[^']+': Could not find '(.+)/([^/']+)'", lines[0])
+    if missing and getattr(e, "options", None):
+        options = [o for o in e.options if not o.startswith("_")]
+        return f"unknown {missing[1]} {missing[2]!r}; choose one of {', '.join(options)}"
+    unknown = re.match(r"Could not override '([^']+)'", lines[0])
+    if unknown:
+        key = unknown[1]
+        if key.startswith("hydra."):
+            return f"no config key {key} (Hydra's settings: bnopt-train --cfg hydra, with the same hydra/... choices)"
+        value = next((ln.rsplit("=", 1)[1] for ln in lines[1:] if ln.startswith("To append to your config use")), "...")
+        return experiments.unknown_key_line(key, value, set(known))
+    merging = re.match(r"Error merging override (.+)", lines[0])
+    if merging and e.__cause__ is not None:
+        return f"{merging[1]}: {str(e.__cause__).splitlines()[0]}"
     return lines[0]
 
 
@@ -500,8 +579,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    precheck_overrides(sys.argv[1:])
-    precheck_sweep(sys.argv[1:])
+    precheck(sys.argv[1:])
     hydra_main()
     if REFUSED:
         sys.exit(EXIT_LOCKED)
