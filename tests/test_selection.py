@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bnopt.results import MissingRecords, MissingRuns, Results, scale_numbers, select_runs
+from bnopt.resolvers import auto_scale
+from bnopt.results import MissingRecords, MissingRuns, Results, scale_numbers, scale_of, select_runs, train_command
 
 
 def table(*rows) -> Results:
@@ -132,3 +133,46 @@ def test_dln_runs_of_another_loss_normalisation_are_not_selected():
     assert select_runs(res, [("dln_bn", 1e-6)])[("dln_bn", 1e-6)]["run_id"] == "new"  # the configs' default
     assert select_runs(res, [("dln_bn", 1e-6)], loss_norm="sum")[("dln_bn", 1e-6)]["run_id"] == "old"
     assert select_runs(res, [("vgg16_bn", 0.1)])[("vgg16_bn", 0.1)]["run_id"] == "v"  # VGG has no loss_norm
+
+
+# ------------------------------------------------------------ the command of missing runs (issue 22 item 9)
+
+
+def landscape_rows(*run_ids) -> pd.DataFrame:
+    return pd.DataFrame(
+        [dict(run_id=r, step=0, probe="landscape", layer=0, eta=None, metric="beta", value=1.0) for r in run_ids]
+    )
+
+
+def test_the_train_command_always_names_its_scale():
+    assert train_command("fig1", "smoke") == "bnopt-train experiment=fig1 scale=smoke"
+    # no preset known (or auto): the one a bare `bnopt-train experiment=fig1` trains at here, said explicitly
+    for scale in (None, "auto"):
+        assert train_command("fig1", scale) == f"bnopt-train experiment=fig1 scale={auto_scale('auto')}"
+
+
+def test_the_scale_of_a_run_is_the_preset_of_its_numbers():
+    assert scale_of(vgg("s")) == "small"
+    assert scale_of(vgg("p", scale="paper")) == "small"  # a preset's name over other numbers does not count
+    assert scale_of(vgg("t", **scale_numbers("smoke", "vgg"))) == "smoke"
+    assert scale_of(vgg("odd", steps=20)) is None
+    # the DLN's numbers are paper's and small's: its own preset's name says which
+    assert scale_of(dln("d", scale="small")) == "small" and scale_of(dln("d", scale="paper")) == "paper"
+
+
+def test_runs_lacking_the_records_still_say_at_which_scale_to_train():
+    """Ad-hoc `probes=none` runs at the smoke preset's numbers: the figure's records are missing at smoke, and
+    the command trains them at smoke (not at the preset a bare command picks)."""
+    res = table(vgg("adhoc", probes="none", **scale_numbers("smoke", "vgg")))
+    with pytest.raises(MissingRecords) as e:
+        select_runs(res, [("vgg16_bn", 0.1)], probes=("landscape",), experiment="fig4")
+    assert e.value.scale == "smoke" and e.value.command == "bnopt-train experiment=fig4 scale=smoke"
+    # a preset whose runs hold the records still wins over one whose runs (of more pairs) lack them
+    res = table(
+        vgg("small-a", probes="paper"),
+        vgg("paper-a", probes="none", steps=15_000, width=1.0),
+        vgg("paper-b", model="vgg16", probes="none", steps=15_000, width=1.0),
+    )
+    res.probes = landscape_rows("small-a")
+    chosen = select_runs(res, [("vgg16_bn", 0.1)], probes=("landscape",))
+    assert chosen[("vgg16_bn", 0.1)]["run_id"] == "small-a"

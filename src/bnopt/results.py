@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
+from tqdm import tqdm
 
 # PROBE_COLUMNS is declared in records (the schema) and re-exported here for existing imports
 from .config import CONFIG_DIR, SCALES
@@ -146,16 +147,18 @@ def _matches(row: dict, filters: dict) -> bool:
     return True
 
 
-def load_runs(root: str | Path = "results", with_probes: bool = True, **filters) -> Results:
+def load_runs(root: str | Path = "results", with_probes: bool = True, progress: bool = False, **filters) -> Results:
     """All runs under root/runs (or root itself if it is a `runs` folder) matching the filters.
 
     Every folder is read through records.read_run. A corrupt one is left out, listed in
     `Results.corrupt` and reported in one line on stderr; a folder without config.yaml (a run still
-    being set up) is not a run yet and is passed over silently."""
+    being set up) is not a run yet and is passed over silently. `progress`: a bar on stderr (83 small
+    runs take seconds)."""
     root = Path(root)
     runs_dir = root if root.name == "runs" else root / "runs"
     rows, metrics, probes, corrupt = [], [], [], []
-    for folder in sorted(runs_dir.glob("*/")) if runs_dir.is_dir() else []:
+    folders = sorted(runs_dir.glob("*/")) if runs_dir.is_dir() else []
+    for folder in tqdm(folders, desc=f"records of {runs_dir}", unit="run", file=sys.stderr, disable=not progress):
         if not (folder / CONFIG_FILE).exists():
             continue
         try:
@@ -233,8 +236,25 @@ def figure_manifest(scale: str | None = None, results: str | Path = "results") -
 
 
 def train_command(experiment: str, scale: str | None = None) -> str:
-    """The command that trains an experiment's runs (at a scale)."""
-    return f"bnopt-train experiment={experiment}" + (f" scale={scale}" if scale and scale != "auto" else "")
+    """The command that trains an experiment's runs at a scale, always naming the preset: without one (no
+    preset's numbers among the runs found) the one `scale=auto` picks here (small on a CPU, paper on a GPU),
+    so that a copied command trains what the next selection takes (a command without `scale=` would
+    silently train at auto's preset whatever scale the runs found were)."""
+    if not scale or scale == "auto":
+        from .resolvers import auto_scale
+
+        scale = auto_scale("auto")
+    return f"bnopt-train experiment={experiment} scale={scale}"
+
+
+def scale_of(row) -> str | None:
+    """The preset whose numbers a runs row has (its own preset's name first: the DLN's numbers are paper's
+    and small's), or None for numbers of no preset (an ad-hoc `scale.steps=...`)."""
+    own = row.get("scale")
+    for scale in ([own] if own in SCALE_ORDER else []) + list(SCALE_ORDER):
+        if _at_scale(row, scale):
+            return scale
+    return None
 
 
 def same_lr(a, b) -> bool:
@@ -318,10 +338,17 @@ def _best_run(frame: pd.DataFrame) -> pd.Series:
     return frame.loc[order[0]]
 
 
+def _coverage(chosen: dict, lacking: dict) -> tuple[int, int]:
+    """How well a preset's runs cover a figure's pairs: the pairs whose runs hold the records asked for,
+    then the pairs with runs at all (runs lacking the records still say at which scale to train them)."""
+    usable = sum(1 for c in chosen.values() if len(c))
+    return usable, usable + len(lacking)
+
+
 @cache
 def dln_loss_norm() -> str:
-    """The DLN loss normalisation the protocol uses now (configs/model/_dln.yaml)."""
-    return str(OmegaConf.load(CONFIG_DIR / "model" / "_dln.yaml").loss_norm)
+    """The DLN loss normalisation the protocol uses now (configs/_model_dln.yaml, the DLNs' private base)."""
+    return str(OmegaConf.load(CONFIG_DIR / "_model_dln.yaml").loss_norm)
 
 
 def select_runs(
@@ -340,10 +367,11 @@ def select_runs(
     """One `runs` row per (model, lr) pair, {pair: row}; raises MissingRuns / MissingRecords.
 
     With `scale`, only runs with that preset's numbers (`scale_numbers`). Without, the preset (paper,
-    then small, then smoke) that covers the most pairs; if no preset covers any, the best run of any
-    numbers. `probes`: records the chosen runs must have. `seed`: only runs of that seed. `precision`: only
-    runs trained at that `train.precision` (the protocol's fp32: a bf16 run never stands in for it).
-    `loss_norm`: only DLN runs with that `model.loss_norm` (default: the one configs/model/_dln.yaml sets).
+    then small, then smoke) that covers the most pairs (with runs holding `probes`' records, then with
+    runs at all); if no preset covers any, the best run of any numbers. `probes`: records the chosen runs
+    must have. `seed`: only runs of that seed. `precision`: only runs trained at that `train.precision`
+    (the protocol's fp32: a bf16 run never stands in for it).
+    `loss_norm`: only DLN runs with that `model.loss_norm` (default: the one configs/_model_dln.yaml sets).
     `init_scale`: only runs with that `model.init_scale` (default the paper's plain Glorot; B3 asks for others).
     `batch_size`: B5's batch-study run at that batch (`rows_at_scale(..., batch_study=True)`) instead of the
     preset's numbers."""
@@ -386,8 +414,8 @@ def select_runs(
         chosen, lacking = candidates(rows_at_scale(runs, scale, study))
     else:
         options = [(s, *candidates(rows_at_scale(runs, s, study))) for s in SCALE_ORDER]
-        best = max(options, key=lambda o: sum(1 for c in o[1].values() if len(c)))
-        if sum(1 for c in best[1].values() if len(c)):
+        best = max(options, key=lambda o: _coverage(o[1], o[2]))
+        if any(_coverage(best[1], best[2])):
             scale, chosen, lacking = best
         else:
             chosen, lacking = candidates(runs)
