@@ -3,18 +3,22 @@
     seconds = startup + steps * step * (1 + probe share) + evaluations * eval images * eval time per image
 
 - step: the bench's ms per step of the run's model at the nearest width and batch; at another size, scaled
-  by how the step of the model (else of another model of the family) grew between the two widths the bench
-  timed it at, as a power of the work (width^2 * batch): on a GPU a step is mostly kernel launches and barely
-  grows (a smoke step costs what a small one does), on a CPU 16x the work took ~11x the time. Without two
-  timed widths, in proportion to the work. A model the bench did not time has no estimate.
+  by a fixed overhead plus a cost per unit of work (width^2 * batch), both fitted to the step of the model
+  (else of another model of the family) at the two widths the bench timed: on a GPU a step is mostly kernel
+  launches and does not shrink (a smoke step costs what a small one does); on 2 CPU cores 16x the work took
+  11x the time. Without two timed widths, in proportion to the work. A model the bench did not time has no
+  estimate. (A smoke step on 2 CPU cores, measured under load: 0.08-0.16 of a small one; this charges 0.35,
+  the plain work ratio 0.016.)
 - probe share: each enabled probe's measured cost per call in training steps of the timed model nearest the
   run's width (the run's own model first), divided by the run's cadence. A probe call is forward and
   backward passes of the run's own model, so its cost in the run's steps holds at every width and batch:
   at smoke scale (probes every 5 steps) the paper's probes are then about two thirds of the loop, as runs
-  measure (issue 22: 57-70%); keeping a call's seconds at the timed width made them 99% on a CPU.
+  measure (issue 22: 57-74%); keeping a call's seconds at the timed width made them 99% on a CPU.
 - eval: the bench's eval time per image of the family, times the images one evaluation scores
   (test set or `data.test_size`, plus `data.train_eval_size`), at every eval point and step 0.
-- startup: the bench's measured wall time of starting a run's process (imports, Hydra) plus data load.
+- startup: the bench's measured wall time of starting a run's process (imports, Hydra) plus data load. Not
+  measured, so not charged: a run's own set-up and cold first calls (CUDA context, cuDNN autotuning, W&B),
+  which dominate a smoke run on a GPU (issue 22: 17 smoke runs this charges 2.3 min took 5.9 on the H200).
 
 bench.json keeps one record per kind of machine (`machines`, keyed by GPU name or `cpu-<cores>`); a machine
 with no record of its own gets no estimate rather than a wrong one.
@@ -23,7 +27,6 @@ with no record of its own gets no estimate rather than a wrong one.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from .records import environment
@@ -59,22 +62,34 @@ class Speeds:
         if row is None:
             return None
         seconds = row["ms_per_step"] / 1000
-        work = (width / row["width"]) ** 2 * batch / row["batch_size"]
-        return seconds if work == 1 else seconds * work ** self._work_exponent(name, family, width, batch)
+        if (row["width"], row["batch_size"]) == (width, batch):
+            return seconds
+        return seconds * self._size_factor(name, family, (width, batch), (row["width"], row["batch_size"]))
 
-    def _work_exponent(self, name: str, family: str, width: float, batch: int) -> float:
-        """How a step's time grows with its work (width^2 * batch): time ~ work^k, k from the run's model timed
-        at two widths (else another model's, in a fixed order), in [0, 1]; 1 (proportional) without one."""
+    def _size_factor(self, name: str, family: str, size: tuple, timed: tuple) -> float:
+        """Step time at `size` over step time at `timed` ((width, batch) each): time = overhead + cost * work,
+        work = width^2 * batch, fitted to the run's model timed at two widths (else another model of the
+        family, in a fixed order); proportional to the work without one. On a GPU the fit is flat (a step is
+        kernel launches); on 2 CPU cores 16x the work took 11x the time."""
+
+        def work(width: float, batch: int) -> float:
+            return width**2 * batch
+
         others = sorted({r["model"] for r in self.train if r["model"] != name and r["model"].startswith(family)})
         for model in (name, *others):
             rows = self._rows(model)
-            near = self._nearest(rows, width, batch)
+            near = self._nearest(rows, *size)
             wider = [r for r in rows if near and r["width"] != near["width"] and r["batch_size"] == near["batch_size"]]
-            far = self._nearest(wider, width, batch)
-            if far is not None:
-                grew = math.log(far["ms_per_step"] / near["ms_per_step"])
-                return min(max(grew / math.log((far["width"] / near["width"]) ** 2), 0.0), 1.0)
-        return 1.0
+            far = self._nearest(wider, *size)
+            if far is None:
+                continue
+            w_near, w_far = work(near["width"], near["batch_size"]), work(far["width"], far["batch_size"])
+            cost = max((far["ms_per_step"] - near["ms_per_step"]) / (w_far - w_near), 0.0)
+            overhead = near["ms_per_step"] - cost * w_near
+            if overhead < 0:  # grew faster than the work: proportional
+                overhead, cost = 0.0, near["ms_per_step"] / w_near
+            return (overhead + cost * work(*size)) / (overhead + cost * work(*timed))
+        return work(*size) / work(*timed)
 
     def _rows(self, model: str) -> list[dict]:
         """The train-loop rows of a model (not the bare or DataLoader comparison cases)."""
