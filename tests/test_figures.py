@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -15,11 +16,13 @@ from omegaconf import OmegaConf
 
 from bnopt import figures
 from bnopt.figures.__main__ import main as figures_main
-from bnopt.results import Results, load_runs
+from bnopt.resolvers import auto_scale
+from bnopt.results import Results, load_runs, scale_numbers
 
 from .conftest import REPO, make_cfg
 
 STEPS = 20  # smoke scale: probes every 5 steps -> 4 measurements per run
+AUTO = auto_scale("auto")  # the preset a command without scale= trains at here (small on a CPU)
 VGG = [(m, lr) for m in ("vgg16", "vgg16_bn") for lr in (0.1, 0.5, 0.01)] + [
     (m, 0.1) for m in ("vgg16_noisy_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf")
 ]
@@ -117,8 +120,8 @@ def test_missing_run_names_the_runs_and_the_command(results, tmp_path):
         figures.fig1(only_standard, tmp_path)
     msg = str(e.value)
     assert "vgg16_bn LR 0.1" in msg and "vgg16_bn LR 0.5" in msg and "vgg16 LR" not in msg.replace("vgg16_bn", "")
-    # the test runs have 20 steps: no preset's numbers, so no scale is suggested
-    assert e.value.command == "bnopt-train experiment=fig1"
+    # the test runs have 20 steps: no preset's numbers, so the command names the preset scale=auto picks here
+    assert e.value.command == f"bnopt-train experiment=fig1 scale={AUTO}"
     assert not list(tmp_path.iterdir())  # no empty plot written
     no_dln = subset(results, lambda r: r["family"] == "vgg")
     for name, experiment in [
@@ -129,7 +132,7 @@ def test_missing_run_names_the_runs_and_the_command(results, tmp_path):
         ("fig11", "fig11_dln"),
         ("fig13", "fig13"),
     ]:
-        with pytest.raises(figures.MissingRuns, match=f"bnopt-train experiment={experiment}$"):
+        with pytest.raises(figures.MissingRuns, match=f"bnopt-train experiment={experiment} scale={AUTO}$"):
             figures.make_figure(name, no_dln)
     with pytest.raises(figures.MissingRuns, match="no runs in the results"):
         figures.fig4(load_runs(tmp_path / "nothing"), tmp_path)
@@ -140,6 +143,52 @@ def test_runs_without_probe_records_are_named(results):
     with pytest.raises(figures.MissingRecords, match="has no 'landscape' probe records.*probes=paper"):
         figures.make_figure("fig4", no_probes)
     figures.make_figure("fig5_dln", no_probes)  # curves only: drawn without probes
+
+
+def adhoc_copies(results: Results, experiment: str, folder: Path, **columns) -> pd.DataFrame:
+    """The runs rows of an experiment's pairs as `bnopt-train -m model=... optim.lr=...` trains them: the same
+    numbers, `probes=none`, no probe records, no activations.npz (in `folder`)."""
+    from bnopt import experiments
+
+    runs = results.runs
+    keep = [
+        runs[(runs.model == m) & (runs.lr == lr) & (runs.probes == "paper") & (runs.init_scale == 1)].iloc[[0]]
+        for m, lr in experiments.pairs(experiment)
+    ]
+    rows = pd.concat(keep, ignore_index=True)
+    return rows.assign(run_id=rows.run_id + "-adhoc", probes="none", path=str(folder), **columns)
+
+
+@pytest.mark.parametrize("probe_rows", [False, True])
+def test_records_a_figure_lacks_are_named_with_the_scale_of_its_runs(results, tmp_path, probe_rows):
+    """Issue 22 item 9: ad-hoc `probes=none` runs at the smoke preset's numbers hold none of Fig 1's
+    histograms: the command trains the experiment at that scale (not at the preset a bare command picks)."""
+    adhoc = adhoc_copies(results, "fig1", tmp_path, scale="smoke", **scale_numbers("smoke", "vgg"))
+    probes = results.probes.iloc[0:0]
+    if probe_rows:  # quantile rows but no activations.npz: the histogram reader names the scale too
+        row = {"step": 0, "probe": "activations", "layer": 3, "eta": np.nan, "metric": "q50", "value": 0.0}
+        probes = pd.DataFrame([{**row, "run_id": r} for r in adhoc.run_id])
+    with pytest.raises(figures.MissingRecords) as e:
+        figures.make_figure("fig1", Results(adhoc, results.metrics.iloc[0:0], probes))
+    assert e.value.command == "bnopt-train experiment=fig1 scale=smoke"
+    assert ("no histograms of layer #3" if probe_rows else "trained with probes=none") in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["fig1", "fig2"])
+def test_histogram_figures_take_the_run_that_holds_histograms(results, tmp_path, name):
+    """Issue 22 item 9: an ad-hoc `probes=none` run of a lower seed (the same training) loses against the
+    figure's own run of the same numbers whose histograms the figure draws."""
+    runs = results.runs
+    adhoc = adhoc_copies(results, name, tmp_path, seed=-1)
+    copied = results.metrics[results.metrics.run_id.isin(adhoc.run_id.str.removesuffix("-adhoc"))]
+    more = Results(
+        pd.concat([runs, adhoc], ignore_index=True),
+        pd.concat([results.metrics, copied.assign(run_id=copied.run_id + "-adhoc")], ignore_index=True),
+        results.probes,
+    )
+    fig = figures.make_figure(name, more)
+    panels = figures.describe(fig, more)["histograms"]
+    assert panels and not [p["run_id"] for p in panels if p["run_id"].endswith("-adhoc")]
 
 
 def test_scale_filter_and_run_preference(results):
@@ -157,12 +206,21 @@ def test_scale_filter_and_run_preference(results):
     assert chosen[("vgg16_bn", row["lr"])]["run_id"] != "vgg16_bn-unfinished"
 
 
+def test_draw_all_shows_which_figure_it_draws(results, tmp_path, capsys):
+    """Issue 22 item 12: `make figures` drew for minutes without a word; a bar on stderr names each figure."""
+    figures.draw_all(results, tmp_path, figs=["fig5_dln", "fig10"], progress=True)
+    err = capsys.readouterr().err
+    assert "figure fig5_dln" in err and "figure fig10" in err and "2/2" in err
+    figures.draw_all(results, tmp_path, figs=["fig5_dln"])  # no bar unless asked (notebooks, tests)
+    assert capsys.readouterr().err == ""
+
+
 def test_draw_all_reports_missing_figures(records, results, tmp_path):
     dln_only = subset(results, lambda r: r["family"] == "dln")
     report = figures.draw_all(dln_only, tmp_path, figs=["fig5_dln", "fig1", "fig6"])
     assert isinstance(report["fig5_dln"], list)
     assert report["fig1"].startswith("missing: no runs of vgg16 LR 0.1")
-    assert report["fig1"].endswith("produce them with: bnopt-train experiment=fig1")
+    assert report["fig1"].endswith(f"produce them with: bnopt-train experiment=fig1 scale={AUTO}")
     assert "experiment=fig6" in report["fig6"]
     with pytest.raises(ValueError, match="unknown figure 'fig7'"):
         figures.draw_all(records, tmp_path, figs=["fig7"])
@@ -240,7 +298,7 @@ def test_old_one_row_edges_are_read_for_every_measurement():
     assert panel["bins"] == "shared" and panel["outside"] > 0.3
 
 
-def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypatch):
+def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypatch, capsys):
     """results/<scale>/figures/manifest.json: per drawn figure its runs (all in the results), seeds, scale,
     steps and histogram panels, none with more than 5% of its values outside the drawn range."""
     from bnopt import report
@@ -253,6 +311,13 @@ def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypat
     monkeypatch.setattr(results_module, "scale_numbers", smoke)
     (tmp_path / "smoke" / "runs" / "gone-run").mkdir(parents=True)  # committed with an older report
     published = report.publish(records, tmp_path / "smoke", "smoke")
+    # issue 22 item 12: bars on stderr over the records, each figure (by name) and the checks; a summary
+    err = capsys.readouterr().err
+    for stage in (f"records of {records / 'runs'}", "figure fig1", "figure beyond_rank", "checks: studies B1-B10"):
+        assert stage in err, stage
+    n = len(figures.FIGURES)
+    assert published.summary.startswith(f"{n} of {n} figure(s) in {tmp_path / 'smoke' / 'figures'}, report ")
+    assert re.search(r"\(records \d+ s, figures \d+ s, checks \d+ s, copying records \d+ s\)$", published.summary)
     drawn = [name for name, v in published.figures.items() if not isinstance(v, str)]
     # the records of exactly the runs drawn from are committed beside the report, without checkpoints
     committed = tmp_path / "smoke" / "runs"
@@ -286,6 +351,52 @@ def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypat
     report.write_figure_manifest(tmp_path / "smoke" / "figures", {"fig4": {"missing": "x"}, "fig7": {"missing": "y"}})
     again = figure_manifest("smoke", tmp_path)
     assert again["fig4"] == manifest["fig4"] and again["fig7"] == {"missing": "y"}
+    # issue 22 item 20: the report's header names where its records are: beside it, where they were copied
+    header = (tmp_path / "smoke" / "REPORT.md").read_text().splitlines()[2]
+    assert header.endswith(f"from {len(results.runs)} run(s); their records are in `{committed}`."), header
+
+
+def test_notebooks_find_the_results_from_any_folder(tmp_path, monkeypatch):
+    """Issue 22 item 2: Jupyter starts a notebook in notebooks/; the results are the repository's whatever
+    the folder: relative paths from the repository root, and without a setting results/ when results/runs
+    holds runs, else the committed results/small (a fresh clone)."""
+    from bnopt.figures.locate import locate_results
+
+    def run_folder(path: Path) -> None:
+        path.mkdir(parents=True)
+        (path / "config.yaml").write_text("")
+
+    repo = tmp_path.resolve() / "clone"
+    (repo / "configs").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text("")
+    (repo / "notebooks").mkdir()
+    results, committed = repo / "results", repo / "results" / "small"
+    run_folder(committed / "runs" / "vgg16-lr0.1-0123456789")
+    (committed / "figures").mkdir()
+    monkeypatch.chdir(repo / "notebooks")
+    found = locate_results()
+    assert (found.records, found.figures) == (committed, results)
+    assert found.note == f"{committed} ({results / 'runs'} holds no runs: the 1 committed runs of {committed / 'runs'})"
+    relative = locate_results("results/small")  # the README's setting, read from the repository root
+    assert (relative.records, relative.figures) == (committed, results)
+    absolute = locate_results(str(committed))  # its figures are results/small/figures, not small/small/figures
+    assert (absolute.records, absolute.figures) == (committed, results)
+    assert locate_results(str(tmp_path / "elsewhere")).records == tmp_path / "elsewhere"
+    run_folder(results / "runs" / "vgg16-lr0.1-mine")  # runs of one's own come first
+    assert locate_results().records == results
+
+
+def test_report_header_says_where_the_records_are():
+    from bnopt.report import records_line
+
+    runs = pd.DataFrame({"run_id": ["a", "b"], "status": ["done", "diverged"]})
+    committed = Path("results/small/runs")
+    assert records_line(runs, Path("results"), committed) == "2 run(s); their records are in `results/small/runs`"
+    assert records_line(runs, Path("results"), None) == "2 run(s) under `results/runs`"  # python -m bnopt.report
+    runs.loc[1, "status"] = "running"  # not copied beside the report
+    assert records_line(runs, Path("results"), committed) == (
+        "2 run(s) under `results/runs`; the records of the 1 finished ones are in `results/small/runs`"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -293,8 +404,8 @@ def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypat
 
 def test_cli(records, tmp_path, capsys):
     assert figures_main(["--results", str(records), "--out", str(tmp_path / "f"), "--figs", "fig10", "fig5_dln"]) == 0
-    out = capsys.readouterr().out
-    assert "drew 2 of 2 figures" in out
+    out, err = capsys.readouterr()
+    assert "drew 2 of 2 figures" in out and "figure fig10" in err  # a bar on stderr names each figure
     assert (tmp_path / "f" / "fig10.png").exists() and (tmp_path / "f" / "fig5_dln.pdf").exists()
 
     empty = tmp_path / "empty"
@@ -302,7 +413,7 @@ def test_cli(records, tmp_path, capsys):
     assert figures_main(["--results", str(empty), "--figs", "fig1", "fig3"]) == 0
     out = capsys.readouterr().out
     assert "drew 0 of 2 figures" in out
-    assert "\n  bnopt-train experiment=fig3_ics_dln\n" in out
+    assert f"\n  bnopt-train experiment=fig3_ics_dln scale={AUTO}\n" in out
     assert "bnopt-train experiment=fig3_ics_vgg" in out and "bnopt-train experiment=fig1" in out
 
     assert figures_main(["--results", str(records), "--figs", "fig99"]) == 2

@@ -147,6 +147,31 @@ def _matches(row: dict, filters: dict) -> bool:
     return True
 
 
+def runs_folder(root: str | Path) -> Path:
+    """root/runs, the run folders of a results root (root itself if it is a `runs` folder)."""
+    root = Path(root)
+    return root if root.name == "runs" else root / "runs"
+
+
+def run_folders(root: str | Path) -> list[Path]:
+    """The run folders under root/runs, sorted; a folder without config.yaml (a run still being set up) is
+    not a run yet."""
+    runs_dir = runs_folder(root)
+    return sorted(f for f in runs_dir.glob("*/") if (f / CONFIG_FILE).exists()) if runs_dir.is_dir() else []
+
+
+def run_rows(root: str | Path) -> list[dict]:
+    """The `runs` rows of the run folders under root/runs from their config and status alone (no metrics or
+    probes are read: fast); unreadable folders are left out."""
+    rows = []
+    for folder in run_folders(root):
+        try:
+            rows.append(run_summary(folder))
+        except CorruptRun:
+            continue
+    return rows
+
+
 def load_runs(root: str | Path = "results", with_probes: bool = True, progress: bool = False, **filters) -> Results:
     """All runs under root/runs (or root itself if it is a `runs` folder) matching the filters.
 
@@ -154,13 +179,10 @@ def load_runs(root: str | Path = "results", with_probes: bool = True, progress: 
     `Results.corrupt` and reported in one line on stderr; a folder without config.yaml (a run still
     being set up) is not a run yet and is passed over silently. `progress`: a bar on stderr (83 small
     runs take seconds)."""
-    root = Path(root)
-    runs_dir = root if root.name == "runs" else root / "runs"
+    runs_dir = runs_folder(root)
     rows, metrics, probes, corrupt = [], [], [], []
-    folders = sorted(runs_dir.glob("*/")) if runs_dir.is_dir() else []
+    folders = run_folders(root)
     for folder in tqdm(folders, desc=f"records of {runs_dir}", unit="run", file=sys.stderr, disable=not progress):
-        if not (folder / CONFIG_FILE).exists():
-            continue
         try:
             row = run_summary(folder, read_run(folder, frames=False))
             if not _matches(row, filters):

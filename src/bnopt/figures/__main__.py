@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ..config import SCALES
+from ..results import train_command
 from .catalog import ALIASES, FIGURES, draw_all, figure_names
 
 
@@ -68,9 +69,11 @@ def main(argv=None) -> int:
     else:
         root = Path(args.results)
         if not root.is_dir():
-            return fail(f"results directory {root} does not exist; train runs first, e.g. bnopt-train experiment=fig1")
+            return fail(
+                f"results directory {root} does not exist; train runs first, e.g. {train_command('fig1', args.scale)}"
+            )
         source, out = root, Path(args.out or default_out)
-    report = draw_all(source, out, args.figs, scale=args.scale)
+    report = draw_all(source, out, args.figs, scale=args.scale, progress=True)  # minutes for every figure: a bar
     drawn = {k: v for k, v in report.items() if not isinstance(v, str)}
     width = max(len(k) for k in report)
     for name, value in report.items():

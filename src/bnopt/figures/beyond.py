@@ -35,7 +35,7 @@ from ..results import Results
 from .common import STEP_LABEL, experiment_runs, figure_title
 from .curves import BAND_ALPHA, probe_line, seed_runs
 from .panels import color, finite_positive, label, legend, new_figure, record_runs, set_labels
-from .selection import MissingRecords
+from .selection import MissingRecords, scale_of
 
 LOSS_WINDOW = 50  # B6, B8: the rolling window (training steps) of the smoothed training loss / batch accuracy
 
@@ -56,7 +56,8 @@ def _seed_values(res: Results, runs: dict, ax, experiment: str, what: str, fn: C
                 values.append(v)
                 used.append(r)
         if not values:
-            raise MissingRecords(experiment, f"{label(model, lr)} (run {run['run_id']}) has no {what}", experiment)
+            why = f"{label(model, lr)} (run {run['run_id']}) has no {what}"
+            raise MissingRecords(experiment, why, experiment, scale_of(run))
         record_runs(ax, used)
         out[(model, lr)] = values
     return out

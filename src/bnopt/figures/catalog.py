@@ -18,9 +18,12 @@ them. Nothing here trains anything.
 
 from __future__ import annotations
 
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+
+from tqdm import tqdm
 
 from ..results import Results, load_runs
 from .beyond import (
@@ -255,20 +258,24 @@ def draw_all(
     figs=None,
     scale: str | None = None,
     manifest: dict | None = None,
+    progress: bool = False,
 ) -> dict[str, list[Path] | str]:
     """Every figure it can draw. Returns {name: [png, pdf]} for drawn figures and {name: message} for the
-    others: "missing: ... ; produce them with: bnopt-train experiment=..." or "failed: ..." (a bug).
+    others: "missing: ... ; produce them with: bnopt-train experiment=... scale=..." or "failed: ..." (a bug).
     `manifest`, when given, gets {name: describe(figure)} of the drawn figures and {name: {"missing":
-    message}} of the others (bnopt.report.publish writes it next to the images)."""
+    message}} of the others (bnopt.report.publish writes it next to the images). `progress`: a bar on
+    stderr naming the figure being drawn (a figure takes seconds, all of them minutes)."""
     names = figure_names(figs)
     if isinstance(results_root, Results):
         results = results_root
         out = Path(out_dir) if out_dir is not None else DEFAULT_OUT
     else:
-        results = load_runs(results_root)
+        results = load_runs(results_root, progress=progress)
         out = Path(out_dir) if out_dir is not None else Path(results_root) / "figures"
     report: dict[str, list[Path] | str] = {}
-    for name in names:
+    bar = tqdm(names, desc="figures", unit="figure", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    for name in bar:
+        bar.set_description(f"figure {name}")
         try:
             fig = make_figure(name, results, scale)
             report[name] = save(fig, out, name)

@@ -12,7 +12,7 @@ import numpy as np
 from .common import STEP_LABEL, experiment_runs, figure_title, lrs_of
 from .curves import acc_panel, loss_panel, probe_line, seed_runs
 from .panels import color, label, legend, new_figure, set_labels
-from .selection import MissingRecords, lr_text, probe_table, same_lr
+from .selection import MissingRecords, lr_text, probe_table, same_lr, scale_of
 
 
 def _ics_figure(res, name, experiment, layers, family, scale, fig=None):
@@ -37,6 +37,7 @@ def _ics_figure(res, name, experiment, layers, family, scale, fig=None):
                         name,
                         f"run {run['run_id']} has no ICS records of layer #{k} (train with probes=paper)",
                         experiment,
+                        scale_of(run),
                     )
                 lbl = label(model, lr)
                 tables = [probe_table(res, r["run_id"], "ics", k) for r in seed_runs(res, run, ax_l2)] or [t]

@@ -12,7 +12,7 @@ import numpy as np
 from .common import DLN_LR, STEP_LABEL, VGG_LR, experiment_runs, figure_title, from_wandb
 from .curves import acc_panel, loss_panel, probe_line, seed_runs
 from .panels import band, color, diverged_note, label, legend, new_figure, set_labels, step_colorbar
-from .selection import MissingRecords, landscape_by_eta, probe_table
+from .selection import MissingRecords, landscape_by_eta, probe_table, scale_of
 
 
 def _eta_range(res, run_id) -> str:
@@ -109,7 +109,8 @@ def _gradient_change_figure(res, name, experiment, family, scale, fig=None):
     tables = {k: landscape_by_eta(res, r["run_id"], "grad_diff") for k, r in runs.items()}
     for k, t in tables.items():
         if not len(t):
-            raise MissingRecords(name, f"run {runs[k]['run_id']} has no per-η landscape rows", experiment)
+            why = f"run {runs[k]['run_id']} has no per-η landscape rows"
+            raise MissingRecords(name, why, experiment, scale_of(runs[k]))
     steps = np.concatenate([t.index.to_numpy() for t in tables.values()])
     fig = fig or new_figure(13, 5)
     axes = []

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..results import MissingRecords, MissingRuns, Results, same_lr, select_runs, train_command
+from ..results import MissingRecords, MissingRuns, Results, same_lr, scale_of, select_runs, train_command
 
 __all__ = [
     "MissingRecords",
     "MissingRuns",
     "same_lr",
+    "scale_of",
     "select_runs",
     "train_command",
     "lr_text",
@@ -98,13 +99,22 @@ def histograms(res: Results, runs: dict, lr: float, layers, figure: str, experim
     """{(model, layer): LayerHistogram} of a figure's runs at one learning rate."""
     models = list(dict.fromkeys(m for m, _ in runs))
     return {
-        (m, k): layer_histogram(res, runs[(m, lr)]["run_id"], k, figure, experiment) for k in layers for m in models
+        (m, k): layer_histogram(res, runs[(m, lr)]["run_id"], k, figure, experiment, scale_of(runs[(m, lr)]))
+        for k in layers
+        for m in models
     }
 
 
 def layer_histogram(
-    results: Results, run_id: str, layer: int, figure: str = "figure", experiment: str | None = None
+    results: Results,
+    run_id: str,
+    layer: int,
+    figure: str = "figure",
+    experiment: str | None = None,
+    scale: str | None = None,
 ) -> LayerHistogram:
+    """One layer's histograms of a run; MissingRecords (whose command trains `experiment` at `scale`, the
+    run's preset) when the run has none."""
     if getattr(results, "source", "local") == "wandb":
         raise MissingRecords(
             figure,
@@ -118,7 +128,10 @@ def layer_histogram(
         have = sorted({int(k[5:].split("_")[0]) for k in arrays if k.endswith("_counts")}) if arrays else []
         what = f"only layers {have}" if have else "no activations.npz"
         raise MissingRecords(
-            figure, f"run {run_id} has no histograms of layer #{layer} ({what}; train with probes=paper)", experiment
+            figure,
+            f"run {run_id} has no histograms of layer #{layer} ({what}; train with probes=paper)",
+            experiment,
+            scale,
         )
     counts = np.asarray(arrays[f"{key}counts"], dtype=float)
     n = counts.shape[0]

@@ -15,9 +15,11 @@ from .selection import histograms
 
 def build_fig1(res: Results, scale=None):
     """VGG16 vs VGG16+BN at LR 0.1 and 0.5: train/test accuracy, histograms of layers #3, #11."""
-    runs = experiment_runs(res, "fig1", scale)
-    lrs, models = lrs_of(runs), models_of(runs)
     hist = not from_wandb(res)
+    # its histograms read activations.npz: a run holding them, not an ad-hoc probes=none run of the same
+    # numbers (the same training, and a lower seed would win otherwise)
+    runs = experiment_runs(res, "fig1", scale, probes=("activations",) if hist else ())
+    lrs, models = lrs_of(runs), models_of(runs)
     layers = (3, 11)
     hists = histograms(res, runs, VGG_LR, layers, "fig1", "fig1") if hist else {}
     fig = new_figure(14, 9 if hist else 4.8)
@@ -50,10 +52,10 @@ def build_fig1(res: Results, scale=None):
 
 def build_fig2(res: Results, scale=None):
     """Standard, BN and noisy BN VGG16 at LR 0.1: train accuracy, histograms of layers #2, #9, #13."""
-    runs = experiment_runs(res, "fig2", scale)
+    hist = not from_wandb(res)
+    runs = experiment_runs(res, "fig2", scale, probes=("activations",) if hist else ())  # as Fig 1: histograms
     models = models_of(runs)
     layers = (2, 9, 13)
-    hist = not from_wandb(res)
     hists = histograms(res, runs, VGG_LR, layers, "fig2", "fig2") if hist else {}
     fig = new_figure(15 if hist else 7, 10 if hist else 4.8)
     gs = fig.add_gridspec(3 if hist else 1, 4 if hist else 1, width_ratios=[1.5, 1, 1, 1] if hist else None)
