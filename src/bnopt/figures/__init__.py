@@ -15,13 +15,14 @@ beyond_batch (B5), beyond_regularisation (B6), beyond_gradients (B7),
 beyond_inference (B8), beyond_effective_lr (B9), beyond_rank (B10); the (a) VGG / (b) DLN halves of Fig 3,
 5, 11 alone: fig3_vgg, fig3_dln, fig5_vgg, fig5_dln, fig11_vgg, fig11_dln. Figures read records only
 through a `bnopt.results.Results` object and never train; missing runs raise `MissingRuns` with the
-`bnopt-train experiment=<name>` command that produces them. One colour per network everywhere
+`bnopt-train experiment=<name> scale=<preset>` command that produces them. One colour per network everywhere
 (`MODEL_COLORS`). Helpers for one run (`plot_run_curves`, `plot_run_histogram`, ...) are in `explore`.
 
 Modules: `catalog` (names, composites, make_figure / draw / draw_all), one per figure family: `training`
 (Fig 1, 2, 5, 6), `ics` (Fig 3), `landscape` (Fig 4, 10, 11, 12, 13), `drift` (Fig 8, 9), `beyond` (B1, B3-B10);
 what they share: `common` (networks, learning rates, title), `curves` (accuracy / loss panels), `panels`
-(style, panel types), `selection` (which runs, record slices); `wandb_source` (the W&B reader).
+(style, panel types), `selection` (which runs, record slices); `wandb_source` (the W&B reader); `locate`
+(where the notebooks find the results, whatever folder Jupyter starts in).
 """
 
 from __future__ import annotations
