@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import fcntl
 import math
 import sys
 from pathlib import Path
@@ -63,28 +62,14 @@ def run_folders(results: str | Path) -> list[Path]:
     return sorted(p for p in folder.glob("*/") if (p / CONFIG_FILE).exists()) if folder.is_dir() else []
 
 
-def lock_is_free(folder: Path) -> bool:
-    """Whether no process holds the run's lock (records.RunFolder.open holds it while it trains the run).
-    The probe takes the lock for an instant and gives it back."""
-    lock = Path(folder) / ".lock"
-    if not lock.exists():
-        return True
-    with open(lock) as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(f, fcntl.LOCK_UN)
-    return True
-
-
 def run_state(folder: Path, status: str | None) -> str:
     """status.json's status, but `interrupted` for a run that says `running` (or has no status yet) while no
     process holds its lock; `not trained` for no status at all and no folder."""
     if status is None and not Path(folder).is_dir():
         return NOT_TRAINED
     if status in (None, "running", "unknown"):
-        return "running" if not lock_is_free(folder) else "interrupted"
+        folder = Path(folder)
+        return "running" if RunFolder(folder.parent.parent, folder.name).is_trained_now() else "interrupted"
     return status
 
 

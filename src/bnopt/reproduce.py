@@ -131,7 +131,7 @@ def run_state(results: Path, rid: str, scale: str) -> tuple[str, int]:
     st = folder.status() or {}
     state, steps_done = st.get("status"), int(st.get("steps_done", 0))
     if state in FINAL_STATUSES and not folder.is_finished():
-        return "corrupt", 0  # its records do not read: trained again
+        return "corrupt", 0  # its records do not read: rebuilt from the final checkpoint, else trained again
     if state == "running" and not folder.is_trained_now():
         return "interrupted", steps_done
     if state in (*FINAL_STATUSES, "failed", "running"):
@@ -157,7 +157,7 @@ def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] 
     return list(runs.values())
 
 
-STATE_LABELS = {"failed": "failed: retry", "corrupt": "corrupt: retrain", "restore": "committed: restore"}
+STATE_LABELS = {"failed": "failed: retry", "corrupt": "corrupt: repair", "restore": "committed: restore"}
 
 
 def print_plan(
