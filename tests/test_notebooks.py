@@ -1,11 +1,13 @@
 """The notebooks run top to bottom without an error against smoke-scale records (nbclient), and
-figures.ipynb shows, per figure, the figure drawn from records, else the committed PNG, else "missing"."""
+figures.ipynb shows, per figure, the figure drawn from records, else the committed PNG, else "missing".
+On a fresh clone (no results/runs, no setting) both open the committed results/small records."""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -50,15 +52,14 @@ def parameters_index(nb) -> int:
     return tagged[0]
 
 
-def run_notebook(name: str, **params) -> nbformat.NotebookNode:
-    """Execute a notebook; `params` go into a cell right after its 'parameters' cell (as papermill does)."""
-    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+def run_notebook(name: str, folder: Path = NOTEBOOKS, **params) -> nbformat.NotebookNode:
+    """Execute a notebook of `folder` in that folder, as Jupyter does; `params` go into a cell right after its
+    'parameters' cell (as papermill does)."""
+    nb = nbformat.read(folder / name, as_version=4)
     if params:
         source = "\n".join(f"{k} = {v!r}" for k, v in params.items())
         nb.cells.insert(parameters_index(nb) + 1, nbformat.v4.new_code_cell(source, id="injected-parameters"))
-    client = nbclient.NotebookClient(
-        nb, kernel_name=KERNEL, timeout=300, resources={"metadata": {"path": str(NOTEBOOKS)}}
-    )
+    client = nbclient.NotebookClient(nb, kernel_name=KERNEL, timeout=300, resources={"metadata": {"path": str(folder)}})
     client.execute()  # raises CellExecutionError on any error
     return nb
 
@@ -109,7 +110,12 @@ def test_figures_notebook_parameters_come_first():
     nb = nbformat.read(NOTEBOOKS / "figures.ipynb", as_version=4)
     i = parameters_index(nb)
     assert i == next(j for j, c in enumerate(nb.cells) if c.cell_type == "code"), "parameters: the first code cell"
-    for name in ("RESULTS", "SCALE", "FIGURE_DIRS"):
+    for name in ("RESULTS", "SCALE", "FIGURES", "FIGURE_DIRS"):
+        assert re.search(rf"^{name} = ", nb.cells[i].source, re.M), f"parameter {name} not in the parameters cell"
+    nb = nbformat.read(NOTEBOOKS / "explore_run.ipynb", as_version=4)
+    i = parameters_index(nb)
+    assert i == next(j for j, c in enumerate(nb.cells) if c.cell_type == "code"), "parameters: the first code cell"
+    for name in ("RESULTS", "RUN_ID"):
         assert re.search(rf"^{name} = ", nb.cells[i].source, re.M), f"parameter {name} not in the parameters cell"
 
 
@@ -166,18 +172,21 @@ def test_figures_notebook_shows_committed_pngs_without_runs(kernel_env, tmp_path
 
 
 def test_explore_notebook_on_a_vgg_and_a_dln_run(records, kernel_env):
+    from bnopt.figures.locate import showcase_run
     from bnopt.results import load_runs
 
     kernel_env.setenv("BNOPT_RESULTS", str(records))
     runs = load_runs(records).runs
     paper = runs[runs.probes == "paper"]
     first, dln, vgg = runs.iloc[0], paper[paper.model == "dln"].iloc[0], paper[paper.model == "vgg16_bn"].iloc[0]
-    # "" = the first run found: here B10's DLN run with probes=rank, whose records draw the curves only
-    assert first.probes == "rank"
-    for run_id, images in (("", 1), (dln.run_id, 4), (vgg.run_id, 4)):  # curves, landscape, ICS, histogram
+    # "" = the first finished run with the paper's probes, here the DLN's (not the first found: B10's
+    # probes=rank run, whose records draw the curves only)
+    assert first.probes == "rank" and showcase_run(records) == dln.run_id
+    for run_id, images in (("", 4), (first.run_id, 1), (vgg.run_id, 4)):  # curves, landscape, ICS, histogram
         kernel_env.setenv("BNOPT_RUN_ID", run_id)
         nb = run_notebook("explore_run.ipynb")
         assert len(outputs(nb, "image/png")) == images, run_id
+        assert f"run {run_id or dln.run_id}:" in all_text(nb)
 
 
 def test_figures_notebook_without_runs(kernel_env, tmp_path):
@@ -187,3 +196,65 @@ def test_figures_notebook_without_runs(kernel_env, tmp_path):
     assert "bnopt-train experiment=fig1" in text and "no runs yet" in text
     shown = shown_figures(nb)
     assert list(shown) == list(FIGURES) and all("**missing**" in t and not i for t, i in shown.values())
+
+
+# ------------------------------------------------------------------ a fresh clone (issue 22 item 2)
+
+COMMITTED = REPO / "results" / "small"
+
+
+@pytest.fixture(scope="module")
+def fresh_clone(tmp_path_factory) -> Path:
+    """A checkout as `git clone` leaves it: pyproject.toml, configs/, notebooks/ and the committed
+    results/small/ (its report's records: here Fig 1's four seed-0 runs, copied, and the figure manifest), no
+    results/runs/. Copies: nothing is written into the committed results."""
+    from bnopt.results import run_rows
+
+    repo = tmp_path_factory.mktemp("clone")
+    shutil.copy(REPO / "pyproject.toml", repo)
+    (repo / "configs").symlink_to(REPO / "configs")
+    shutil.copytree(NOTEBOOKS, repo / "notebooks")
+    small = repo / "results" / "small"
+    for row in run_rows(COMMITTED):
+        if row["experiment"] == "fig1" and row["seed"] == 0:
+            shutil.copytree(row["path"], small / "runs" / row["run_id"])
+    assert len(list((small / "runs").iterdir())) == 4
+    (small / "figures").mkdir()
+    shutil.copy(COMMITTED / "figures" / "manifest.json", small / "figures")
+    return repo
+
+
+def all_text(nb) -> str:
+    return json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
+
+
+def test_a_fresh_clone_opens_both_notebooks_on_the_committed_results(fresh_clone, kernel_env):
+    """No BNOPT_* setting, Jupyter in notebooks/: both notebooks read results/small (results/runs holds none)."""
+    folder, small = fresh_clone / "notebooks", fresh_clone / "results" / "small"
+    nb = run_notebook("figures.ipynb", folder, FIGURES=["fig1", "fig4"])
+    text = all_text(nb)
+    assert f"records: {small} ({fresh_clone / 'results' / 'runs'} holds no runs" in text
+    assert "4 runs under" in text and "missing" not in text.lower()
+    shown = shown_figures(nb)
+    assert list(shown) == ["fig1", "fig4"]
+    assert all("drawn from the run records" in t and len(images) == 1 for t, images in shown.values())
+    assert f"{small / 'figures' / 'manifest.json'}" in text  # the committed figure manifest is read
+
+    nb = run_notebook("explore_run.ipynb", folder)
+    text = all_text(nb)
+    assert f"records: {small}" in text and "run vgg16-lr0.1-" in text
+    assert len(outputs(nb, "image/png")) == 4  # curves, landscape, ICS, histogram
+
+
+def test_notebook_paths_are_read_from_the_repository_root(fresh_clone, kernel_env):
+    """The README's relative BNOPT_RESULTS=results/small from notebooks/, and an absolute path to a published
+    scale folder, whose figure manifest is results/small/figures/manifest.json (not small/small/)."""
+    folder, small = fresh_clone / "notebooks", fresh_clone / "results" / "small"
+    kernel_env.setenv("BNOPT_RESULTS", "results/small")
+    text = all_text(run_notebook("explore_run.ipynb", folder))
+    assert f"records: BNOPT_RESULTS=results/small: {small}" in text
+    kernel_env.delenv("BNOPT_RESULTS")
+    nb = run_notebook("figures.ipynb", folder, RESULTS=str(small), FIGURES=["fig1"], SCALE="small")
+    text = all_text(nb)
+    assert "no figure manifest" not in text and f"{small / 'figures' / 'manifest.json'}" in text
+    assert "drawn from the run records" in shown_figures(nb)["fig1"][0]
