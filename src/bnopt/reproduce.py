@@ -23,10 +23,11 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
 
 from . import experiments
 from .config import SCALES as PRESETS
@@ -142,9 +143,16 @@ def run_state(results: Path, rid: str, scale: str) -> tuple[str, int]:
     return ("resume" if steps_done else "train"), steps_done
 
 
-def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] = ()) -> list[PlannedRun]:
+def plan(
+    figures: list[str] | None, scale: str, results: Path, extra: list[str] = (), progress: bool = False
+) -> list[PlannedRun]:
     runs: dict[str, PlannedRun] = {}
-    for exp in selected_experiments(figures):
+    # composing ~90 configs takes tens of seconds on 2 cores: a bar on a terminal says what it is doing (none
+    # when stderr is not a terminal, so that a bad input stays one line there)
+    exps = selected_experiments(figures)
+    for exp in tqdm(
+        exps, desc="planning", unit="experiment", disable=None if progress else True, file=sys.stderr, leave=False
+    ):
         for overrides in exp.sweep(run_overrides(scale, results, extra)):
             cfg = experiments.resolved(tuple(overrides))
             validate(cfg)
@@ -155,6 +163,16 @@ def plan(figures: list[str] | None, scale: str, results: Path, extra: list[str] 
             state, steps_done = run_state(results, rid, cfg.scale.name)
             runs[rid] = PlannedRun(rid, overrides, cfg, [exp.name], state, steps_done)
     return list(runs.values())
+
+
+def refresh(runs: list[PlannedRun], results: Path) -> list[PlannedRun]:
+    """The same runs with their states read again from disk (after restoring or training): run ids do not
+    depend on a run's state, so nothing is composed again."""
+    fresh = []
+    for r in runs:
+        state, steps_done = run_state(results, r.run_id, r.cfg.scale.name)
+        fresh.append(replace(r, state=state, steps_done=steps_done))
+    return fresh
 
 
 STATE_LABELS = {"failed": "failed: retry", "corrupt": "corrupt: repair", "restore": "committed: restore"}
@@ -285,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_args(args.scale, figs, args.launcher)
         extra = seed_overrides(args.seeds)
-        runs = plan(figs, args.scale, results, extra)
+        runs = plan(figs, args.scale, results, extra, progress=True)
         if train:
             # not for --dry-run: a plan trains and writes nothing, and the check may download CIFAR-10
             check_data(runs)
@@ -300,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     held = sorted(p.name for p in committed.iterdir() if p.is_dir()) if committed.is_dir() else []
     if not args.dry_run and (restored := restore_runs(committed, results, held)):
         print(f"restored {len(restored)} finished run(s) from {committed} into {results}/runs")
-        runs = plan(figs, args.scale, results, extra)
+        runs = refresh(runs, results)
     scale_note = scale + (" (auto)" if args.scale == "auto" else "")
     t0, planned = time.time(), None
     if args.dry_run:  # also with --no-train: a dry run writes nothing, not even the report
@@ -310,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         planned = print_plan(runs, scale_note, Speeds.load(results / "bench.json"), committed)
         common = run_overrides(scale, results, extra)
         train_missing(runs, selected_experiments(figs), common, args.launcher, args.logger)
-        runs = plan(figs, scale, results, extra)
+        runs = refresh(runs, results)
     from . import report
 
     out = output_dir(results, scale)
