@@ -1,6 +1,6 @@
 """`bnopt runs | compare | plot | id` and the end-of-sweep summary (issue 22: items 17 and 18, and "what users
 of such suites expect"). In-process calls of bnopt.cli.main on hand-made run folders (nothing trains), and of
-bnopt.train.main for a sweep whose runs are already finished."""
+bnopt.cli_train.main for a sweep whose runs are already finished."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hydra import initialize_config_dir
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
-from bnopt import cli, sweeps, train
+from bnopt import cli, cli_train, sweeps
 from bnopt.config import CONFIG_DIR, resolve, run_id
 from bnopt.records import METRICS_FILE, RunFolder
 
@@ -337,10 +337,10 @@ def test_bnopt_train_sweep_ends_with_the_summary_and_leaves_no_sweep_folder(tmp_
     whose runs are finished already (nothing trains)."""
     done = make_run(tmp_path, test_acc=0.75)
     diverged = make_run(tmp_path, model="vgg16", status="diverged", final_loss=float("inf"))
-    monkeypatch.setattr(train, "REFUSED", [])
+    monkeypatch.setattr(cli_train, "REFUSED", [])
     argv = ["bnopt-train", "-m", "model=vgg16_bn,vgg16", *SMOKE, f"paths.results={tmp_path}"]
     monkeypatch.setattr(sys, "argv", argv)
-    train.main()
+    cli_train.main()
     out = capsys.readouterr().out
     assert table_line(out, f"  done  {done.run_id}")[-3:] == ["test", "acc", "0.7500"]
     assert table_line(out, f"  diverged  {diverged.run_id}")[-2:] == ["loss", "inf"]

@@ -1,15 +1,19 @@
 """`bnopt-train`'s input checks (issue 22): a bad key, a broken config file, a private base, a bad launcher
 setting or an experiment of one's own under --config-dir. A bad input is one line `bnopt: error: ...` on
-stderr and exit code 2, before anything is trained or written. In-process calls of bnopt.train.main."""
+stderr and exit code 2, before anything is trained or written. In-process calls of bnopt.cli_train.main."""
 
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 
-from bnopt import train
+from bnopt import cli_train
+from bnopt.config import CONFIG_DIR
 
 SMOKE = ["data=synthetic", "scale=smoke", "logger=none"]
 
@@ -19,7 +23,7 @@ def run_main(monkeypatch, capsys, *args: str) -> tuple[int | str | None, str, st
     monkeypatch.setattr(sys, "argv", ["bnopt-train", *args])
     code = 0
     try:
-        train.main()
+        cli_train.main()
     except SystemExit as e:
         code = e.code
     out = capsys.readouterr()
@@ -82,7 +86,7 @@ def test_an_unknown_key_is_refused_with_the_nearest_known_one(monkeypatch, capsy
 )
 def test_known_keys_pass_the_checks(args):
     flags = [a for a in args if a.startswith("-")]
-    train.precheck([*flags, "scale=smoke", "logger=none", *[a for a in args if a not in flags]])  # no SystemExit
+    cli_train.precheck([*flags, "scale=smoke", "logger=none", *[a for a in args if a not in flags]])  # no SystemExit
 
 
 def test_a_flag_after_the_overrides_is_one_line(monkeypatch, capsys, tmp_path):
@@ -205,3 +209,16 @@ def test_config_dir_experiments_are_checked_before_they_train(monkeypatch, capsy
     conf = config_dir_of_mine(tmp_path, "-1")
     err = refused(monkeypatch, capsys, tmp_path, "--config-dir", str(conf), "experiment=mine")
     assert_one_line_error(2, err, "optim.lr must be a positive finite number, got -1")
+
+
+def test_every_entry_point_is_the_command_line_module(monkeypatch, capsys):
+    """Issue 23 item 4: the command line moved out of the loop's module (bnopt.train) into bnopt.cli_train;
+    `bnopt-train`, `python -m bnopt` and the Hydra callbacks point at it, and Hydra still calls the app
+    `train` (its --help header, SLURM's job names)."""
+    (script,) = entry_points(group="console_scripts", name="bnopt-train")
+    assert script.load() is cli_train.main
+    assert "from .cli_train import main" in (Path(cli_train.__file__).parent / "__main__.py").read_text()
+    hydra_settings = OmegaConf.load(CONFIG_DIR / "hydra" / "default.yaml")
+    assert get_class(hydra_settings.callbacks.job_logs._target_) is cli_train.JobLogsNotice
+    code, out, _ = run_main(monkeypatch, capsys, "--help")
+    assert code == 0 and out.startswith("train is powered by Hydra.")

@@ -6,7 +6,7 @@ here fails `test_every_readme_command_has_a_dry_run_form`. Forms:
 - `make <target> VAR=...`: `make -n` gives the command the target runs; `reproduce` and `plan` run it with
   `--dry-run` (plan, no training) and `figures` runs it on an empty results root, in this process; the
   others (install, test, lint, ...) must exist as targets (`make -n` exits 0), and `make help` runs.
-- `bnopt-train ...`: `bnopt.train.main` with `--cfg job` added: the prechecks compose and validate every run
+- `bnopt-train ...`: `bnopt.cli_train.main` with `--cfg job` added: the prechecks compose and validate every run
   of the sweep (the bad-input checks), Hydra prints the job's config, nothing trains.
 - `bnopt ...`: `bnopt.cli.main` on the committed small results (read-only commands).
 - the ```python block of the Records section runs as written, from the repository root.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from bnopt import experiments, reproduce, train
+from bnopt import cli_train, experiments, reproduce
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
@@ -109,8 +109,8 @@ def test_readme_bnopt_train_commands_resolve(command, tmp_path, monkeypatch, cap
     overrides = [w for w in words if "=" in w and not w.startswith("-")]
     flags = [w for w in words if w not in overrides]
     if {"-m", "--multirun"} & set(flags):  # Hydra refuses --cfg with -m: the prechecks validate every job
-        train.precheck_overrides(words)
-        train.precheck_sweep(words)
+        cli_train.precheck_overrides(words)
+        cli_train.precheck_sweep(words)
         assert len(experiments.expand(overrides)) > 1
         return
     if "--cfg" not in flags:
@@ -120,7 +120,7 @@ def test_readme_bnopt_train_commands_resolve(command, tmp_path, monkeypatch, cap
     monkeypatch.setattr(sys, "argv", ["bnopt-train", *argv])
     needs_slurm = any(a.endswith(("=slurm", "=submitit_slurm")) for a in argv)
     try:
-        train.main()
+        cli_train.main()
         code = 0
     except SystemExit as e:
         code = e.code

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from dataclasses import fields
 
 import pandas as pd
 import pytest
@@ -22,6 +23,7 @@ from bnopt.records import (
     SCHEMA_VERSION,
     STATUS_FILE,
     WANDB_INIT_TIMEOUT_S,
+    Checkpoint,
     CorruptRun,
     RunFolder,
     WandbMirror,
@@ -63,7 +65,7 @@ def finished_folder(tmp_path) -> RunFolder:
 
 def test_committed_records_restore_a_finished_run_and_never_touch_one_on_disk(tmp_path):
     folder = finished_folder(tmp_path / "here")
-    folder.save_checkpoint({"step": 1})
+    torch.save({"step": 1}, folder.file(CKPT_FILE))  # a checkpoint is never committed
     archive = tmp_path / "committed" / "records"
     assert archive_run(folder.path, archive)
     kept = archive / folder.run_id
@@ -279,6 +281,35 @@ def test_unreadable_checkpoint_is_one_line_not_a_python_warning(tmp_path, capsys
     aside = folder.path / aside_name(folder.path)
     assert err[0].endswith(f"); moved it to {aside} and training from the start")
     assert not ckpt.exists() and (aside / "checkpoint.pt").read_bytes() == damaged  # set aside, not overwritten
+
+
+def a_checkpoint(**changes) -> Checkpoint:
+    state = {"w": torch.arange(3.0)}
+    rows = [{"step": 0, "kind": "train", "loss": 2.5}]
+    return Checkpoint(7, state, {"state": {}}, torch.zeros(2), torch.ones(2), rows, [], 1.5, **changes)
+
+
+def test_checkpoint_keys_are_one_declaration_for_writer_and_reader(tmp_path):
+    """Issue 23 item 4: checkpoint.pt's keys were listed in train.py (the dict it saved) and in records.py
+    (CKPT_KEYS, what a load required). Now records.Checkpoint is the one list: the file holds its fields,
+    in order, and reads back as the same checkpoint."""
+    folder = RunFolder(tmp_path, "some-run")
+    folder.path.mkdir(parents=True)
+    folder.save_checkpoint(a_checkpoint(probes=[{"seen": 4}]))
+    saved = torch.load(folder.file(CKPT_FILE), weights_only=False)
+    assert list(saved) == [f.name for f in fields(Checkpoint)]
+    back = folder.load_checkpoint()
+    assert back.step == 7 and back.rows == a_checkpoint().rows and back.probes == [{"seen": 4}]
+    assert torch.equal(back.model["w"], torch.arange(3.0)) and torch.equal(back.torch_rng, torch.ones(2))
+
+
+def test_checkpoint_from_before_probe_states_still_resumes(tmp_path):
+    folder = RunFolder(tmp_path, "some-run")
+    folder.path.mkdir(parents=True)
+    older = a_checkpoint().to_dict()
+    del older["probes"]
+    torch.save(older, folder.file(CKPT_FILE))
+    assert folder.load_checkpoint().probes == []
 
 
 def test_checkpoint_without_its_keys_is_unreadable(tmp_path, capsys):

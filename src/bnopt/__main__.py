@@ -1,3 +1,3 @@
-from .train import main
+from .cli_train import main
 
 main()

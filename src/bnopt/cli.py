@@ -346,7 +346,7 @@ def job_configs(overrides: list[str]) -> list[DictConfig]:
     """The resolved, validated config of every run the overrides ask for; UsageError on the first bad one."""
     from hydra.errors import HydraException
 
-    from .train import hydra_error_line
+    from .cli_train import hydra_error_line
 
     try:
         cfgs = [resolve(experiments.compose_run(job)) for job in sweep_jobs(overrides)]
@@ -360,7 +360,7 @@ def job_configs(overrides: list[str]) -> list[DictConfig]:
 
 
 def cmd_id(args: argparse.Namespace) -> int:
-    from .train import precheck_overrides
+    from .cli_train import precheck_overrides
 
     multirun = any(a in MULTIRUN_FLAGS for a in args.overrides)
     given = [a for a in args.overrides if a not in MULTIRUN_FLAGS]

@@ -29,7 +29,7 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +70,34 @@ CONFIG_KEYS = (
     "data.name",
     "probes.name",
 )
-CKPT_KEYS = ("step", "model", "optimizer", "noise_gen", "torch_rng", "rows", "probe_rows", "elapsed")
+
+
+@dataclass
+class Checkpoint:
+    """checkpoint.pt: what a resume needs, and the one list of its keys (RunFolder writes these fields as a
+    dict, in this order, and reads them back)."""
+
+    step: int  # steps done
+    model: dict  # state dicts
+    optimizer: dict
+    noise_gen: torch.Tensor  # the noisy-BN generator's state
+    torch_rng: torch.Tensor  # torch's global CPU generator
+    rows: list[dict]  # metrics.parquet and probes.parquet so far
+    probe_rows: list[dict]
+    elapsed: float  # seconds of training so far
+    probes: list[dict] = field(default_factory=list)  # the probes' states (checkpoints older than them have none)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> Checkpoint:
+        """The checkpoint torch.load read; KeyError naming the keys it lacks."""
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [name for name in required if name not in saved]
+        if missing:
+            raise KeyError(f"no {', '.join(missing)}")
+        return cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # not asdict: that deep-copies the tensors
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -327,9 +354,9 @@ class RunFolder:
         for name in damaged:
             if self.file(name).exists():
                 shutil.move(str(self.file(name)), str(dest / name))
-        self.write_frame(METRICS_FILE, ckpt["rows"])
-        if ckpt["probe_rows"]:
-            self.write_frame(PROBES_FILE, ckpt["probe_rows"])
+        self.write_frame(METRICS_FILE, ckpt.rows)
+        if ckpt.probe_rows:
+            self.write_frame(PROBES_FILE, ckpt.probe_rows)
         if self._corrupt_final() is not None:  # damage beyond the frames: put them back, let open() set all aside
             for name in damaged:
                 self.file(name).unlink(missing_ok=True)
@@ -358,14 +385,14 @@ class RunFolder:
                 damaged.append(name)
         return damaged
 
-    def _final_checkpoint(self) -> dict | None:
+    def _final_checkpoint(self) -> Checkpoint | None:
         """The checkpoint when it reads and is the finished run's last one (its step is the steps done)."""
         try:
             ckpt = self._read_checkpoint()
         except Exception:  # unreadable: no repair from it (open() then sets everything aside)
             return None
         done = (self.status() or {}).get("steps_done")
-        return ckpt if ckpt is not None and ckpt["step"] == done and ckpt["rows"] else None
+        return ckpt if ckpt is not None and ckpt.step == done and ckpt.rows else None
 
     def close(self) -> None:
         if self._lock is not None:
@@ -394,23 +421,19 @@ class RunFolder:
         np.savez_compressed(buf, **arrays)
         atomic_write_bytes(self.file(name), buf.getvalue())
 
-    def save_checkpoint(self, state: dict) -> None:
+    def save_checkpoint(self, ckpt: Checkpoint) -> None:
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch.save(ckpt.to_dict(), buf)
         atomic_write_bytes(self.file(CKPT_FILE), buf.getvalue())
 
-    def _read_checkpoint(self) -> dict | None:
-        """The checkpoint with its keys (CKPT_KEYS), None when there is none; raises when unreadable."""
+    def _read_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint, None when there is none; raises when unreadable or without its keys."""
         path = self.file(CKPT_FILE)
         if not path.exists():
             return None
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        missing = [k for k in CKPT_KEYS if k not in ckpt]
-        if missing:
-            raise KeyError(f"no {', '.join(missing)}")
-        return ckpt
+        return Checkpoint.from_dict(torch.load(path, map_location="cpu", weights_only=False))
 
-    def load_checkpoint(self) -> dict | None:
+    def load_checkpoint(self) -> Checkpoint | None:
         """The checkpoint to resume from, or None. An unreadable one is moved to corrupt-<time>/ (one
         line says so), not overwritten by the next checkpoint: the run then trains from the start."""
         path = self.file(CKPT_FILE)

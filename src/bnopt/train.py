@@ -1,32 +1,25 @@
-"""Train one of the paper's networks: `bnopt-train [hydra overrides]` or `python -m bnopt.train ...`.
+"""The training loop of one run (the command line around it: bnopt.cli_train, `bnopt-train`).
 
-    bnopt-train model=vgg16_bn optim.lr=0.5 scale=small
-    bnopt-train model=dln_bn
-    bnopt-train -m model=vgg16,vgg16_bn optim.lr=0.1,0.5
-
-One run = resolve and validate the config, load the data onto the device, then a plain loop:
-batch -> forward -> loss -> backward -> probes (read-only) -> SGD step. Records go to
-results/runs/<run_id>/ (see records.py); a rerun of the same command skips a finished run and resumes a
-killed one from its checkpoint, with bit-identical records on CPU.
+One run = resolve and validate the config, load the data onto the device, then a plain loop, read top to
+bottom in `train`: build -> resume -> loop (train_step; every LOG_EVERY steps flush, and evaluate / checkpoint
+when due) -> finish. A step is batch -> forward -> loss -> backward -> probes (read-only) -> SGD step.
+Records go to results/runs/<run_id>/ (see records.py); a rerun of the same command skips a finished run and
+resumes a killed one from its checkpoint, with bit-identical records on CPU.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import shutil
-import sys
+import runpy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
 import torch
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from .config import CONFIG_DIR, ConfigError, pick_device, resolve, run_id, validate
+from .config import ConfigError, pick_device, resolve, run_id, validate
 from .data import DataError
 from .models import build_model, set_noise_generator
 from .models.norms import norms_in_fp32
@@ -35,8 +28,8 @@ from .records import (
     HISTOGRAM_FILE,
     METRICS_FILE,
     PROBES_FILE,
+    Checkpoint,
     RunFolder,
-    RunLocked,
     WandbMirror,
     check_writable,
     environment,
@@ -108,6 +101,7 @@ def _train_options(cfg: DictConfig):
 
 
 def train(cfg: DictConfig, progress: bool = True) -> RunResult:
+    """Train the run `cfg` names, from step 0 or from its checkpoint; a finished run is only reported."""
     cfg = prepare(cfg)
     folder = RunFolder(Path(cfg.paths.results), run_id(cfg))
     # before loading data: a sweep over finished runs costs seconds; a finished run with damaged records
@@ -117,6 +111,18 @@ def train(cfg: DictConfig, progress: bool = True) -> RunResult:
         print(f"run {folder.run_id} is already {st['status']}: results in {folder.path}")
         return RunResult(folder.run_id, folder.path, st["status"], st.get("steps_done", 0), st.get("summary", {}))
     device, task = load_task(cfg)
+    print_start(cfg, device, task)
+    folder.open(cfg)
+    try:
+        run = build(cfg, device, task, folder)
+        state = resume(run)
+        loop(run, state, progress)
+        return finish(run, state)
+    finally:
+        folder.close()
+
+
+def print_start(cfg: DictConfig, device: torch.device, task) -> None:
     auto = cfg.scale.get("requested") == "auto"
     scale_note = cfg.scale.name + (" (auto: CUDA -> paper, CPU -> small)" if auto else "")
     width = f" width={cfg.model.width:g}" if cfg.model.family == "vgg" else ""  # a DLN has no width
@@ -125,15 +131,48 @@ def train(cfg: DictConfig, progress: bool = True) -> RunResult:
         f"batch={cfg.scale.batch_size}{width} device={device} data={task.source}"
     )
 
-    folder.open(cfg)
-    try:
-        return _train_in_folder(cfg, device, task, folder, progress)
-    finally:
-        folder.close()
+
+@dataclass
+class Run:
+    """What a run builds once and every step reads: its config, data and records, and the objects whose
+    state a checkpoint saves."""
+
+    cfg: DictConfig
+    task: object  # tasks.build_task's: batch(step), loss(out, y), evaluate(model)
+    folder: RunFolder
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    noise_gen: torch.Generator  # the noise of the noisy-BN model
+    probes: list  # read-only measurements, each due at its own steps
+    amp: torch.dtype | None  # the forward's autocast dtype (train.precision); None: fp32
+    wb: WandbMirror | None = None  # opened by `resume`: a resumed run goes on in its W&B run
 
 
-def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> RunResult:
-    # --- model, optimiser, generators -----------------------------------------------------------
+@dataclass
+class Progress:
+    """What changes as the run trains: the records so far (a checkpoint saves them) and this process's
+    counters."""
+
+    step: int = 0  # steps done
+    rows: list[dict] = field(default_factory=list)  # metrics.parquet
+    probe_rows: list[dict] = field(default_factory=list)  # probes.parquet
+    elapsed: float = 0.0  # seconds trained by earlier processes (a resumed run)
+    status: str = "done"  # "diverged" once a loss is not finite
+    # per-step values still on the device, with the step's probe payload for W&B: W&B drops rows logged at a
+    # step below one already logged, so probe scalars travel with their step's training row
+    pending: list[tuple[int, torch.Tensor, dict, dict]] = field(default_factory=list)
+    t0: float = 0.0  # time.perf_counter() when this process's loop started
+    train_time: float = 0.0  # seconds in training steps, probes included
+    probe_time: float = 0.0
+    images: int = 0  # samples trained on by this process
+
+    def seconds(self) -> float:
+        """Seconds trained, earlier processes included."""
+        return self.elapsed + (time.perf_counter() - self.t0)
+
+
+def build(cfg: DictConfig, device: torch.device, task, folder: RunFolder) -> Run:
+    """The model, optimiser, noise generator and probes as at step 0: seeded, so a config builds one run."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, getattr(task, "num_classes", 10)).to(device)
     if cfg.model.get("channels_last"):
@@ -144,154 +183,102 @@ def _train_in_folder(cfg, device, task, folder: RunFolder, progress: bool) -> Ru
     noise_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     set_noise_generator(model, noise_gen)
     probes = build_probes(cfg, model, task)
-    amp = autocast_dtype(cfg)
+    return Run(cfg, task, folder, model, opt, noise_gen, probes, autocast_dtype(cfg))
 
-    # --- resume ---------------------------------------------------------------------------------
-    start, rows, probe_rows, elapsed = 0, [], [], 0.0
-    ckpt = folder.load_checkpoint()
+
+def resume(run: Run) -> Progress:
+    """Where the run starts: step 0, or its checkpoint's step with the model, optimiser, generators, probes
+    and records as they were. status.json then says running, and the W&B mirror opens (a resumed run's
+    W&B run gets what it lacks of the records)."""
+    ckpt = run.folder.load_checkpoint()
+    state = Progress()
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        noise_gen.set_state(ckpt["noise_gen"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        for p, state in zip(probes, ckpt.get("probes", []), strict=False):
-            p.load_state_dict(state)
-        start, rows, probe_rows, elapsed = ckpt["step"], ckpt["rows"], ckpt["probe_rows"], ckpt["elapsed"]
-        print(f"resuming {folder.run_id} from step {start}")
+        run.model.load_state_dict(ckpt.model)
+        run.opt.load_state_dict(ckpt.optimizer)
+        run.noise_gen.set_state(ckpt.noise_gen)
+        torch.set_rng_state(ckpt.torch_rng)
+        for probe, saved in zip(run.probes, ckpt.probes, strict=False):
+            probe.load_state_dict(saved)
+        state = Progress(step=ckpt.step, rows=ckpt.rows, probe_rows=ckpt.probe_rows, elapsed=ckpt.elapsed)
+        print(f"resuming {run.folder.run_id} from step {state.step}")
     resumed = ckpt is not None
     # counted in status.json, not the checkpoint: two resumes from the same checkpoint are two resumes
-    resumes = (folder.status() or {}).get("resumes", 0) + 1 if resumed else 0
-    folder.write_status(
+    resumes = (run.folder.status() or {}).get("resumes", 0) + 1 if resumed else 0
+    run.folder.write_status(
         "running",
-        steps=cfg.scale.steps,
-        steps_done=start,
+        steps=run.cfg.scale.steps,
+        steps_done=state.step,
         resumes=resumes,
         environment=environment(),
         started=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
-    wb = WandbMirror(cfg, folder, resume=resumed)
+    run.wb = WandbMirror(run.cfg, run.folder, resume=resumed)
     if resumed:
-        wb.catch_up(wandb_history(rows, probe_rows, probes))
+        run.wb.catch_up(wandb_history(state.rows, state.probe_rows, run.probes))
+    return state
 
-    def checkpoint(step: int) -> None:
-        folder.write_frame(METRICS_FILE, rows)
-        if probe_rows:
-            folder.write_frame(PROBES_FILE, probe_rows)
-        for p in probes:
-            folder.write_arrays(HISTOGRAM_FILE, p.arrays())
-        folder.save_checkpoint(
-            {
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "noise_gen": noise_gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "rows": rows,
-                "probe_rows": probe_rows,
-                "elapsed": elapsed + (time.perf_counter() - t0),
-                "probes": [p.state_dict() for p in probes],
-            }
-        )
 
-    def evaluate(step: int) -> dict:
-        res = task.evaluate(model)
-        rows.append({"step": step, "kind": "eval", **res})
-        wb.log(eval_payload(rows[-1]), step=step)
-        return res
-
-    # --- loop -----------------------------------------------------------------------------------
-    steps, eval_every, ckpt_every = cfg.scale.steps, cfg.scale.eval_every, cfg.scale.ckpt_every
-    lr = cfg.optim.lr
-    # per-step values still on the device, with the step's probe payload for W&B: W&B drops rows logged at a
-    # step below one already logged, so probe scalars travel with their step's training row
-    pending: list[tuple[int, torch.Tensor, dict, dict]] = []
-    status, t0, train_time, probe_time, images = "done", time.perf_counter(), 0.0, 0.0, 0
-    last_eval = next((r for r in reversed(rows) if r["kind"] == "eval"), {})
-    if start == 0:
-        last_eval = evaluate(0)
+def loop(run: Run, state: Progress, progress: bool) -> None:
+    """Train to the last step (or a divergence): steps, with the records flushed every LOG_EVERY steps, the
+    evaluation every eval_every and the checkpoint every ckpt_every (and all three at the last step)."""
+    steps, eval_every, ckpt_every = run.cfg.scale.steps, run.cfg.scale.eval_every, run.cfg.scale.ckpt_every
+    state.t0 = time.perf_counter()
+    if state.step == 0:
+        evaluate(run, state)
     bar = tqdm(
         total=steps,
-        initial=start,
+        initial=state.step,
         disable=not progress,
-        desc=folder.run_id,
+        desc=run.folder.run_id,
         mininterval=1.0,
         dynamic_ncols=True,
         unit="step",
     )
-    model.train()
-    step = start
+    run.model.train()
     try:
-        while step < steps:
-            t_step = time.perf_counter()
-            due = [p for p in probes if p.due(step)]
-            # probes that read activations read this forward's, unless it ran in bf16 (probes are fp32:
-            # they then run their own forward)
-            with listen(due if amp is None else [], model) as heard:
-                x, y, loss, extra = forward_backward(model, task, opt, step, amp_dtype=amp)
-            t_probe, probe_payload = time.perf_counter(), {}
-            for probe in due:
-                new_rows = probe(ProbeContext(step, model, x, y, loss, opt, task, heard))
-                probe_rows.extend(new_rows)
-                probe_payload.update(probe.wandb(new_rows))
-            probe_time += time.perf_counter() - t_probe
-            opt.step()
-            pending.append((step, loss.detach(), extra, probe_payload))
-            step += 1
-            images += len(y)
-            train_time += time.perf_counter() - t_step  # includes probes; throughput excludes them
+        while state.step < steps:
+            train_step(run, state)
             bar.update(1)
-
-            if step % LOG_EVERY and step % eval_every and step % ckpt_every and step != steps:
-                continue
-            diverged_at = _flush(pending, rows, wb, lr)
-            pending.clear()
-            if diverged_at is not None:
-                status = "diverged"
-                step = diverged_at
-                break
-            last_row = rows[-1]
-            post = {"loss": f"{last_row['loss']:.4g}", "img/s": f"{images / max(train_time - probe_time, 1e-9):.0f}"}
-            if "acc" in last_row:
-                post["acc"] = f"{last_row['acc']:.3f}"
-            bar.set_postfix(post, refresh=False)
-            if step % eval_every == 0 or step == steps:
-                last_eval = evaluate(step)
-            if step % ckpt_every == 0 or step == steps:
-                checkpoint(step)
-                folder.write_status("running", steps_done=step)
+            last = state.step == steps
+            if state.step % LOG_EVERY and state.step % eval_every and state.step % ckpt_every and not last:
+                continue  # the step's values stay on the device: no host sync
+            if flush(run, state):
+                break  # the loss is not finite: the run ends here, diverged
+            bar.set_postfix(progress_numbers(state), refresh=False)
+            if state.step % eval_every == 0 or last:
+                evaluate(run, state)
+            if state.step % ckpt_every == 0 or last:
+                checkpoint(run, state)
+                run.folder.write_status("running", steps_done=state.step)
     except BaseException as e:
         bar.close()
-        if not isinstance(e, KeyboardInterrupt):
-            folder.write_status("failed", steps_done=step, error=f"{type(e).__name__}: {e}")
-        wb.finish(exit_code=1)
+        if not isinstance(e, KeyboardInterrupt):  # a kill leaves the run running: a rerun resumes it
+            run.folder.write_status("failed", steps_done=state.step, error=f"{type(e).__name__}: {e}")
+        run.wb.finish(exit_code=1)
         raise
     bar.close()
 
-    # --- finish ---------------------------------------------------------------------------------
-    elapsed += time.perf_counter() - t0
-    train_rows = [r for r in rows if r["kind"] == "train"]
-    summary = {
-        "steps_done": step,
-        "final_loss": train_rows[-1]["loss"] if train_rows else math.nan,
-        **{k: v for k, v in last_eval.items() if k not in ("step", "kind")},
-        "images_per_s": images / (train_time - probe_time) if train_time > probe_time else None,
-        "probe_time_fraction": probe_time / train_time if train_time else 0.0,
-    }
-    if "acc" in (train_rows[-1] if train_rows else {}):
-        summary["final_batch_acc"] = train_rows[-1]["acc"]
-    if status == "diverged":
-        checkpoint(step)  # records up to divergence; the run is final
-    folder.write_status(
-        status,
-        steps_done=step,
-        elapsed_s=round(elapsed, 2),
-        summary=summary,
-        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-    )
-    wb.summary({"status": status, **summary})
-    wb.finish()
-    _print_summary(cfg, folder, status, summary, elapsed, wb)
-    return RunResult(folder.run_id, folder.path, status, step, summary)
+
+def train_step(run: Run, state: Progress) -> None:
+    """One SGD step, with the probes due at it between backward and update (they read, never write). The
+    loss stays on the device until `flush`."""
+    t_step = time.perf_counter()
+    due = [p for p in run.probes if p.due(state.step)]
+    # probes that read activations read this forward's, unless it ran in bf16 (probes are fp32: they then run
+    # their own forward)
+    with listen(due if run.amp is None else [], run.model) as heard:
+        x, y, loss, extra = forward_backward(run.model, run.task, run.opt, state.step, amp_dtype=run.amp)
+    t_probe, probe_payload = time.perf_counter(), {}
+    for probe in due:
+        new_rows = probe(ProbeContext(state.step, run.model, x, y, loss, run.opt, run.task, heard))
+        state.probe_rows.extend(new_rows)
+        probe_payload.update(probe.wandb(new_rows))
+    state.probe_time += time.perf_counter() - t_probe
+    run.opt.step()
+    state.pending.append((state.step, loss.detach(), extra, probe_payload))
+    state.step += 1
+    state.images += len(y)
+    state.train_time += time.perf_counter() - t_step  # includes probes; throughput excludes them
 
 
 def forward_backward(model, task, opt, step: int, amp_dtype: torch.dtype | None = None):
@@ -300,7 +287,7 @@ def forward_backward(model, task, opt, step: int, amp_dtype: torch.dtype | None 
     amp_dtype (train.precision=bf16: torch.bfloat16): the forward runs under torch.autocast of that dtype,
     with the norm layers in fp32 (`norms_in_fp32`); the loss is computed in fp32 from the fp32-cast output,
     outside autocast, so the returned loss, .grad and everything after the step (probes, evaluation) is
-    fp32. No host synchronisation here: scalars reach the host at logging cadence (`_flush`)."""
+    fp32. No host synchronisation here: scalars reach the host at logging cadence (`flush`)."""
     x, y = task.batch(step)
     if amp_dtype is None:
         out = model(x)
@@ -315,20 +302,100 @@ def forward_backward(model, task, opt, step: int, amp_dtype: torch.dtype | None 
     return x, y, loss, extra
 
 
-def _flush(pending, rows, wb, lr) -> int | None:
-    """Move per-step device values to the records (one host sync). Returns the step at which the loss
-    first went non-finite, if it did: that step is recorded and the run ends as diverged."""
+def flush(run: Run, state: Progress) -> bool:
+    """Move the pending per-step device values to the records and W&B (one host sync). Returns whether the
+    loss went non-finite: that step is recorded, the run is diverged and ends there."""
+    pending, state.pending = state.pending, []
     if not pending:
-        return None
+        return False
+    lr = run.cfg.optim.lr
     losses = torch.stack([p[1] for p in pending]).float().cpu().tolist()
     extras = {k: torch.stack([p[2][k] for p in pending]).float().cpu().tolist() for k in pending[0][2]}
     for i, (step, _, _, probe_payload) in enumerate(pending):
         row = {"step": step, "kind": "train", "loss": losses[i], "lr": lr, **{k: v[i] for k, v in extras.items()}}
-        rows.append(row)
-        wb.log(train_payload(row, probe_payload), step=step)
+        state.rows.append(row)
+        run.wb.log(train_payload(row, probe_payload), step=step)
         if not math.isfinite(losses[i]):
-            return step + 1
-    return None
+            state.status, state.step = "diverged", step + 1
+            return True
+    return False
+
+
+def progress_numbers(state: Progress) -> dict:
+    """The progress bar's numbers: the last training row's loss (and batch accuracy), the throughput."""
+    last = state.rows[-1]
+    numbers = {
+        "loss": f"{last['loss']:.4g}",
+        "img/s": f"{state.images / max(state.train_time - state.probe_time, 1e-9):.0f}",
+    }
+    if "acc" in last:
+        numbers["acc"] = f"{last['acc']:.3f}"
+    return numbers
+
+
+def evaluate(run: Run, state: Progress) -> None:
+    row = {"step": state.step, "kind": "eval", **run.task.evaluate(run.model)}
+    state.rows.append(row)
+    run.wb.log(eval_payload(row), step=state.step)
+
+
+def checkpoint(run: Run, state: Progress) -> None:
+    """The records so far, and the checkpoint a resume starts from."""
+    run.folder.write_frame(METRICS_FILE, state.rows)
+    if state.probe_rows:
+        run.folder.write_frame(PROBES_FILE, state.probe_rows)
+    for probe in run.probes:
+        run.folder.write_arrays(HISTOGRAM_FILE, probe.arrays())
+    ckpt = Checkpoint(
+        step=state.step,
+        model=run.model.state_dict(),
+        optimizer=run.opt.state_dict(),
+        noise_gen=run.noise_gen.get_state(),
+        torch_rng=torch.get_rng_state(),
+        rows=state.rows,
+        probe_rows=state.probe_rows,
+        elapsed=state.seconds(),
+        probes=[probe.state_dict() for probe in run.probes],
+    )
+    run.folder.save_checkpoint(ckpt)
+
+
+def finish(run: Run, state: Progress) -> RunResult:
+    """The run's summary: in status.json (final), in W&B and on the terminal. A diverged run's records are
+    saved up to its divergence."""
+    elapsed, summary = state.seconds(), summarise(state)
+    if state.status == "diverged":
+        checkpoint(run, state)
+    run.folder.write_status(
+        state.status,
+        steps_done=state.step,
+        elapsed_s=round(elapsed, 2),
+        summary=summary,
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    run.wb.summary({"status": state.status, **summary})
+    run.wb.finish()
+    _print_summary(run.cfg, run.folder, state.status, summary, elapsed, run.wb)
+    return RunResult(run.folder.run_id, run.folder.path, state.status, state.step, summary)
+
+
+def summarise(state: Progress) -> dict:
+    """status.json's summary: the last training row's loss (and batch accuracy), the last evaluation, the
+    throughput of this process's training steps (probes excluded) and the share of its time probes took."""
+    last_train = next((r for r in reversed(state.rows) if r["kind"] == "train"), {})
+    last_eval = next((r for r in reversed(state.rows) if r["kind"] == "eval"), {})
+    summary = {
+        "steps_done": state.step,
+        "final_loss": last_train.get("loss", math.nan),
+        **{k: v for k, v in last_eval.items() if k not in ("step", "kind")},
+        "images_per_s": state.images / (state.train_time - state.probe_time)
+        if state.train_time > state.probe_time
+        else None,
+        "probe_time_fraction": state.probe_time / state.train_time if state.train_time else 0.0,
+    }
+    if "acc" in last_train:
+        summary["final_batch_acc"] = last_train["acc"]
+    return summary
 
 
 def train_payload(row: dict, probe_payload: dict) -> dict:
@@ -396,198 +463,7 @@ def _record_names(folder: RunFolder) -> list[str]:
     return [p.name + ("/" if p.is_dir() else "") for p in entries]
 
 
-# --------------------------------------------------------------------------------------------- CLI
-
-# Our config groups; hydra/* groups also come from plugins (submitit_local, ...), so Hydra checks those.
-GROUPS = ("model", "data", "optim", "probes", "logger", "scale", "paths", "experiment")
-
-
-def parse_cli(argv: list[str]):
-    """bnopt-train's command line read by Hydra's own parser (overrides, -m, --config-dir DIR / -cd DIR /
-    --config-dir=DIR, --help, ...); a bad flag is one line and exit 2."""
-    from hydra._internal.utils import get_args_parser
-
-    def error(message: str) -> None:  # argparse would print its usage block
-        if message.startswith("unrecognized arguments"):  # Hydra's parser takes the overrides as one list
-            message += " (flags such as -m go before the overrides: bnopt-train -m model=vgg16,vgg16_bn)"
-        fail(message)
-
-    parser = get_args_parser()
-    parser.error = error
-    return parser.parse_args(argv)
-
-
-def precheck(argv: list[str]) -> None:
-    """Everything a command gets wrong, as one line and exit 2 before anything is trained or written:
-    the prechecks read configs as Hydra will, --config-dir's folder included."""
-    args = parse_cli(argv)
-    if args.help or args.hydra_help or args.shell_completion:
-        return
-    from . import experiments
-
-    if args.config_dir is not None and not Path(args.config_dir).is_dir():
-        fail(f"--config-dir {args.config_dir} is not a folder")
-    with experiments.config_dir(args.config_dir):
-        precheck_overrides(args.overrides)
-        precheck_hydra(args.overrides)
-        precheck_sweep(args.overrides, multirun=args.multirun)
-
-
-def precheck_overrides(overrides: list[str]) -> None:
-    """Unknown config-group choices (model=foo, model=_vgg) and launchers this machine cannot run, as one
-    line and exit 2, before Hydra prints a traceback."""
-    from . import experiments
-
-    for arg in overrides:
-        if "=" not in arg or arg.startswith("-"):
-            continue
-        key, value = arg.lstrip("+~").split("=", 1)
-        if key == "hydra/launcher" and value in ("slurm", "submitit_slurm") and shutil.which("sbatch") is None:
-            fail(f"hydra/launcher={value} needs SLURM, but `sbatch` is not on this machine's PATH")
-        if key not in GROUPS or value in ("null", "") or "(" in value:
-            continue
-        options = experiments.group_options(key)
-        for choice in value.split(","):
-            if choice not in options:
-                fail(f"unknown {key} {choice!r}; choose one of {', '.join(options)}")
-
-
-def precheck_hydra(overrides: list[str]) -> None:
-    """Hydra's own settings (hydra/launcher=foo, hydra.launcher.n_jobs=abc): composed once, as Hydra
-    will, so that a bad one is one line here and not Hydra's error block at launch."""
-    import yaml
-    from hydra.errors import HydraException
-
-    from . import experiments
-
-    settings = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
-    if not settings:
-        return
-    try:
-        experiments.compose_run(settings)
-    except HydraException as e:
-        fail(hydra_error_line(e))
-    except yaml.YAMLError as e:
-        fail(experiments.yaml_error_line(e))
-
-
-def precheck_sweep(overrides: list[str], multirun: bool | None = None) -> None:
-    """Resolve and validate every run of a sweep (-m, or an experiment, whose configs are sweeps) before
-    the first one trains: a bad value in the fifth run is one line and exit 2, not a half-done sweep. Every
-    run's keys are checked (an unknown key, a +key outside +extra.*), and a single run is composed too."""
-    import yaml
-    from hydra.errors import HydraException
-
-    from . import experiments
-
-    if multirun is None:  # a command line's words (flags among them), as older callers pass them
-        multirun = bool({"-m", "--multirun"} & set(overrides))
-    # the run's own overrides: Hydra's (launcher, sweep dir) do not change what a job trains
-    overrides = [a for a in overrides if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
-    experiment = next((a.split("=", 1)[1] for a in overrides if a.split("=", 1)[0] == "experiment"), "null")
-    try:
-        if experiment != "null":
-            rest = [o for o in overrides if o.split("=", 1)[0] != "experiment"]
-            jobs = experiments.get(experiment).sweep(rest)
-        else:
-            jobs = experiments.expand(overrides) if multirun else [overrides]
-        for job in jobs:
-            experiments.check_keys(job)
-            cfg = experiments.compose_run(job)
-            if multirun or experiment != "null":  # one run: train() validates the values (the same line)
-                validate(resolve(cfg))
-    except ConfigError as e:
-        fail(str(e))
-    except HydraException as e:
-        fail(hydra_error_line(e, known_keys(overrides)))
-    except yaml.YAMLError as e:
-        fail(experiments.yaml_error_line(e))
-
-
-def known_keys(overrides: list[str]) -> set[str]:
-    """The keys of the config the overrides' (first) group choices compose, for the nearest-key hint of an
-    error Hydra raised; none if those do not compose either."""
-    from . import experiments
-
-    try:
-        first = experiments.expand(overrides)[0]
-        return experiments.config_keys(experiments.compose_run([o for o in first if experiments.is_group_override(o)]))
-    except Exception:  # the hint is optional: Hydra's own error is the one reported
-        return set()
-
-
-def hydra_error_line(e: Exception, known: set[str] = frozenset()) -> str:
-    """Hydra's composition error as one line: an unknown key with the nearest known one, an unknown group
-    option with the options, a value Hydra's schema refuses with the reason."""
-    from . import experiments
-
-    lines = str(e).splitlines()
-    missing = re.match(r"In '[^']+': Could not find '(.+)/([^/']+)'", lines[0])
-    if missing and getattr(e, "options", None):
-        options = [o for o in e.options if not o.startswith("_")]
-        return f"unknown {missing[1]} {missing[2]!r}; choose one of {', '.join(options)}"
-    unknown = re.match(r"Could not override '([^']+)'", lines[0])
-    if unknown:
-        key = unknown[1]
-        if key.startswith("hydra."):
-            return f"no config key {key} (Hydra's settings: bnopt-train --cfg hydra, with the same hydra/... choices)"
-        value = next((ln.rsplit("=", 1)[1] for ln in lines[1:] if ln.startswith("To append to your config use")), "...")
-        return experiments.unknown_key_line(key, value, set(known))
-    merging = re.match(r"Error merging override (.+)", lines[0])
-    if merging and e.__cause__ is not None:
-        return f"{merging[1]}: {str(e.__cause__).splitlines()[0]}"
-    return lines[0]
-
-
-def fail(message: str) -> None:
-    print(f"bnopt: error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-class JobLogsNotice(Callback):
-    """Hydra callback (configs/hydra/default.yaml): a sweep whose launcher runs each job in its own
-    process (submitit: local_parallel, slurm) shows nothing of the jobs on this terminal, so say at the start
-    where their progress bars and summaries go."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        target = str(config.hydra.launcher.get("_target_", ""))
-        if "submitit" in target.lower():
-            folder = config.hydra.launcher.get("submitit_folder", f"{config.hydra.sweep.dir}/.submitit")
-            print(
-                f"bnopt: each job runs in its own process ({target.rsplit('.', 1)[-1]}); its progress and summary "
-                f"go to {folder}/<job id>/<job id>_0_log.out (errors: _log.err), not to this terminal",
-                flush=True,
-            )
-
-
-EXIT_LOCKED = 3  # some run was not trained because another process holds it: scripts can tell
-# Runs refused in this process. A SystemExit inside hydra_main would stop a sweep under the basic
-# launcher, so refusals are collected and main() exits non-zero after the sweep. (Launchers that run jobs
-# in other processes, submitit, keep their own list: there the refusal is the job's stderr line.)
-REFUSED: list[str] = []
-
-
-@hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
-def hydra_main(cfg: DictConfig) -> None:
-    try:
-        train(cfg, progress=True)
-    except BadInput as e:
-        fail(str(e))
-    except RunLocked as e:  # not this run's error: say so, let a sweep go on, exit EXIT_LOCKED at the end
-        print(f"bnopt: skipped run {e.run_id}: another process is training it ({e.path})", file=sys.stderr)
-        REFUSED.append(e.run_id)
-
-
-def main() -> None:
-    precheck(sys.argv[1:])
-    hydra_main()
-    if REFUSED:
-        sys.exit(EXIT_LOCKED)
-
-
 if __name__ == "__main__":
-    # Run the importable module's main, not this __main__ copy: launchers that pickle the task function
-    # (submitit) then pickle it by reference instead of by value with all of this module's globals.
-    from bnopt.train import main as module_main
-
-    module_main()
+    # `python -m bnopt.train ...` is `bnopt-train ...` (reproduce.py and scripts call it so): run the command
+    # line's module as the program. runpy, not an import: the loop does not depend on its command line.
+    runpy.run_module("bnopt.cli_train", run_name="__main__", alter_sys=True)
