@@ -299,14 +299,17 @@ def check_b2(res: Results | None = None, scale=None, trials: int = 200, seed: in
         f"{trials} random BN units (m in [4, 255], float64, seed {seed}) under a smooth loss with a non-diagonal "
         "Hessian H w.r.t. the BN output; v = grad_y L_hat; every Hessian product by autograd:",
         f"v^T (d2 L_hat/dy2) v <= (gamma^2/sigma^2) v^T H v - gamma/(m sigma^2) <g_hat, y_hat> ||v||^2 holds in "
-        f"{holds}/{trials} trials; the largest gap between the sides is {worst:.1e} of their terms' size "
+        f"{holds}/{trials} trials; the largest gap between the sides is {claims.roundoff(worst)} of their terms' size "
         "(it holds with equality: the derivation is in PROTOCOL section 7)",
         f"the form for an H that preserves the relative norms of g_hat and v, with g_hat^T H g_hat in place of "
         f"v^T H v, holds in {holds_preserving}/{trials} trials (not judged: a random H need not meet its condition)",
         *curvature_along_gradient(res, scale),
         "rule: the bound holds in all trials = supported; in >= 95% = partly; otherwise not supported",
     ]
-    c.cell = f"holds in {holds}/{trials} random BN units; largest gap {worst:.1e} of the terms (no runs, no seeds)"
+    c.cell = (
+        f"holds in {holds}/{trials} random BN units; largest gap {claims.roundoff(worst)} of the terms "
+        "(no runs, no seeds)"
+    )
     c.verdict = SUPPORTED if holds == trials else (PARTLY if holds >= 0.95 * trials else NOT_SUPPORTED)
     return c
 

@@ -15,7 +15,9 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, to_rgb
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.transforms import Bbox
 
 # One colour per normalisation, shared by the VGG and the DLN: standard = black/grey, BN = blue,
 # noisy BN = orange, l1 = green, l2 = red, l_inf = purple.
@@ -51,6 +53,10 @@ MODEL_NORM = {
 MODEL_COLORS = {m: NORM_COLORS[n] for m, n in MODEL_NORM.items()}
 LR_STYLES = ("-", "--", ":", "-.")  # first LR of a figure solid, second dashed, ...
 DPI = 120
+# No matplotlib version and no date in the files: a figure redrawn from the same records has the same bytes.
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
+LAYOUT_GRID = 1e-6  # figure fraction (about 1/1000 of a pixel) that solved layout positions are rounded to
 
 
 def model_norm(model: str) -> str:
@@ -79,22 +85,55 @@ def label(model: str, lr: float | None = None, note: str = "") -> str:
     return text + note
 
 
+class ReproducibleLayout(ConstrainedLayoutEngine):
+    """Matplotlib's constrained layout, with the positions it solves rounded to LAYOUT_GRID of the figure.
+
+    Why: kiwisolver, the solver under constrained layout, sorts the terms of each constraint by the memory
+    address of their variables (its `Constraint::reduce` keys a std::map by Variable, which compares data
+    pointers), so the order of its floating-point row operations changes with where the allocator put them.
+    The same figure drawn twice then gets positions one ulp apart (measured: 5.6e-17 of the figure), and an
+    anti-aliased edge that sits on a pixel boundary flips: fig9.png differed in 8 pixels between draws.
+    Rounded, the layout depends on the figure alone."""
+
+    def execute(self, fig):
+        grids = super().execute(fig)
+        snap_positions(fig)
+        return grids
+
+
+def snap(values) -> np.ndarray:
+    return np.round(np.asarray(values, dtype=float) / LAYOUT_GRID) * LAYOUT_GRID
+
+
+def snap_positions(fig) -> None:
+    """Round every subfigure's box and every Axes' position (all the layout solver sets) to LAYOUT_GRID."""
+    for sub in fig.subfigs:
+        sub.bbox_relative.set_points(snap(sub.bbox_relative.get_points()))
+        snap_positions(sub)
+    if isinstance(fig, SubFigure):
+        return  # a subfigure shares its parent's list of Axes: done once, by the figure
+    for ax in fig.axes:
+        in_layout = ax.get_in_layout()
+        ax.set_position(Bbox(snap(ax.get_position(original=True).get_points())))
+        ax.set_in_layout(in_layout)  # set_position takes an Axes out of the layout: the next draw solves it again
+
+
 def new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout=ReproducibleLayout())
     FigureCanvasAgg(fig)
     return fig
 
 
 def save(fig: Figure, out_dir: str | Path, name: str, dpi: int = DPI) -> list[Path]:
-    """name.png (dpi) and name.pdf in out_dir."""
+    """name.png (dpi) and name.pdf in out_dir; the same figure gives the same bytes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=dpi)
+    fig.savefig(paths[0], dpi=dpi, metadata=PNG_METADATA)
     engine = fig.get_layout_engine()
     fig.set_layout_engine("none")  # the layout the PNG got: the PDF need not solve it again
     try:
-        fig.savefig(paths[1])
+        fig.savefig(paths[1], metadata=PDF_METADATA)
     finally:
         fig.set_layout_engine(engine)
     return paths
@@ -102,7 +141,7 @@ def save(fig: Figure, out_dir: str | Path, name: str, dpi: int = DPI) -> list[Pa
 
 def png_bytes(fig: Figure, dpi: int = DPI) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, metadata=PNG_METADATA)
     return buf.getvalue()
 
 
