@@ -22,19 +22,31 @@ from .claims import (
     NOT_RUN,
     PASS,
     Check,
-    Missing,
     Stat,
     column,
-    evals,
     fill,
     fmt,
     per_seed,
-    probe_series,
     run_id_of,
-    smoothed_acc,
     subtest,
     subtests_verdict,
-    train_rows,
+)
+from .readers import (
+    CHANCE,
+    DLN_LR,
+    VGG_LR,
+    WINDOW,
+    Missing,
+    diverged,
+    eval_rows,
+    final_accuracy,
+    final_eval,
+    final_smoothed_acc,
+    final_train_acc,
+    final_train_loss,
+    required_series,
+    smoothed_acc,
+    smoothed_train,
 )
 from .results import Results
 
@@ -51,7 +63,6 @@ STUDIES = {
     "B9": "BN's scale invariance lowers the effective learning rate lr/‖w‖² as the weights grow",
     "B10": "BN keeps the representations of a deep linear network from collapsing in rank",
 }
-VGG_LR, DLN_LR = claims.VGG_LR, claims.DLN_LR
 CONV_LAYERS = tuple(range(1, 14))  # VGG16's conv layers #1..#13 (the classifier, #14, is left out)
 RANK_LAYER = 24  # B10: the last hidden DLN layer (#25 is the output layer, which has no norm)
 WORDS = {
@@ -119,13 +130,6 @@ def _judge_one(c: Study, table: dict, stat: Stat, rule, lines: list[str], notes:
     return c
 
 
-def _series(res: Results, rid: str, probe: str, metric: str, layer: int) -> pd.Series:
-    s = probe_series(res, rid, probe, metric, layer)
-    if not len(s):
-        raise Missing(f"run {rid} has no {probe} records of {metric} at layer #{layer}")
-    return s
-
-
 # ------------------------------------------------------------------------------------------------- B1
 
 CONVERGED = 0.1  # B1: a power-iteration point counts when its residual ||Hv - lambda v|| / |lambda| is below this
@@ -135,8 +139,8 @@ def converged_eigenvalues(res: Results, rid: str, suffix: str = "") -> pd.Series
     """|top_eig<suffix>| at every measured step, NaN where the power iteration did not converge (residual not
     below CONVERGED) or the value is not finite: the points B1 counts and its figure draws. Missing when the
     run has no such records."""
-    lam = _series(res, rid, "hessian", "top_eig" + suffix, 0)
-    resid = _series(res, rid, "hessian", "top_eig_residual" + suffix, 0).reindex(lam.index)
+    lam = required_series(res, rid, "hessian", "top_eig" + suffix, 0)
+    resid = required_series(res, rid, "hessian", "top_eig_residual" + suffix, 0).reindex(lam.index)
     return lam.abs().where((resid < CONVERGED) & np.isfinite(lam))
 
 
@@ -268,7 +272,7 @@ def curvature_along_gradient(res: Results | None, scale) -> list[str]:
 
     def measure(seed):
         std, bn = hessian_runs(res, scale, seed)
-        ghg = [claims.median(_series(res, rid, "hessian", "ghg", 0).loc[1:]) for rid in (std, bn)]
+        ghg = [claims.median(required_series(res, rid, "hessian", "ghg", 0).loc[1:]) for rid in (std, bn)]
         return {"ghg_std": ghg[0], "ghg_bn": ghg[1], "ratio": claims.log_ratio(ghg[1], ghg[0])}
 
     try:
@@ -316,7 +320,6 @@ def check_b2(res: Results | None = None, scale=None, trials: int = 200, seed: in
 
 # --------------------------------------------------------------------------------------------- B3, B4
 
-CHANCE = 0.10  # a diverged run counts as chance accuracy (as C2 does)
 TRAINS = 0.20  # B3, B4: a run "trains" when its final accuracy is at least twice chance
 
 
@@ -326,22 +329,6 @@ def _grid_line(row: dict, prefix: str, values) -> str:
     return "; ".join(
         f"{name} " + " / ".join(fmt(row[f"{prefix}_{key}_{v:g}"], True) for v in values) for key, name in nets
     )
-
-
-def diverged(res: Results, rid: str) -> bool:
-    """Whether a finished run diverged; Missing for a run that has not finished (its numbers are not final)."""
-    status = res.runs.set_index("run_id").loc[rid, "status"]
-    if status not in ("done", "diverged"):
-        raise Missing(f"run {rid} is {status}, not finished")
-    return status == "diverged"
-
-
-def final_accuracy(res: Results, rid: str) -> float:
-    """Final eval-mode train-subset accuracy of a finished run; CHANCE for a diverged one."""
-    if diverged(res, rid):
-        return CHANCE
-    acc = claims.final_train_acc(res, rid)
-    return CHANCE if acc != acc else acc
 
 
 def trains(res: Results, rid: str) -> bool:
@@ -446,16 +433,16 @@ def batch_grid() -> dict[str, list[tuple[float, int]]]:
     return {m: sorted(v, key=lambda p: p[1]) for m, v in out.items()}
 
 
-def batch_accuracies(res: Results, rid: str, window: int = 50) -> dict:
+def batch_accuracies(res: Results, rid: str, window: int = WINDOW) -> dict:
     """A B5 run's final test accuracy, smoothed train-mode batch accuracy (batch statistics) and eval-mode
     train-subset accuracy (running statistics); CHANCE for each when it diverged."""
     if diverged(res, rid):
         return {"test": CHANCE, "batch": CHANCE, "running": CHANCE}
     nan_to_chance = lambda x: CHANCE if x != x else x  # noqa: E731
     return {
-        "test": nan_to_chance(claims.final_eval(res, rid, "test_acc")),
-        "batch": nan_to_chance(claims.final_smoothed_acc(res, rid, window)),
-        "running": nan_to_chance(claims.final_train_acc(res, rid)),
+        "test": nan_to_chance(final_eval(res, rid, "test_acc")),
+        "batch": nan_to_chance(final_smoothed_acc(res, rid, window)),
+        "running": nan_to_chance(final_train_acc(res, rid)),
     }
 
 
@@ -511,11 +498,11 @@ def check_b5(res: Results, scale=None) -> Study:
 # ------------------------------------------------------------------------------------------------- B6
 
 
-def matched_gap(res: Results, rid: str, level: float, window: int = 50) -> dict:
+def matched_gap(res: Results, rid: str, level: float, window: int = WINDOW) -> dict:
     """Train-subset acc - test acc at the first evaluation where the smoothed training loss (of the last
     training step up to it: the evaluation after step t-1 is recorded at step t) is <= level."""
-    loss = train_rows(res, rid)["loss"].rolling(window, min_periods=1).mean()
-    e = evals(res, rid).dropna(subset=["train_eval_acc", "test_acc"])
+    loss = smoothed_train(res, rid, "loss", window)
+    e = eval_rows(res, rid).dropna(subset=["train_eval_acc", "test_acc"])
     reached = [s for s in e.index if s > 0 and loss.asof(s) <= level * (1 + 1e-12)]
     if not reached:
         raise Missing(f"run {rid} never reaches the matched training loss {level:.4g} at an evaluation")
@@ -528,7 +515,7 @@ def check_b6(res: Results, scale=None) -> Study:
 
     def measure(seed):
         std, bn = run_id_of(res, "vgg16", VGG_LR, scale, seed), run_id_of(res, "vgg16_bn", VGG_LR, scale, seed)
-        level = max(claims.final_train_loss(res, std), claims.final_train_loss(res, bn))
+        level = max(final_train_loss(res, std), final_train_loss(res, bn))
         a, b = matched_gap(res, std, level), matched_gap(res, bn, level)
         return {"level": level, "step_std": a["step"], "step_bn": b["step"], "gap_std": a["gap"], "gap_bn": b["gap"]}
 
@@ -554,7 +541,7 @@ def check_b6(res: Results, scale=None) -> Study:
 
 def gradient_spread(res: Results, rid: str) -> pd.Series:
     """Per measured step: log10(max_k / min_k) of ||grad W_k|| over the conv layers #1..#13."""
-    cols = {k: _series(res, rid, "gradnorms", "grad_norm", k) for k in CONV_LAYERS}
+    cols = {k: required_series(res, rid, "gradnorms", "grad_norm", k) for k in CONV_LAYERS}
     g = pd.DataFrame(cols).replace([np.inf, -np.inf], np.nan).dropna()
     g = g[(g > 0).all(axis=1)]
     return np.log10(g.max(axis=1) / g.min(axis=1))
@@ -603,10 +590,10 @@ def check_b7(res: Results, scale=None) -> Study:
 # ------------------------------------------------------------------------------------------------- B8
 
 
-def statistics_gap(res: Results, rid: str, window: int = 50) -> pd.DataFrame:
+def statistics_gap(res: Results, rid: str, window: int = WINDOW) -> pd.DataFrame:
     """Per evaluation: acc_batch (smoothed train-mode batch acc), acc_running (eval-mode train-subset acc)."""
     batch = smoothed_acc(res, rid, window)
-    e = evals(res, rid).dropna(subset=["train_eval_acc"])
+    e = eval_rows(res, rid).dropna(subset=["train_eval_acc"])
     steps = [s for s in e.index if s in batch.index and s > 0]
     out = pd.DataFrame({"acc_batch": batch.loc[steps].to_numpy(), "acc_running": e.loc[steps, "train_eval_acc"]})
     out.index = steps
@@ -658,7 +645,7 @@ def weight_growth(res: Results, rid: str) -> float:
     """Median over conv layers #1..#13 of log10(||W_k|| at the last measured step / at step 0)."""
     growth = []
     for k in CONV_LAYERS:
-        w = _series(res, rid, "gradnorms", "weight_norm", k).dropna()
+        w = required_series(res, rid, "gradnorms", "weight_norm", k).dropna()
         if 0 not in w.index or len(w) < 2:
             raise Missing(f"run {rid} has no weight norms of layer #{k} at step 0 and later")
         growth.append(np.log10(w.iloc[-1] / w.loc[0]))
@@ -697,7 +684,7 @@ def check_b9(res: Results, scale=None) -> Study:
 
 def stable_rank_at(res: Results, rid: str, layer: int = RANK_LAYER) -> tuple[float, float]:
     """(stable rank at step 0, at the last measured step) of the layer's representation."""
-    s = _series(res, rid, "rank", "stable_rank", layer).dropna()
+    s = required_series(res, rid, "rank", "stable_rank", layer).dropna()
     if 0 not in s.index or len(s) < 2:
         raise Missing(f"run {rid} has no stable rank of layer #{layer} at step 0 and later")
     return float(s.loc[0]), float(s.iloc[-1])

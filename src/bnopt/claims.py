@@ -20,6 +20,19 @@ import pandas as pd
 from scipy import stats
 
 from . import experiments
+from .readers import (
+    CHANCE,
+    DLN_LR,
+    VGG_LR,
+    Missing,
+    final_eval,
+    final_smoothed_acc,
+    final_train_acc,
+    final_train_loss,
+    probe_series,
+    run_status,
+    smoothed_acc,
+)
 from .results import MissingRuns, Results, select_runs
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RUN = "reproduced", "partly", "not reproduced", "not run"
@@ -39,7 +52,6 @@ CLAIMS = {
     "C8": "The same holds in a 25-layer deep linear network",
     "C9": "Theory: BN bounds the gradient norm w.r.t. layer activations (Thm 4.1)",
 }
-VGG_LR, DLN_LR = 0.1, 1e-6
 
 
 @dataclass
@@ -180,10 +192,6 @@ class Check:
         return str(ns[0]) if ns[0] == ns[-1] else f"{ns[0]}-{ns[-1]}"
 
 
-class Missing(Exception):
-    """A run a check needs is absent; the check is reported as not run."""
-
-
 # ----------------------------------------------------------------------------------------------- readers
 
 
@@ -276,59 +284,9 @@ def fill(c: Check, table: dict, stats: list[Stat]) -> None:
     c.numbers = seed_means(table) | {"n_seeds": len(table)}
 
 
-def evals(res: Results, rid: str) -> pd.DataFrame:
-    m = res.metrics
-    return m[(m.run_id == rid) & (m.kind == "eval")].set_index("step").sort_index()
-
-
-def train_rows(res: Results, rid: str) -> pd.DataFrame:
-    m = res.metrics
-    return m[(m.run_id == rid) & (m.kind == "train")].set_index("step").sort_index()
-
-
-def final_eval(res: Results, rid: str, column: str) -> float:
-    e = evals(res, rid)
-    if column not in e or not len(e):
-        return float("nan")
-    return float(e[column].iloc[-1])
-
-
-def final_train_acc(res: Results, rid: str) -> float:
-    """Eval-mode accuracy on the fixed training subset at the last evaluation (NaN if it diverged)."""
-    return final_eval(res, rid, "train_eval_acc")
-
-
-def final_train_loss(res: Results, rid: str, window: int = 50) -> float:
-    tr = train_rows(res, rid)
-    return float(tr["loss"].iloc[-window:].mean()) if len(tr) else float("nan")
-
-
-def smoothed_acc(res: Results, rid: str, window: int = 50) -> pd.Series:
-    return train_rows(res, rid)["acc"].rolling(window, min_periods=1).mean()
-
-
-def final_smoothed_acc(res: Results, rid: str, window: int = 50) -> float:
-    """Train-mode batch accuracy (under the network's own noise), rolling mean over `window` steps, at the
-    last step: the quantity Fig 1a and Fig 2 plot. NaN without train rows."""
-    s = smoothed_acc(res, rid, window)
-    return float(s.iloc[-1]) if len(s) else float("nan")
-
-
 def steps_to(curve: pd.Series, threshold: float) -> float:
     hit = curve.index[curve.to_numpy() >= threshold]
     return float(hit[0]) if len(hit) else float("inf")
-
-
-def probe_series(res: Results, rid: str, probe: str, metric: str, layer: int | None = None) -> pd.Series:
-    p = res.probes
-    if not len(p):
-        return pd.Series(dtype=float)
-    sel = (p.run_id == rid) & (p.probe == probe) & (p.metric == metric)
-    if layer is not None:
-        sel &= p.layer == layer
-    else:
-        sel &= p.eta.isna()
-    return p[sel].set_index("step")["value"].sort_index()
 
 
 def median(s: pd.Series) -> float:
@@ -425,9 +383,9 @@ def check_c2(res: Results, scale=None) -> Check:
 
     def measure(seed):
         std, bn = run_id_of(res, "vgg16", 0.5, scale, seed), run_id_of(res, "vgg16_bn", 0.5, scale, seed)
-        diverged = res.runs.set_index("run_id").loc[std, "status"] == "diverged"
+        diverged = run_status(res, std) == "diverged"
         return {
-            "acc_std_lr0.5": 0.1 if diverged else final_smoothed_acc(res, std),
+            "acc_std_lr0.5": CHANCE if diverged else final_smoothed_acc(res, std),
             "acc_bn_lr0.5": final_smoothed_acc(res, bn),
             "eval_acc_std_lr0.5": final_train_acc(res, std),
             "eval_acc_bn_lr0.5": final_train_acc(res, bn),

@@ -25,9 +25,19 @@ import pandas as pd
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-# PROBE_COLUMNS is declared in records (the schema) and re-exported here for existing imports
+# PROBE_COLUMNS and FINAL_STATUSES are declared in records (the schema) and re-exported here: the figures
+# read runs only through results
 from .config import CONFIG_DIR, SCALES
-from .records import CONFIG_FILE, HISTOGRAM_FILE, METRICS_COLUMNS, PROBE_COLUMNS, CorruptRun, RunRecords, read_run
+from .records import (
+    CONFIG_FILE,
+    FINAL_STATUSES,
+    HISTOGRAM_FILE,
+    METRICS_COLUMNS,
+    PROBE_COLUMNS,
+    CorruptRun,
+    RunRecords,
+    read_run,
+)
 
 CORRUPT_COLUMNS = ["run_id", "path", "reason"]
 
@@ -210,7 +220,6 @@ def load_runs(root: str | Path = "results", with_probes: bool = True, progress: 
 # numbers (model, learning rate and, for a scale, the preset's steps, batch size and VGG width), never
 # by the preset's name: runs with equal numbers are the same run whichever preset asked for them.
 
-FINAL_STATUSES = ("done", "diverged")
 SCALE_ORDER = SCALES  # preference when no scale is asked for: the larger first
 
 

@@ -18,7 +18,6 @@ from matplotlib.ticker import FormatStrFormatter
 
 from .. import experiments
 from ..beyond import (
-    CHANCE,
     CONV_LAYERS,
     CONVERGED,
     RANK_LAYER,
@@ -26,23 +25,29 @@ from ..beyond import (
     batch_accuracies,
     batch_grid,
     converged_eigenvalues,
-    final_accuracy,
     gradient_spread,
     statistics_gap,
 )
-from ..claims import Missing, evals, probe_series, train_rows
+from ..readers import (
+    CHANCE,
+    WINDOW,
+    Missing,
+    eval_rows,
+    final_accuracy,
+    layer_table,
+    probe_series,
+    smoothed_train,
+)
 from ..results import Results
 from .common import STEP_LABEL, experiment_runs, figure_title
 from .curves import BAND_ALPHA, probe_line, seed_runs
 from .panels import color, finite_positive, label, legend, new_figure, record_runs, set_labels
 from .selection import MissingRecords, scale_of
 
-LOSS_WINDOW = 50  # B6, B8: the rolling window (training steps) of the smoothed training loss / batch accuracy
-
 
 def _seed_values(res: Results, runs: dict, ax, experiment: str, what: str, fn: Callable) -> dict:
     """{(model, lr): [fn(runs row) per seed]} over every seed of each run's curve (`curves.seed_runs`); a seed
-    whose records lack what `fn` reads (`claims.Missing` or an empty result) is left out, the seeds drawn
+    whose records lack what `fn` reads (`readers.Missing` or an empty result) is left out, the seeds drawn
     are noted on the figure. MissingRecords when a network has no seed with the records."""
     out = {}
     for (model, lr), run in runs.items():
@@ -67,21 +72,6 @@ def _line(ax, values: list, col: str, lbl: str, transform=finite_positive, **kw)
     """One curve from per-seed Series (index: x): mean over seeds with a min-max band, or the one seed's."""
     tables = [v.to_frame("value") if isinstance(v, pd.Series) else v for v in values]
     probe_line(ax, tables, "value", col, lbl, transform=transform, **kw)
-
-
-def _layer_table(res: Results, rid: str, probe: str, metric: str, layers=None) -> pd.DataFrame:
-    """A probe's per-layer metric of one run as a step x layer table, sorted by step (empty if none)."""
-    p = res.probes
-    if p is None or not len(p):
-        return pd.DataFrame()
-    rows = p[(p["run_id"] == rid) & (p["probe"] == probe) & (p["metric"] == metric) & p["eta"].isna()]
-    if layers is not None:
-        rows = rows[rows["layer"].isin(list(layers))]
-    if not len(rows):
-        return pd.DataFrame()
-    table = rows.pivot_table(index="step", columns="layer", values="value", aggfunc="last").sort_index()
-    table.columns = [int(k) for k in table.columns]
-    return table.replace([np.inf, -np.inf], np.nan)
 
 
 def _seeds_note(ax, values: dict, extra: list[tuple[str, str]] = ()) -> None:
@@ -160,8 +150,8 @@ def build_beyond_hessian(res: Results, scale=None):
 
 def _gap_vs_loss(res: Results, rid: str) -> pd.DataFrame:
     """Per evaluation after step 0: the smoothed training loss at it and train-subset acc - test acc."""
-    loss = train_rows(res, rid)["loss"].rolling(LOSS_WINDOW, min_periods=1).mean()
-    e = evals(res, rid).dropna(subset=["train_eval_acc", "test_acc"])
+    loss = smoothed_train(res, rid, "loss")
+    e = eval_rows(res, rid).dropna(subset=["train_eval_acc", "test_acc"])
     e = e[e.index > 0]
     if not len(e) or not len(loss):
         return pd.DataFrame()
@@ -180,7 +170,7 @@ def build_beyond_regularisation(res: Results, scale=None):
     ax_acc, ax_gap = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
 
     def accs(r):
-        e = evals(res, r["run_id"])
+        e = eval_rows(res, r["run_id"])
         return e[["train_eval_acc", "test_acc"]].dropna(how="all") if {"train_eval_acc", "test_acc"} <= set(e) else None
 
     acc = _seed_values(res, runs, ax_acc, name, "evaluation rows (train_eval_acc, test_acc)", accs)
@@ -208,7 +198,7 @@ def build_beyond_regularisation(res: Results, scale=None):
     set_labels(
         ax_gap,
         "(b) Train-test gap at matched training loss (one line per seed)",
-        f"smoothed training loss (rolling {LOSS_WINDOW} steps; log, reversed: training proceeds →)",
+        f"smoothed training loss (rolling {WINDOW} steps; log, reversed: training proceeds →)",
         "train-subset acc. − test acc.",
     )
     legend(ax_gap, loc="upper left")
@@ -220,7 +210,7 @@ def build_beyond_regularisation(res: Results, scale=None):
 
 
 def _final_points(res: Results, run: dict, ax) -> list[float]:
-    """Final accuracy (`beyond.final_accuracy`: diverged = chance) of every finished seed of a run's curve."""
+    """Final accuracy (`readers.final_accuracy`: diverged = chance) of every finished seed of a run's curve."""
     out = []
     for r in seed_runs(res, run, ax):
         try:
@@ -257,7 +247,7 @@ def _eval_curves(res: Results, curves: list[tuple[dict, str, str]], ax) -> None:
     for run, ls, lbl in curves:
         tables = []
         for r in seed_runs(res, run, ax):
-            e = evals(res, r["run_id"])
+            e = eval_rows(res, r["run_id"])
             if "train_eval_acc" in e:
                 tables.append(e[["train_eval_acc"]].dropna().rename(columns={"train_eval_acc": "value"}))
         tables = [t for t in tables if len(t)]
@@ -381,7 +371,7 @@ def build_beyond_gradients(res: Results, scale=None):
     ax0, ax1, ax2 = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
 
     def norms(r):
-        return _layer_table(res, r["run_id"], "gradnorms", "grad_norm", CONV_LAYERS)
+        return layer_table(res, r["run_id"], "gradnorms", "grad_norm", CONV_LAYERS)
 
     tables = _seed_values(res, runs, ax0, name, "per-layer gradient norms (probe gradnorms)", norms)
     at0 = {k: [t.loc[0] for t in ts if 0 in t.index] for k, ts in tables.items()}
@@ -423,15 +413,13 @@ def build_beyond_inference(res: Results, scale=None):
     runs = experiment_runs(res, name, scale)
     fig = new_figure(9, 5.5)
     ax = fig.add_subplot(1, 1, 1)
-    gaps = _seed_values(
-        res, runs, ax, name, "evaluations after step 0", lambda r: statistics_gap(res, r["run_id"], LOSS_WINDOW)
-    )
+    gaps = _seed_values(res, runs, ax, name, "evaluations after step 0", lambda r: statistics_gap(res, r["run_id"]))
     for (model, lr), tables in gaps.items():
         for column, ls, what in (("acc_batch", "-", "batch stats"), ("acc_running", "--", "running stats")):
             sub = [t[[column]].rename(columns={column: "value"}) for t in tables]
             _line(ax, sub, color(model), label(model, lr, f", {what}"), transform=None, ls=ls, marker="o", ms=3)
     extra = [
-        ("-", f"solid: batch statistics (train-mode batch acc., rolling {LOSS_WINDOW} steps)"),
+        ("-", f"solid: batch statistics (train-mode batch acc., rolling {WINDOW} steps)"),
         ("--", "dashed: running statistics (eval-mode acc., training subset)"),
     ]
     _seeds_note(ax, gaps, extra)
@@ -454,7 +442,7 @@ def build_beyond_effective_lr(res: Results, scale=None):
     ax_g, ax_e = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
 
     def norms(r):
-        t = _layer_table(res, r["run_id"], "gradnorms", "weight_norm", CONV_LAYERS)
+        t = layer_table(res, r["run_id"], "gradnorms", "weight_norm", CONV_LAYERS)
         return t if 0 in t.index and len(t) > 1 else None
 
     tables = _seed_values(res, runs, ax_g, name, "weight norms at step 0 and later (probe gradnorms)", norms)
@@ -494,7 +482,7 @@ def build_beyond_rank(res: Results, scale=None):
     ax_l, ax_t = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
 
     def ranks(r):
-        t = _layer_table(res, r["run_id"], "rank", "stable_rank")
+        t = layer_table(res, r["run_id"], "rank", "stable_rank")
         return t if 0 in t.index else None
 
     tables = _seed_values(res, runs, ax_l, name, "stable ranks at step 0 (probe rank)", ranks)

@@ -14,8 +14,6 @@ from .. import experiments
 from ..results import Results
 from .panels import footer, record_runs
 
-# The learning rate whose runs a panel shows when a figure's sweep has several (Fig 1c, 3, 11: the paper's).
-VGG_LR, DLN_LR = 0.1, 1e-6
 DEFAULT_OUT = Path("results") / "figures"
 STEP_LABEL = "training step (SGD updates)"
 

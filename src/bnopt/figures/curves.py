@@ -16,9 +16,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..readers import eval_rows, train_rows
+from ..results import FINAL_STATUSES
 from .common import STEP_LABEL
 from .panels import LR_STYLES, color, diverged_note, label, legend, record_runs, set_labels, smooth_window, smoothed
-from .selection import eval_rows, same_lr, train_rows
+from .selection import same_lr
 
 # The columns of `runs` that must agree for two runs to be seeds of one curve (those present are compared).
 SAME_NUMBERS = (
@@ -72,7 +74,7 @@ def _seed_runs(res, run) -> list:
     out = {int(run["seed"]): run} if "seed" in run and run["seed"] == run["seed"] else {}
     rows = runs[same]
     if "status" in rows:
-        rows = rows[rows["status"].isin(["done", "diverged"])]
+        rows = rows[rows["status"].isin(FINAL_STATUSES)]
     if "steps_done" in rows:
         rows = rows.sort_values("steps_done", ascending=False, kind="stable")
     if "probes" in rows and run.get("probes") is not None:
@@ -89,15 +91,15 @@ def seeds_note(group: list) -> str:
 
 
 def over_seeds(frames: list, column: str, transform=None):
-    """(steps, mean, min, max) of `column` over the runs' frames, aligned on step (NaN-aware: a seed that
-    diverged or stopped early leaves the others' mean)."""
+    """(steps, mean, min, max) of `column` over the runs' step-indexed frames (`readers`' slices), aligned on
+    step (NaN-aware: a seed that diverged or stopped early leaves the others' mean)."""
     cols = []
     for i, f in enumerate(frames):
         if column not in f or not len(f):
             continue
         y = f[column].to_numpy(dtype=float)
         y = transform(y) if transform is not None else y
-        cols.append(pd.Series(y, index=f["step"].to_numpy(), name=i).groupby(level=0).last())
+        cols.append(pd.Series(y, index=f.index.to_numpy(), name=i).groupby(level=0).last())
     if not cols:
         return None
     table = pd.concat(cols, axis=1).sort_index()
@@ -123,8 +125,7 @@ def probe_line(ax, tables: list, column: str, col: str, lbl: str, z: float = 3, 
         y = tables[0][column].to_numpy(dtype=float)
         ax.plot(tables[0].index, transform(y) if transform else y, color=col, label=lbl, zorder=z, **kw)
         return
-    frames = [pd.DataFrame({"step": t.index.to_numpy(), column: t[column].to_numpy(dtype=float)}) for t in tables]
-    steps, mean, lo, hi = over_seeds(frames, column, transform)
+    steps, mean, lo, hi = over_seeds(tables, column, transform)
     ax.plot(steps, mean, color=col, label=f"{lbl} ({len(tables)} seeds)", zorder=z, **kw)
     band(ax, steps, lo, hi, col, z)
 
@@ -163,12 +164,12 @@ def acc_panel(ax, res, runs: dict, lrs: list[float], title: str = "Training accu
         if "acc" in tr and tr["acc"].notna().any():
             w = smooth_window(len(tr))
             window = max(window, w)
-            ax.plot(tr["step"], smoothed(tr["acc"], w), color=color(model), ls=style, lw=1.3, label=lbl, zorder=z)
+            ax.plot(tr.index, smoothed(tr["acc"], w), color=color(model), ls=style, lw=1.3, label=lbl, zorder=z)
             lbl = None
         ev = eval_rows(res, run["run_id"])
         if "train_eval_acc" in ev and ev["train_eval_acc"].notna().any():
             dots = True
-            _eval_dots(ax, ev["step"], ev["train_eval_acc"], model, style, lbl, z)
+            _eval_dots(ax, ev.index, ev["train_eval_acc"], model, style, lbl, z)
     avg = f"moving avg. over {window} steps" if window > 1 else "per step"
     seeds = any(len(seed_runs(res, run)) > 1 for run in runs.values())
     ax.plot([], [], color="0.5", lw=1.3, label=f"line: batch accuracy, {avg}" + (", mean over seeds" if seeds else ""))
@@ -194,7 +195,7 @@ def eval_acc_panel(ax, res, runs: dict, lrs: list[float]) -> None:
             ev = eval_rows(res, run["run_id"])
             if "test_acc" not in ev:
                 continue
-            steps, mean = ev["step"], ev["test_acc"]
+            steps, mean = ev.index, ev["test_acc"]
         z = 3 + len(runs) - i
         ax.plot(
             steps,
@@ -230,7 +231,7 @@ def loss_panel(ax, res, runs: dict, lrs: list[float], title: str = "Training los
             continue
         tr = train_rows(res, run["run_id"])
         y = positive(tr["loss"].to_numpy(dtype=float))
-        ax.plot(tr["step"], y, color=color(model), ls=lr_style(lr, lrs), lw=1.3, label=lbl, zorder=z)
+        ax.plot(tr.index, y, color=color(model), ls=lr_style(lr, lrs), lw=1.3, label=lbl, zorder=z)
     ax.set_yscale("log", nonpositive="mask")
     set_labels(ax, title, STEP_LABEL, "training loss (squared error, full batch)")
     legend(ax)

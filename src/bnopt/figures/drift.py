@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import DLN_LR, STEP_LABEL, VGG_LR, experiment_runs, figure_title, models_of
+from ..readers import DLN_LR, VGG_LR
+from .common import STEP_LABEL, experiment_runs, figure_title, models_of
 from .panels import color, label, legend, new_figure, ridge, set_labels
 from .selection import histograms
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..readers import eval_rows, landscape_by_eta, probe_table, train_rows
 from ..results import Results
 from .common import STEP_LABEL
 from .landscape import landscape_panels
 from .panels import band, color, label, legend, new_figure, ridge, set_labels, smooth_window, smoothed, step_colorbar
-from .selection import eval_rows, landscape_by_eta, layer_histogram, probe_table, train_rows
+from .selection import layer_histogram
 
 
 def _row(results: Results, run_id: str):
@@ -41,7 +42,7 @@ def plot_run_curves(results: Results, run_id: str):
     w = smooth_window(len(tr))
     ax = axes[0]
     ax.plot(
-        tr["step"],
+        tr.index,
         np.where(tr["loss"] > 0, tr["loss"], np.nan),
         color=c,
         lw=0.6,
@@ -49,14 +50,14 @@ def plot_run_curves(results: Results, run_id: str):
         label="batch loss" if vgg else "full-batch loss",
     )
     if vgg and w > 1:
-        ax.plot(tr["step"], smoothed(tr["loss"], w), color=c, lw=1.4, label=f"moving avg. ({w} steps)")
+        ax.plot(tr.index, smoothed(tr["loss"], w), color=c, lw=1.4, label=f"moving avg. ({w} steps)")
     _plot_eval_points(ax, ev, ("test_loss", "train_eval_loss"), "none", c)
     ax.set_yscale("log", nonpositive="mask")
     set_labels(ax, f"{lbl}: loss", STEP_LABEL, "loss")
     legend(ax)
     if vgg:
         ax = axes[1]
-        ax.plot(tr["step"], smoothed(tr["acc"], w), color=c, lw=1.4, label=f"batch acc (moving avg. {w})")
+        ax.plot(tr.index, smoothed(tr["acc"], w), color=c, lw=1.4, label=f"batch acc (moving avg. {w})")
         _plot_eval_points(ax, ev, ("test_acc", "train_eval_acc"), "--", c)
         ax.set_ylim(-0.02, 1.02)
         set_labels(ax, f"{lbl}: accuracy", STEP_LABEL, "accuracy")
@@ -152,7 +153,7 @@ def _plot_eval_points(ax, ev, cols: tuple[str, str], ls: str, color) -> None:
     for col, marker in zip(cols, ("s", "o"), strict=True):
         if col in ev and ev[col].notna().any():
             ax.plot(
-                ev["step"],
+                ev.index,
                 ev[col],
                 ls=ls,
                 marker=marker,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..readers import probe_table
 from .common import STEP_LABEL, experiment_runs, figure_title, lrs_of
 from .curves import acc_panel, loss_panel, probe_line, seed_runs
 from .panels import color, label, legend, new_figure, set_labels
-from .selection import MissingRecords, lr_text, probe_table, same_lr, scale_of
+from .selection import MissingRecords, lr_text, same_lr, scale_of
 
 
 def _ics_figure(res, name, experiment, layers, family, scale, fig=None):

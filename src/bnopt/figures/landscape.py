@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import DLN_LR, STEP_LABEL, VGG_LR, experiment_runs, figure_title, from_wandb
+from ..readers import DLN_LR, VGG_LR, landscape_by_eta, probe_table
+from .common import STEP_LABEL, experiment_runs, figure_title, from_wandb
 from .curves import acc_panel, loss_panel, probe_line, seed_runs
 from .panels import band, color, diverged_note, label, legend, new_figure, set_labels, step_colorbar
-from .selection import MissingRecords, landscape_by_eta, probe_table, scale_of
+from .selection import MissingRecords, scale_of
 
 
 def _eta_range(res, run_id) -> str:

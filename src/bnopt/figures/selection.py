@@ -1,7 +1,8 @@
-"""The record slices a figure reads (all from a `Results` object) and the errors of missing runs.
+"""The activation histograms a figure reads (from a `Results` object) and the errors of missing runs.
 
 Which runs a figure draws is decided by the one selection function, `bnopt.results.select_runs`
-(`Results.select`), over the runs its experiment config declares (`figures.common.experiment_runs`).
+(`Results.select`), over the runs its experiment config declares (`figures.common.experiment_runs`); the
+slices of their metrics and probe records are `bnopt.readers`'.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ..results import MissingRecords, MissingRuns, Results, same_lr, scale_of, select_runs, train_command
 
@@ -21,10 +21,6 @@ __all__ = [
     "select_runs",
     "train_command",
     "lr_text",
-    "train_rows",
-    "eval_rows",
-    "probe_table",
-    "landscape_by_eta",
     "LayerHistogram",
     "layer_histogram",
     "histograms",
@@ -35,50 +31,6 @@ HIST_KEYS = ("edges", "counts", "steps", "unit_mean", "unit_var", "underflow", "
 
 def lr_text(lr: float) -> str:
     return f"{float(lr):g}"
-
-
-# ------------------------------------------------------------------------------------ record slices
-
-
-def train_rows(results: Results, run_id: str) -> pd.DataFrame:
-    m = results.metrics
-    if m is None or not len(m):
-        return pd.DataFrame(columns=["step", "loss"])
-    rows = m[(m["run_id"] == run_id) & (m["kind"] == "train")]
-    return rows.sort_values("step").reset_index(drop=True)
-
-
-def eval_rows(results: Results, run_id: str) -> pd.DataFrame:
-    m = results.metrics
-    if m is None or not len(m):
-        return pd.DataFrame(columns=["step"])
-    rows = m[(m["run_id"] == run_id) & (m["kind"] == "eval")]
-    return rows.sort_values("step").reset_index(drop=True)
-
-
-def probe_table(results: Results, run_id: str, probe: str, layer: int | None = None) -> pd.DataFrame:
-    """Rows without eta of one probe (and layer) as a step x metric table, sorted by step."""
-    p = results.probes
-    if p is None or not len(p):
-        return pd.DataFrame()
-    sel = (p["run_id"] == run_id) & (p["probe"] == probe) & p["eta"].isna()
-    if layer is not None:
-        sel &= p["layer"] == layer
-    rows = p[sel]
-    if not len(rows):
-        return pd.DataFrame()
-    return rows.pivot_table(index="step", columns="metric", values="value", aggfunc="last", dropna=False).sort_index()
-
-
-def landscape_by_eta(results: Results, run_id: str, metric: str = "grad_diff") -> pd.DataFrame:
-    """Per-eta landscape rows as a step x eta table of `metric`."""
-    p = results.probes
-    if p is None or not len(p):
-        return pd.DataFrame()
-    rows = p[(p["run_id"] == run_id) & (p["probe"] == "landscape") & p["eta"].notna() & (p["metric"] == metric)]
-    if not len(rows):
-        return pd.DataFrame()
-    return rows.pivot_table(index="step", columns="eta", values="value", aggfunc="last", dropna=False).sort_index()
 
 
 @dataclass

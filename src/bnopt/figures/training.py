@@ -6,8 +6,9 @@ names, saves and draws them.
 
 from __future__ import annotations
 
+from ..readers import DLN_LR, VGG_LR
 from ..results import Results
-from .common import DLN_LR, VGG_LR, experiment_runs, figure_title, from_wandb, lrs_of, models_of
+from .common import experiment_runs, figure_title, from_wandb, lrs_of, models_of
 from .curves import acc_panel, eval_acc_panel, loss_panel
 from .panels import color, label, new_figure, ridge, set_labels
 from .selection import histograms
