@@ -18,6 +18,7 @@ from bnopt import figures
 from bnopt.figures.__main__ import main as figures_main
 from bnopt.resolvers import auto_scale
 from bnopt.results import Results, load_runs, scale_numbers
+from bnopt.wandb_source import load_wandb
 
 from .conftest import REPO, make_cfg
 
@@ -491,7 +492,7 @@ def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
     import wandb
 
     monkeypatch.setattr(wandb, "Api", fake_api(results))
-    wb = figures.load_wandb("me/bnopt")
+    wb = load_wandb("me/bnopt")
     assert wb.source == "wandb" and len(wb.runs) == len(results.runs) == 35
     cols = ["run_id", "model", "family", "norm", "lr", "scale", "steps", "width", "status", "probes"]
     pd.testing.assert_frame_equal(
@@ -511,7 +512,7 @@ def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
     assert (merged["_merge"] == "both").all()
     np.testing.assert_allclose(merged["value_wb"], merged["value"], equal_nan=True)
     assert wb.histograms(wb.runs["run_id"].iloc[0]) == {}
-    dln_bn = figures.load_wandb("me/bnopt", model="dln_bn")
+    dln_bn = load_wandb("me/bnopt", model="dln_bn")
     assert len(dln_bn) == 3 and set(dln_bn.metrics["run_id"]) == set(dln_bn.runs["run_id"])
 
     # figures from W&B: curves and landscape ranges yes, histograms and per-eta curves with a clear message

@@ -19,10 +19,13 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from . import experiments
+from .cli_train import hydra_error_line, precheck_overrides
 from .config import CONFIG_DIR, SCALES, ConfigError, identity, resolve, run_id, validate
+from .figures.explore import plot_run_curves
 from .models import NORMS
 from .records import CONFIG_FILE, RECORDS_DIR, CorruptRun, RunFolder, read_run
 from .reproduce import PlannedRun
@@ -318,8 +321,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise UsageError(f"run {folder.name} is corrupt (see the line above)")
     if not len(res.metrics):
         raise UsageError(f"run {folder.name} has no records yet (metrics.parquet is written at its first checkpoint)")
-    from .figures.explore import plot_run_curves  # matplotlib and the figure modules: only to draw
-
     fig = plot_run_curves(res, folder.name)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=PLOT_DPI)
@@ -344,10 +345,6 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
 def job_configs(overrides: list[str]) -> list[DictConfig]:
     """The resolved, validated config of every run the overrides ask for; UsageError on the first bad one."""
-    from hydra.errors import HydraException
-
-    from .cli_train import hydra_error_line
-
     try:
         cfgs = [resolve(experiments.compose_run(job)) for job in sweep_jobs(overrides)]
         for cfg in cfgs:
@@ -360,8 +357,6 @@ def job_configs(overrides: list[str]) -> list[DictConfig]:
 
 
 def cmd_id(args: argparse.Namespace) -> int:
-    from .cli_train import precheck_overrides
-
     multirun = any(a in MULTIRUN_FLAGS for a in args.overrides)
     given = [a for a in args.overrides if a not in MULTIRUN_FLAGS]
     stray = [a for a in given if "=" not in a]

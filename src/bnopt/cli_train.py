@@ -25,7 +25,13 @@ from omegaconf import DictConfig
 from . import experiments
 from .config import CONFIG_DIR, ConfigError, resolve, validate
 from .records import RunLocked
+from .resolvers import register_resolvers
 from .train import BadInput, train
+
+# Hydra resolves `${bnopt.*}` while it composes and sweeps, before any of our code sees the config: in this
+# process and in a launcher's worker (which imports this module to unpickle hydra_main). The application's
+# entry point registers them, as Hydra's documentation does for custom resolvers; the library does not.
+register_resolvers()
 
 # Our config groups; hydra/* groups also come from plugins (submitit_local, ...), so Hydra checks those.
 GROUPS = ("model", "data", "optim", "probes", "logger", "scale", "paths", "experiment")

@@ -3,7 +3,9 @@
 - Every derived value (the scale preset's per-family numbers, scale=auto, VGG width, probe cadences,
   layers and step sizes) is an interpolation or a `bnopt.*` resolver inside the config itself
   (bnopt.resolvers), so `bnopt-train ... --cfg job --resolve` shows exactly what a run uses.
-- `resolve`: the composed config with every interpolation resolved (nothing is filled in here).
+- `compose`: the resolved config of a run's overrides, as `bnopt-train <overrides>` composes it.
+- `resolve`: the composed config with every interpolation resolved (nothing is filled in here). Both
+  register the `bnopt.*` resolvers first (idempotent); importing this module registers nothing.
 - `validate`: every bad value gets one `ConfigError` line, before any data is read or anything written.
 - `run_id`: a short hash of `identity(cfg)`: every resolved value that changes what is trained or
   recorded, and nothing else (paths, logger, device, experiment names).
@@ -17,16 +19,16 @@ import os
 from pathlib import Path
 
 import torch
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import resolvers
 from .data import CIFAR_TRAIN_SIZE
 from .models import FAMILIES, NORMS
+from .probes import check_config as check_probes
+from .resolvers import CONFIG_DIR, register_resolvers
 
-resolvers.register()
-
-CONFIG_DIR = resolvers.CONFIG_DIR
 SCALES = ("paper", "small", "smoke")  # what scale.name resolves to (auto -> paper or small)
 DATASETS = ("cifar10", "synthetic", "gaussian_linear")
 SOURCES = ("auto", "npz", "torchvision", "synthetic", "generated")
@@ -48,8 +50,16 @@ def pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def compose(overrides: list[str]) -> DictConfig:
+    """The resolved `train` config of these overrides, composed by Hydra's compose API from configs/."""
+    register_resolvers()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return resolve(hydra_compose("train", overrides=list(overrides)))
+
+
 def resolve(cfg: DictConfig) -> DictConfig:
     """A copy of cfg with every interpolation and resolver evaluated (the values the run uses)."""
+    register_resolvers()
     try:
         cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     except (OmegaConfBaseException, KeyError, ValueError) as e:
@@ -108,8 +118,6 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown logger {cfg.logger.name!r}; choose one of {', '.join(LOGGERS)}")
     if cfg.logger.name == "wandb" and cfg.logger.mode not in WANDB_MODES:
         raise ConfigError(f"unknown logger.mode {cfg.logger.mode!r}; choose one of {', '.join(WANDB_MODES)}")
-    from .probes import check_config as check_probes  # probes import models; keep config light at import
-
     try:
         check_probes(cfg)
     except (ValueError, TypeError) as e:

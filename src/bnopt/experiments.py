@@ -32,7 +32,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
 from .config import CONFIG_DIR, ConfigError, resolve
-from .resolvers import seed_list
+from .resolvers import register_resolvers, seed_list
 
 EXPERIMENT_DIR = CONFIG_DIR / "experiment"
 # The folders our lookups search for config files, in Hydra's order: configs/, then the folder of
@@ -269,6 +269,7 @@ def compose_run(overrides: list[str]) -> DictConfig:
 
 @cache
 def _compose(overrides: tuple[str, ...]) -> DictConfig:
+    register_resolvers()  # the composed config's `${bnopt.*}` values resolve when read (scale.seeds at scale=auto)
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=list(overrides))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import beyond, claims
+from . import beyond, claims, figures
 from .beyond import NOT_SUPPORTED, SUPPORTED, run_studies
 from .claims import INCONCLUSIVE, NOT_RUN, run_checks
 from .config import SCALES
@@ -366,8 +366,6 @@ def publish(
     `planned`: the ids of the runs `make reproduce` plans (the report and manifest say which are missing).
     `progress`: bars on stderr over the records read, the figures and the checks (minutes at small scale),
     and the seconds of each in the summary."""
-    from . import figures
-
     results_root, out_dir = Path(results_root), Path(out_dir)
     clock = Stopwatch()
     res = load_runs(results_root, progress=progress).at_scale(scale)

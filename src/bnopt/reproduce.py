@@ -26,12 +26,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from . import experiments
+from . import experiments, report
 from .config import SCALES as PRESETS
 from .config import ConfigError, run_id, validate
+from .data import DataError, load_cifar10
 from .estimates import Speeds
 from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder, restore_runs
 
@@ -221,8 +223,6 @@ def print_plan(
 
 
 def _has_cuda() -> bool:
-    import torch
-
     return torch.cuda.is_available()
 
 
@@ -260,8 +260,6 @@ def check_data(runs: list[PlannedRun]) -> None:
     present, readable, of the right shape and count) before anything is trained or written; a source that
     cannot work is one ConfigError line. With data.source auto or torchvision and no local copy, this is
     torchvision's download, which the runs would do anyway."""
-    from .data import DataError, load_cifar10
-
     sources: dict[str, list[PlannedRun]] = {}
     for r in runs:
         if r.to_train and r.cfg.data.name == "cifar10":  # the DLN's data is drawn in memory from its seed
@@ -329,8 +327,6 @@ def main(argv: list[str] | None = None) -> int:
         common = run_overrides(scale, results, extra)
         train_missing(runs, selected_experiments(figs), common, args.launcher, args.logger)
         runs = refresh(runs, results)
-    from . import report
-
     out = output_dir(results, scale)
     planned_ids = [r.run_id for r in runs]
     written = report.publish(results, out, scale, figs=figs, force=args.force, planned=planned_ids)

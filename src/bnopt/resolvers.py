@@ -1,7 +1,9 @@
 """OmegaConf resolvers: every derived config value is computed inside the composed config.
 
 So `bnopt-train ... --cfg job --resolve` prints exactly the values a run trains with and its run id
-hashes; no Python fills in config after composition. Registered on import of `bnopt.config`.
+hashes; no Python fills in config after composition. `register_resolvers()` makes them known to OmegaConf;
+whatever composes or resolves a config calls it first (config.compose, config.resolve, the bnopt-train
+command), so importing a module changes no global state.
 
     ${bnopt.get:${scale.vgg},steps}          a key of a mapping (works on a resolver's output too)
     ${bnopt.first:${probes.every},20}        the first argument that is not null
@@ -18,7 +20,11 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
+
+from .probes import DEFAULT_ETAS
+from .probes import DEFAULT_LAYERS as PROBE_LAYERS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # The keys every scale preset shares. At the config root, not in configs/scale/, so that Hydra's --help
@@ -40,8 +46,6 @@ def first(*values):
 
 def auto_scale(device: str) -> str:
     """The preset `scale=auto` stands for: the paper's protocol where a GPU runs it, small on a CPU."""
-    import torch
-
     wants_cuda = device == "auto" or str(device).startswith("cuda")
     return "paper" if wants_cuda and torch.cuda.is_available() else "small"
 
@@ -67,17 +71,7 @@ def preset(name: str, key: str):
 
 def probe_default(setting: str, family: str):
     """The paper's layers and step sizes per model family, defined once next to the probe code."""
-    from .probes.activations import DEFAULT_LAYERS as ACTIVATION_LAYERS
-    from .probes.ics import DEFAULT_LAYERS as ICS_LAYERS
-    from .probes.landscape import DEFAULT_ETAS
-    from .probes.rank import DEFAULT_LAYERS as RANK_LAYERS
-
-    table = {
-        "landscape.etas": DEFAULT_ETAS,
-        "ics.layers": ICS_LAYERS,
-        "activations.layers": ACTIVATION_LAYERS,
-        "rank.layers": RANK_LAYERS,
-    }
+    table = {"landscape.etas": DEFAULT_ETAS, **{f"{probe}.layers": layers for probe, layers in PROBE_LAYERS.items()}}
     value = table[setting][family]
     return value if isinstance(value, str) else OmegaConf.create(list(value))  # a string: `all`
 
@@ -100,16 +94,25 @@ def linear_lr(lr, base_batch, batch) -> float:
     return float(lr) * int(batch) / int(base_batch)
 
 
-def register() -> None:
-    for name, fn in (
-        ("get", get),
-        ("first", first),
-        ("auto_scale", auto_scale),
-        ("preset", preset),
-        ("probe_default", probe_default),
-        ("add", lambda a, b: int(a) + int(b)),
-        ("div", div),
-        ("linear_lr", linear_lr),
-        ("seeds", seed_list),
-    ):
-        OmegaConf.register_new_resolver(f"bnopt.{name}", fn, replace=True)
+def add(a, b) -> int:
+    return int(a) + int(b)
+
+
+RESOLVERS = {
+    "get": get,
+    "first": first,
+    "auto_scale": auto_scale,
+    "preset": preset,
+    "probe_default": probe_default,
+    "add": add,
+    "div": div,
+    "linear_lr": linear_lr,
+    "seeds": seed_list,
+}
+
+
+def register_resolvers() -> None:
+    """Make every `bnopt.*` resolver known to OmegaConf; calling it again changes nothing."""
+    for name, fn in RESOLVERS.items():
+        if not OmegaConf.has_resolver(f"bnopt.{name}"):
+            OmegaConf.register_new_resolver(f"bnopt.{name}", fn)

@@ -7,7 +7,7 @@
     figures.draw_all("results", "results/figures")    # every figure it can; {name: paths or message}
     figures.make_figure("fig4", res)                  # a matplotlib Figure (notebooks)
     figures.describe(fig, res)                        # the runs, steps and histogram panels it drew
-    figures.load_wandb("entity/project")              # the same frames from W&B instead of run folders
+    figures.draw_all(load_wandb("entity/project"))    # the same frames from W&B (bnopt.wandb_source)
 
 Figure names (FIGURES, drawn by default): fig1, fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10, fig11, fig12,
 fig13, then the beyond-the-paper studies' (issue 12): beyond_hessian (B1), beyond_init (B3), beyond_lr (B4),
@@ -21,7 +21,7 @@ through a `bnopt.results.Results` object and never train; missing runs raise `Mi
 Modules: `catalog` (names, composites, make_figure / draw / draw_all), one per figure family: `training`
 (Fig 1, 2, 5, 6), `ics` (Fig 3), `landscape` (Fig 4, 10, 11, 12, 13), `drift` (Fig 8, 9), `beyond` (B1, B3-B10);
 what they share: `common` (networks, learning rates, title), `curves` (accuracy / loss panels), `panels`
-(style, panel types), `selection` (which runs, record slices); `wandb_source` (the W&B reader); `locate`
+(style, panel types), `selection` (which runs, record slices); `locate`
 (where the notebooks find the results, whatever folder Jupyter starts in).
 """
 
@@ -66,7 +66,6 @@ from .catalog import (
 from .explore import plot_ics, plot_landscape, plot_run_curves, plot_run_histogram
 from .panels import MODEL_COLORS, NORM_COLORS, NORM_LABELS, color, label, png_bytes, save, show
 from .selection import MissingRecords, MissingRuns, select_runs, train_command
-from .wandb_source import WandbResults, load_wandb
 
 __all__ = [
     "FIGURES",
@@ -76,7 +75,6 @@ __all__ = [
     "NORM_LABELS",
     "MissingRuns",
     "MissingRecords",
-    "WandbResults",
     "color",
     "label",
     "describe",
@@ -84,7 +82,6 @@ __all__ = [
     "draw_all",
     "make_figure",
     "figure_names",
-    "load_wandb",
     "png_bytes",
     "save",
     "show",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..config import SCALES
 from ..results import train_command
+from ..wandb_source import load_wandb
 from .catalog import ALIASES, FIGURES, draw_all, figure_names
 
 
@@ -58,8 +59,6 @@ def main(argv=None) -> int:
         return fail(f"unknown scale {args.scale!r}; choose one of {', '.join(SCALES)}")
     default_out = Path(args.results) / args.scale / "figures" if args.scale else Path(args.results) / "figures"
     if args.from_wandb:
-        from .wandb_source import load_wandb
-
         try:
             source = load_wandb(args.from_wandb)
         except Exception as e:  # network, auth, unknown project: one line

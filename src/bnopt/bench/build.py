@@ -1,25 +1,14 @@
-"""What the speed benchmarks share (`bnopt.bench` for the train loop, `bnopt.probes.bench` for the probes):
+"""What the speed benchmarks share (`bench.loop` for the train loop, `bench.probe_costs` for the probes):
 a run's config, model, optimiser and task built as a run builds them, and a device sync for timing.
-
-Both benchmark modules import from here, so the imports go one way: bench -> probes.bench -> bench_setup.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .config import CONFIG_DIR, pick_device, resolve
-from .models import build_model, set_noise_generator
-from .tasks import build_task
-
-
-def compose(overrides: list[str]):
-    """The resolved `train` config for these overrides, as the CLI composes it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return resolve(hydra_compose("train", overrides=overrides))
+from ..config import compose, pick_device
+from ..models import build_model, set_noise_generator
+from ..tasks import build_task
 
 
 def setup(model_name: str, width: float, batch_size: int | None = None, extra: list[str] = ()):

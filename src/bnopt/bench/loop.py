@@ -1,47 +1,23 @@
-"""`make bench`: measured speed of the train loop, the norms and the probes on this machine -> results/bench.json.
-
-bench.json holds one record per kind of machine under `machines` (keyed by the GPU's name, or `cpu-<cores>`):
-a bench replaces this machine's record and keeps the others'.
-
-Cases of one group are timed in one process and interleaved: each repeat runs every case for a few steps
-in turn, and a case's time is its best repeat (machine noise only ever adds time). Ratios therefore
-compare like with like. What is timed is the code the runs use (`forward_backward` + SGD step on the
-task's device batches), built as a run builds it (`bench_setup`). Numbers, not assertions: the README,
-the issue notes and the reproduce plan (`reproduce.estimate_seconds`) read them.
-
-    ratios.loop_over_bare        throughput of the loop's step / a bare step of the same model on one
-                                 ready-made device batch (>= 0.95: the data path costs nothing)
-    ratios.loop_over_dataloader  throughput of the loop's step / common practice: a torchvision-style
-                                 Dataset (PIL image -> ToTensor -> Normalize), DataLoader with 2 workers,
-                                 NCHW model
-    ratios.noisy_bn_over_bn      step time of vgg16_noisy_bn / vgg16_bn (width 0.25)
-    ratios.lp_over_bn            worst of vgg16_l1 / l2 / linf over vgg16_bn (width 0.25)
-    ratios.probe_overhead_paper  probes=paper at the paper cadence, fraction of the training time
-                                 (vgg16_bn width 0.25)
-    ratios.dln_bn_ms_per_step    dln_bn, one full-batch step (1000 samples, 25 layers), ms
-
-On CUDA the full-width rows also come in bf16 (train.precision=bf16), for the paper-scale img/s.
-"""
+"""The train loop's speed: cases (the loop's step, a bare step, a common-practice DataLoader step) timed
+interleaved in one process, each case's best repeat kept (machine noise only ever adds time)."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torchvision import transforms
 
-from .bench_setup import setup, sync
-from .estimates import machine_key, machine_records
-from .probes.bench import probe_costs
-from .records import atomic_write_text, environment
-from .train import forward_backward
+from ..config import compose
+from ..data import DataError, load_cifar10
+from ..train import forward_backward
+from .build import setup, sync
 
 SMALL = 0.25  # the VGG width of the small preset, which the CPU runs use
 VGG_SMALL = ["vgg16", "vgg16_bn", "vgg16_noisy_bn", "vgg16_l1", "vgg16_l2", "vgg16_linf"]
@@ -123,15 +99,11 @@ class _PILDataset(torch.utils.data.Dataset):
         return len(self.labels)
 
     def __getitem__(self, i):
-        from PIL import Image
-
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
 def dataloader_case(model_name: str, width: float, workers: int = 2) -> Case:
     """Common practice: ToTensor -> Normalize in DataLoader workers, NCHW model, batches copied in."""
-    from torchvision import transforms
-
     cfg, device, model, opt, task = setup(model_name, width, extra=["model.channels_last=false"])
     d = cfg.data
     images = task.train.x.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # N, H, W, C uint8 as CIFAR10 keeps
@@ -209,9 +181,6 @@ def startup_seconds() -> float:
         [sys.executable, "-m", "bnopt.train", "--cfg", "job", "logger=none"], capture_output=True, check=False
     )
     spawn = time.perf_counter() - t0
-    from .bench_setup import compose
-    from .data import DataError, load_cifar10
-
     t0 = time.perf_counter()
     try:
         load_cifar10(compose(["logger=none"]).data)
@@ -256,52 +225,3 @@ def measure(seconds: float, quick: bool = False) -> dict:
         "startup_s": round(startup_seconds(), 2),
     }
     return {"train": rows, "ratios": ratios, "per_run": per_run}
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="results/bench.json")
-    ap.add_argument("--seconds", type=float, default=8.0, help="timing budget per case")
-    ap.add_argument("--quick", action="store_true", help="fewer cases, a short budget (for tests)")
-    args = ap.parse_args(argv)
-    out_path = Path(args.out)
-    try:  # an unwritable output is found before minutes of timing, and the old file is kept until the end
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise SystemExit(f"bnopt bench: error: cannot write {out_path} ({e})") from None
-    result = measure(args.seconds, args.quick)
-    # --quick (tests): one Hessian-vector product per power iteration instead of 20, so that timing B1's
-    # probe on the small VGG takes seconds, not minutes
-    quick = {"only": ["vgg16_bn:0.25", "dln_bn:1"], "extra": ["probes.hessian.iterations=1"]} if args.quick else {}
-    probes = probe_costs(args.seconds, **quick)
-    row = next(r for r in probes if r["model"] == "vgg16_bn" and r["width"] == SMALL)
-    result["ratios"]["probe_overhead_paper"] = row["overhead"]["paper"]["overhead_fraction"]
-    out = {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "environment": environment(),
-        "ratios": result["ratios"],
-        "train": result["train"],
-        "per_run": result["per_run"],
-        "probes": probes,
-    }
-    print("ratios " + "  ".join(f"{k} {v}" for k, v in out["ratios"].items()))
-    key = machine_key(out["environment"])
-    atomic_write_text(out_path, json.dumps({"machines": {**other_machines(out_path, key), key: out}}, indent=2))
-    print(f"wrote {out_path} (machine {key!r})")
-
-
-def other_machines(path: Path, key: str) -> dict[str, dict]:
-    """The records of other kinds of machine already in `path`, kept beside this one's (a GPU's bench does
-    not erase the CPU's). An unreadable file is replaced, with a note."""
-    try:
-        old = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        print(f"bnopt bench: note: {path} does not read ({e}); writing a new one")
-        return {}
-    return {k: v for k, v in machine_records(old).items() if k != key}
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """The same `runs` / `metrics` / `probes` frames as `load_runs`, built from a W&B project instead of run folders.
 
-    from bnopt.figures import load_wandb
+    from bnopt.wandb_source import load_wandb
     res = load_wandb("my-entity/bnopt", model=["vgg16", "vgg16_bn"])    # filters as in load_runs
 
 What the W&B mirror (records.WandbMirror) holds and therefore what comes back:
@@ -11,6 +11,9 @@ What the W&B mirror (records.WandbMirror) holds and therefore what comes back:
   hessian/<metric> (top_eig, top_eig_residual, ghg and their eval-mode twins: B1).
 Not mirrored: the per-eta landscape rows (Fig 11) and activations.npz (histograms and per-unit moments of
 Fig 1c, 2, 6, 8, 9); `histograms()` returns {} and those figures say so.
+
+Beside `bnopt.results` (the run-folder loader) because it is the other way to get a `Results`: figures draw
+whatever Results they are given and import neither reader's source.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..probes.hessian import EVAL_METRICS, TRAIN_METRICS
-from ..results import PROBE_COLUMNS, Results
+from .probes.hessian import EVAL_METRICS, TRAIN_METRICS
+from .results import PROBE_COLUMNS, Results
 
 LANDSCAPE_METRICS = ("loss_min", "loss_max", "grad_diff_min", "grad_diff_max", "beta", "grad_norm", "loss0")
 # probes logged as <probe>/<metric>, one value per step (layer 0)

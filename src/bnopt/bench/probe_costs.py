@@ -1,5 +1,5 @@
 """Measured cost of the probes on this machine (`make bench` calls `probe_costs`; also runnable alone:
-`python -m bnopt.probes.bench [--seconds S] [--only vgg16_bn]`).
+`python -m bnopt.bench.probe_costs [--seconds S] [--only vgg16_bn]`).
 
 For each case (model, width, probe preset) the preset is built as a run would build it; one training step
 (forward, backward, SGD step; the forward copies the activations the activations probe reads, as at a
@@ -17,9 +17,10 @@ import json
 import statistics
 import time
 
-from ..bench_setup import compose, setup, sync
+from ..config import compose
+from ..probes import ProbeContext, build_probes, listen, probe_cadence
 from ..train import forward_backward
-from . import ProbeContext, build_probes, listen, probe_cadence
+from .build import setup, sync
 
 CASES = [
     ("vgg16_bn", 0.25, "beyond"),

@@ -1,0 +1,5 @@
+"""`python -m bnopt.bench` (`make bench`)."""
+
+from . import main
+
+main()
