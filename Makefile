@@ -11,7 +11,7 @@ LAUNCHER ?= basic
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint bench reproduce figures plan notebooks train-example clean
+.PHONY: help install test test-fast test-integration test-e2e lint bench reproduce figures plan notebooks train-example clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,8 +27,14 @@ install: $(STAMP) ## create .venv and install bnopt with its dev tools (idempote
 test: $(STAMP) ## run the whole test suite (real-CIFAR test runs when BNOPT_DATA or ../shared has the data)
 	$(BIN)/pytest -q
 
-test-fast: $(STAMP) ## the test suite without the tests marked slow (subprocesses, CLI, real data)
-	$(BIN)/pytest -q -m "not slow"
+test-fast: $(STAMP) ## the unit tier (unmarked tests): in-process, no plan, no training, no figures (under a minute)
+	$(BIN)/pytest -q -m "not integration and not e2e"
+
+test-integration: $(STAMP) ## the integration tier: plans, sweeps, smoke runs trained in-process, figures drawn
+	$(BIN)/pytest -q -m integration
+
+test-e2e: $(STAMP) ## the e2e tier: processes (the CLI, notebook kernels), the real CIFAR-10, the committed report
+	$(BIN)/pytest -q -m e2e
 
 lint: $(STAMP) ## ruff check and ruff format --check on sources and tests
 	$(BIN)/ruff check src tests

@@ -23,7 +23,7 @@ RATIOS = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_bench_writes_the_ratios_and_what_the_plan_reads(tmp_path):
     out = tmp_path / "bench.json"
     out.write_text(json.dumps({"machines": {"NVIDIA H200": fake_bench(cuda=True, gpu="NVIDIA H200")}}))

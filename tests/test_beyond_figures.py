@@ -132,6 +132,7 @@ DRAWN = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", BEYOND_FIGURES)
 def test_beyond_figure_draws_every_seed(res, tmp_path, name):
     fig = figures.make_figure(name, res)

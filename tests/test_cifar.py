@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bnopt.results import load_runs
 from bnopt.train import train
 
 from .conftest import make_cfg
+
+pytestmark = pytest.mark.e2e  # reads the real CIFAR-10
 
 
 def test_real_cifar10_learns_well_above_chance(tmp_path, cifar_dir, monkeypatch):

@@ -175,6 +175,7 @@ def test_compare_shows_final_metrics_and_only_the_differing_config_keys(runs, tm
 # ------------------------------------------------------------------------------------------- bnopt plot
 
 
+@pytest.mark.integration
 def test_plot_writes_one_runs_curves_and_says_where(runs, tmp_path, capsys):
     rid = runs["vgg"].run_id
     code, out, _ = bnopt(capsys, "plot", rid[:12], "--results", str(tmp_path))

@@ -13,6 +13,7 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("group", ["model", "data", "optim", "probes", "logger", "scale"])
 def test_every_group_option_composes_and_validates(group):
     assert options(group), f"configs/{group} is empty"
@@ -142,6 +143,7 @@ def test_the_same_numbers_through_two_presets_are_one_run():
     assert rid("probes=paper", base=["scale=paper"]) != vgg_small
 
 
+@pytest.mark.e2e
 def test_cfg_job_resolve_prints_what_the_hash_sees():
     from .conftest import run_cli
 
@@ -262,7 +264,7 @@ def test_committed_run_ids_are_unchanged(scale, known_id):
     assert run_id(cfg) == known_id
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("scale", ["auto", "paper", "small", "smoke"])
 def test_every_experiment_composes_resolves_validates_and_plans_at_every_scale(scale, tmp_path):
     """`make plan` / `make reproduce` at each SCALE= (auto is the README's default): every experiment of

@@ -35,6 +35,7 @@ def _replace(d, name, **arrays):
     np.savez(d / name, **arrays)
 
 
+@pytest.mark.e2e
 def test_real_npz_loads_with_canonical_statistics(cifar_dir):
     train, test = load_npz(cifar_dir)
     assert train.x.shape == (50_000, 3, 32, 32) and train.x.dtype == torch.uint8
@@ -44,6 +45,7 @@ def test_real_npz_loads_with_canonical_statistics(cifar_dir):
     np.testing.assert_allclose(mean.numpy(), CIFAR_MEAN, atol=0.01)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "bad, message",
     [
@@ -62,6 +64,7 @@ def test_bad_npz_file_is_named_in_the_error(tmp_path, cifar_dir, bad, message):
     assert "train_3.npz" in str(err.value)
 
 
+@pytest.mark.e2e
 def test_corrupt_and_missing_files(tmp_path, cifar_dir):
     d = _shard_dir(tmp_path, cifar_dir)
     (d / "test.npz").unlink()

@@ -38,6 +38,7 @@ def test_every_drawn_figure_has_experiments_and_every_experiment_a_figure():
     assert set(experiments.figures()) == set(FIGURES)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(experiments.registry()))
 def test_sweep_expands_with_hydra_to_runs_of_one_family(name):
     sweep = experiments.get(name).sweep(["scale=smoke"])
@@ -73,6 +74,7 @@ def test_every_experiment_declares_its_seed_group():
         assert "seed" not in dict(exp.params)  # the seed comes from the scale preset
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("scale, counts", [("small", (3, 5, 1)), ("paper", (3, 5, 1)), ("smoke", (1, 1, 1))])
 def test_sweeps_have_the_seeds_of_their_group_at_each_scale(scale, counts):
     per_group = dict(zip(("claims", "dln", "single"), counts, strict=True))
@@ -91,6 +93,7 @@ def test_small_sweeps_of_fig1_fig3_dln_and_a_single_seed_experiment():
     assert len(fig6) == 5 and all("seed=0" in job for job in fig6)
 
 
+@pytest.mark.integration
 def test_seeds_n_sets_every_experiment_to_exactly_n(tmp_path, capsys):
     extra = reproduce.seed_overrides(2)
     assert extra == ["seed=0,1"] and reproduce.seed_overrides(None) == []
@@ -104,6 +107,7 @@ def test_seeds_n_sets_every_experiment_to_exactly_n(tmp_path, capsys):
     assert "4 runs, 0 already done, 4 to train" in out and "seed=1" in out
 
 
+@pytest.mark.integration
 def test_the_committed_small_results_come_from_the_current_code(tmp_path):
     """results/small/manifest.json names the runs the committed report was drawn from: runs the current
     registry and defaults plan, every seed-0 run among them (a changed default, e.g. model.loss_norm, or a
@@ -128,6 +132,7 @@ def test_the_committed_small_results_come_from_the_current_code(tmp_path):
     assert dln and all(run_id(experiments.resolved((*r.overrides, "model.loss_norm=sum"))) != r.run_id for r in dln)
 
 
+@pytest.mark.integration
 def test_the_committed_paper_results_come_from_the_current_code(tmp_path):
     """results/paper/manifest.json names runs the current registry and defaults plan at the paper scale
     (seed 0): the paper-scale report is only partly trained (a GPU is needed), but what it was drawn from
@@ -176,6 +181,7 @@ def test_the_paper_figures_use_the_paper_learning_rates():
     assert ("vgg16", 0.5) in experiments.pairs("fig1")  # C2: the standard net at LR 0.5
 
 
+@pytest.mark.integration
 def test_plan_shares_runs_between_figures(tmp_path):
     paper_figures = [f for f in experiments.figures() if f.startswith("fig")]
     assert len(reproduce.plan(paper_figures, "smoke", tmp_path)) == 17  # 10 VGG + 7 DLN runs serve all figures
@@ -190,6 +196,7 @@ def test_plan_shares_runs_between_figures(tmp_path):
     assert shared["vgg16_bn lr=0.1 probes=hessian seed=0"] == ["beyond_hessian"]  # and B1's
 
 
+@pytest.mark.integration
 def test_dln_runs_are_shared_by_the_small_and_paper_scales(tmp_path):
     small = {r.run_id for r in reproduce.plan(["fig10"], "small", tmp_path)}
     paper = {r.run_id for r in reproduce.plan(["fig10"], "paper", tmp_path)}
@@ -214,6 +221,7 @@ def test_bad_reproduce_arguments_are_one_line_and_exit_2(tmp_path, capsys, args,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 
+@pytest.mark.e2e
 def test_make_with_a_bad_scale_is_one_line(tmp_path):
     import subprocess
 
@@ -222,6 +230,7 @@ def test_make_with_a_bad_scale_is_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.integration
 def test_reproduce_dry_run_prints_the_plan(tmp_path, capsys):
     (tmp_path / "bench.json").write_text(json.dumps(fake_bench()))  # estimates come from `make bench`
     assert reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(tmp_path), "--dry-run"]) == 0
@@ -237,6 +246,7 @@ def test_reproduce_dry_run_prints_the_plan(tmp_path, capsys):
     assert "2 runs, 2 already done, nothing to train" in out and "make bench" not in out
 
 
+@pytest.mark.integration
 def test_paper_plan_on_a_cpu_warns_and_totals(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(reproduce, "_has_cuda", lambda: False)
     assert reproduce.main(["--scale", "paper", "--figs", "fig4", "--results", str(tmp_path), "--dry-run"]) == 0
@@ -244,7 +254,7 @@ def test_paper_plan_on_a_cpu_warns_and_totals(tmp_path, capsys, monkeypatch):
     assert "takes hours on a CPU" in out and "no time estimate" in out and "~? min" not in out
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_an_experiment_is_a_sweep_and_two_experiments_train_a_shared_run_once(tmp_path):
     common = ["scale=smoke", *SMOKE_FAST, f"paths.results={tmp_path}"]
     first = run_cli("experiment=fig4", *common)  # no -m: the experiment config sets hydra.mode=MULTIRUN
@@ -257,14 +267,14 @@ def test_an_experiment_is_a_sweep_and_two_experiments_train_a_shared_run_once(tm
     assert all(r.done for r in plan)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_bad_value_in_a_sweep_stops_it_before_any_run(tmp_path):
     proc = run_cli("-m", "model=vgg16", "optim.lr=0.1,-1", "scale=smoke", *SMOKE_FAST, f"paths.results={tmp_path}")
     assert proc.returncode == 2 and "bnopt: error: optim.lr must be a positive" in proc.stderr
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("launcher, children", [("basic", 2), ("joblib", 1)])
 def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsys, monkeypatch, launcher, children):
     """A run whose records cannot be written fails; the other run of the sweep still trains. The basic
@@ -291,6 +301,7 @@ def test_reproduce_goes_on_after_a_failed_run_and_exits_non_zero(tmp_path, capsy
     assert {r.run_id: r.state for r in reproduce.plan(["fig4"], "smoke", tmp_path)}[done] == "corrupt"
 
 
+@pytest.mark.integration
 def test_a_fresh_clone_restores_the_committed_records_instead_of_training(tmp_path, capsys):
     """results/<scale>/runs/ holds the finished runs a committed report was drawn from: `make reproduce`
     and `make figures` restore all of them that have no run folder (also those of figures not selected, whose
@@ -318,6 +329,7 @@ def test_a_fresh_clone_restores_the_committed_records_instead_of_training(tmp_pa
     assert RunFolder(clone, other.run_id).is_finished()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("manifest", [True, False])
 def test_figures_keep_outputs_drawn_from_runs_that_are_not_here(tmp_path, capsys, manifest):
     """`make figures` on a fresh clone (no run folders) must not overwrite the committed report."""

@@ -64,6 +64,7 @@ def norm_io_dtypes(model: nn.Module) -> tuple[list, list]:
 # ------------------------------------------------------------------------------------------------ bf16
 
 
+@pytest.mark.integration
 def test_bf16_smoke_run_trains_with_fp32_statistics_and_its_own_run_id(tmp_path):
     fp32 = train(smoke_cfg(tmp_path), progress=False)
     bf16 = train(smoke_cfg(tmp_path, "train.precision=bf16"), progress=False)
@@ -97,6 +98,7 @@ def test_bf16_step_runs_norm_layers_and_loss_in_fp32(tmp_path, model):
     assert net(x).dtype == torch.float32
 
 
+@pytest.mark.integration
 def test_bf16_casts_the_convolutions_and_nothing_outside_the_step(tmp_path, monkeypatch):
     """Probes (`probes.base.forward_loss`) and evaluation run after the step's autocast has ended: every
     convolution outside `forward_backward` computes in fp32, inside it in bf16."""
@@ -196,6 +198,7 @@ def syncs_of_run(tmp_path, monkeypatch, steps: int, log_every: int, precision: s
     return counts
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_host_syncs_come_with_flushes_not_with_steps(tmp_path, monkeypatch, precision):
     one_flush_short = syncs_of_run(tmp_path, monkeypatch, steps=8, log_every=8, precision=precision)
@@ -209,6 +212,7 @@ def test_host_syncs_come_with_flushes_not_with_steps(tmp_path, monkeypatch, prec
     assert per_flush == int(per_flush) and 0 < per_flush <= 8
 
 
+@pytest.mark.integration
 def test_a_host_sync_in_the_step_is_caught(tmp_path, monkeypatch):
     """The counter above sees a `loss.item()` added to the step (as a patched forward_backward here)."""
     original = train_mod.forward_backward
@@ -233,6 +237,7 @@ def test_unknown_precision_is_one_clear_config_error():
         validate(resolve(make_cfg(["train.tf32=sometimes"])))
 
 
+@pytest.mark.e2e
 def test_cli_rejects_fp16_with_one_line_and_exit_2(tmp_path):
     proc = run_cli("train.precision=fp16", "logger=none", f"paths.results={tmp_path}")
     assert proc.returncode == 2
@@ -336,6 +341,7 @@ def test_cuda_bf16_keeps_batch_norm_in_fp32(tmp_path):
     assert {b.dtype for b in net.buffers() if b.is_floating_point()} == {torch.float32}
 
 
+@pytest.mark.integration
 @cuda
 def test_cuda_train_loop_runs_bf16_with_tf32(tmp_path):
     with kept_backend_flags():

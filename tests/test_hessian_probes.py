@@ -344,6 +344,7 @@ def test_bad_settings_are_one_line_errors(override, message):
 FAST = ("scale.steps=10", "probes.hessian.iterations=3")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("model", ["vgg16_bn", "dln_bn", "vgg16_noisy_bn", "vgg16_linf"])
 def test_beyond_probes_leave_training_bit_identical(tmp_path, model):
     ref = train(smoke_cfg(tmp_path / "none", "probes=none", FAST[0], model=model), progress=False)
@@ -365,6 +366,7 @@ def test_beyond_probes_leave_training_bit_identical(tmp_path, model):
     assert (rank.value >= 1).all()
 
 
+@pytest.mark.integration
 def test_beyond_probe_records_survive_a_resume(tmp_path, monkeypatch):
     """The hessian probe's start vectors continue from the checkpointed generator: an interrupted and
     resumed run records exactly the rows of an uninterrupted one."""

@@ -22,8 +22,6 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-pytestmark = pytest.mark.slow  # every test starts a notebook kernel
-
 NOTEBOOKS = REPO / "notebooks"
 KERNEL = "bnopt-test-python"
 
@@ -119,6 +117,7 @@ def test_figures_notebook_parameters_come_first():
         assert re.search(rf"^{name} = ", nb.cells[i].source, re.M), f"parameter {name} not in the parameters cell"
 
 
+@pytest.mark.e2e
 def test_figures_notebook(records, kernel_env, tmp_path):
     decoy = write_png(tmp_path / "committed" / "fig1.png", "red")  # records exist: the drawn figure wins
     nb = run_notebook(
@@ -136,6 +135,7 @@ def test_figures_notebook(records, kernel_env, tmp_path):
     assert len(list((tmp_path / "figs").glob("*.png"))) == len(FIGURES)
 
 
+@pytest.mark.e2e
 def test_figures_notebook_shows_committed_pngs_without_runs(kernel_env, tmp_path):
     """A fresh clone: no run records, committed PNGs in the per-scale and the flat figure folders."""
     root = tmp_path / "results"
@@ -171,6 +171,7 @@ def test_figures_notebook_shows_committed_pngs_without_runs(kernel_env, tmp_path
     assert images == [paper4.read_bytes()] and "make reproduce SCALE=paper FIGS=fig4" in text, text
 
 
+@pytest.mark.e2e
 def test_explore_notebook_on_a_vgg_and_a_dln_run(records, kernel_env):
     from bnopt.figures.locate import showcase_run
     from bnopt.results import load_runs
@@ -189,6 +190,7 @@ def test_explore_notebook_on_a_vgg_and_a_dln_run(records, kernel_env):
         assert f"run {run_id or dln.run_id}:" in all_text(nb)
 
 
+@pytest.mark.e2e
 def test_figures_notebook_without_runs(kernel_env, tmp_path):
     kernel_env.setenv("BNOPT_RESULTS", str(tmp_path / "no-results"))  # the parameters' default from the environment
     nb = run_notebook("figures.ipynb")
@@ -228,6 +230,7 @@ def all_text(nb) -> str:
     return json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
 
 
+@pytest.mark.e2e
 def test_a_fresh_clone_opens_both_notebooks_on_the_committed_results(fresh_clone, kernel_env):
     """No BNOPT_* setting, Jupyter in notebooks/: both notebooks read results/small (results/runs holds none)."""
     folder, small = fresh_clone / "notebooks", fresh_clone / "results" / "small"
@@ -246,6 +249,7 @@ def test_a_fresh_clone_opens_both_notebooks_on_the_committed_results(fresh_clone
     assert len(outputs(nb, "image/png")) == 4  # curves, landscape, ICS, histogram
 
 
+@pytest.mark.e2e
 def test_notebook_paths_are_read_from_the_repository_root(fresh_clone, kernel_env):
     """The README's relative BNOPT_RESULTS=results/small from notebooks/, and an absolute path to a published
     scale folder, whose figure manifest is results/small/figures/manifest.json (not small/small/)."""

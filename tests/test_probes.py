@@ -476,6 +476,7 @@ def assert_same_state(before, model, opt, gen):
         assert all(torch.equal(v, after["opt"][pid][k]) for k, v in s.items())
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "name,momentum,wd,warm",
     [
@@ -511,6 +512,7 @@ def test_probes_leave_no_trace(name, momentum, wd, warm):
         assert model.training
 
 
+@pytest.mark.integration
 def test_probes_replay_the_steps_noise():
     """A probe sees the function the training step saw: same noise, so the same activations and gradient."""
     cfg, model = smoke_model("vgg16_noisy_bn")
@@ -534,6 +536,7 @@ def test_probes_replay_the_steps_noise():
     assert v[(0, 1e-12, "loss")] == pytest.approx(loss.item(), rel=1e-6)
 
 
+@pytest.mark.integration
 def test_activations_read_from_the_training_forward_equal_their_own_forward():
     """`listen` hands the probe the step's own forward: the same rows as the probe's extra forward, and the
     step (loss, gradients) is what it is without listening."""

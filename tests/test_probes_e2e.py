@@ -25,6 +25,9 @@ EXPECTED = {  # model -> ics layers, activation layers, gradnorm layers, etas
 }
 
 
+pytestmark = pytest.mark.integration  # every test trains smoke runs in-process (two also start W&B's service)
+
+
 def records(res) -> tuple[pd.DataFrame, pd.DataFrame]:
     m = pd.read_parquet(res.path / METRICS_FILE)
     p = pd.read_parquet(res.path / PROBES_FILE) if (res.path / PROBES_FILE).exists() else None
@@ -142,6 +145,7 @@ def test_a_probe_failing_midway_is_nan_and_training_goes_on_unchanged(tmp_path, 
     assert len(p) == len(range(0, 30, 5)) * 2 * 3
 
 
+@pytest.mark.e2e
 def test_probes_mirror_to_wandb(tmp_path, monkeypatch):
     """What the probes hand to the W&B mirror at their steps (recorded at the mirror, so the check does not
     depend on how W&B orders steps)."""
@@ -178,6 +182,7 @@ def test_probes_mirror_to_wandb(tmp_path, monkeypatch):
     assert gradnorm_steps == list(range(6))
 
 
+@pytest.mark.e2e
 def test_probe_logging_keeps_every_train_row_in_wandb(tmp_path):
     """Probe payloads reach the offline W&B file together with every step's training row."""
     res = train(

@@ -72,6 +72,7 @@ def reproduce_argv(command: str) -> list[str]:
     return shlex.split(line.split("-m bnopt.reproduce", 1)[1])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.split()[:2][-1] in MAKE_EXISTS])
 def test_readme_make_targets_exist(command):
     lines = make_dry_run(command)
@@ -81,6 +82,7 @@ def test_readme_make_targets_exist(command):
         assert "make reproduce" in out and "make plan" in out
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.split()[:2][-1] in MAKE_RUNS])
 def test_readme_reproduce_commands_plan(command, tmp_path, capsys):
     argv = reproduce_argv(command) + ["--results", str(tmp_path)]
@@ -103,6 +105,7 @@ def bnopt_train_commands() -> list[str]:
     return [c for c in COMMANDS if c.startswith("bnopt-train ")]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("command", bnopt_train_commands())
 def test_readme_bnopt_train_commands_resolve(command, tmp_path, monkeypatch, capsys):
     words = shlex.split(command)[1:]
@@ -133,11 +136,13 @@ def test_readme_bnopt_train_commands_resolve(command, tmp_path, monkeypatch, cap
     assert not (tmp_path / "runs").exists()  # nothing trained
 
 
+@pytest.mark.e2e
 def test_readme_python_block_runs_on_the_committed_records():
     (block,) = [b for b in readme_blocks("python") if "load_runs" in b]
     subprocess.run([sys.executable, "-c", block], cwd=REPO, check=True, capture_output=True, text=True)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("bnopt ")])
 def test_readme_bnopt_commands_run(command, tmp_path, capsys):
     from bnopt import cli

@@ -160,6 +160,7 @@ def test_results_default_to_no_corrupt_runs():
 # ------------------------------------------------------------------ corrupt finished run, end to end
 
 
+@pytest.mark.integration
 def test_corrupt_finished_run_is_skipped_in_one_line_and_retrained(tmp_path, capsys):
     """A finished run whose metrics and checkpoint are both damaged: nothing can rebuild it, so it is
     set aside whole and trained again."""
@@ -192,6 +193,7 @@ def test_corrupt_finished_run_is_skipped_in_one_line_and_retrained(tmp_path, cap
     pd.testing.assert_frame_equal(pd.read_parquet(first.path / METRICS_FILE), pd.read_parquet(copy / METRICS_FILE))
 
 
+@pytest.mark.integration
 def test_finished_run_with_damaged_frames_is_rebuilt_from_its_final_checkpoint(tmp_path, capsys, monkeypatch):
     """Issue 22 item 19: a finished run with a truncated parquet was retrained from step 0 although its
     final checkpoint holds every row. It is rebuilt from the checkpoint, without loading data or training."""
@@ -228,6 +230,7 @@ def aside_name(folder) -> str:
     return aside.name
 
 
+@pytest.mark.integration
 def test_killed_run_with_an_unreadable_checkpoint_sets_it_aside_and_trains_from_the_start(tmp_path, capsys):
     """Issue 22 item 19: the unreadable checkpoint of a killed run was overwritten by the next one."""
     real = train_module.forward_backward
@@ -323,6 +326,7 @@ def test_checkpoint_without_its_keys_is_unreadable(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------- W&B
 
 
+@pytest.mark.e2e
 def test_wandb_offline_resume_appends_to_the_same_run_id(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = resolve(smoke_cfg(tmp_path, "logger=wandb", "logger.mode=offline"))
@@ -364,6 +368,7 @@ def test_wandb_online_says_so_and_gives_up_quickly(tmp_path, monkeypatch, capsys
 # ------------------------------------------------------------------------------------------ locking
 
 
+@pytest.mark.e2e
 def test_cli_run_locked_elsewhere_exits_3_after_the_sweep(tmp_path):
     cfg = resolve(smoke_cfg(tmp_path, "optim.lr=0.05"))
     holder = RunFolder(tmp_path, run_id(cfg))

@@ -39,7 +39,7 @@ def text_diff(committed: Path, regenerated: Path) -> str:
     return "\n".join(list(lines)[:40])
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_committed_small_results_are_regenerated_byte_for_byte(tmp_path, monkeypatch):
     """What `make figures SCALE=small` does on a fresh clone (restore the committed records into results/runs,
     publish into results/small), with publish called directly: the planned run ids are the committed
@@ -64,6 +64,7 @@ def test_the_committed_small_results_are_regenerated_byte_for_byte(tmp_path, mon
     assert folder_bytes(out / RECORDS_DIR) == folder_bytes(COMMITTED / RECORDS_DIR)
 
 
+@pytest.mark.integration
 def test_saved_figures_carry_no_version_or_date_and_repeat_their_bytes(tmp_path):
     def drawn(folder: str) -> list[bytes]:  # a new figure each time, as publishing draws each once
         fig = new_figure(3, 2)

@@ -50,6 +50,7 @@ def write_shards(folder, content: bytes) -> None:
         (folder / name).write_bytes(content)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("damage", ["missing", "truncated"])
 def test_reproduce_checks_the_data_before_training_or_writing_anything(tmp_path, capsys, monkeypatch, damage):
     """Item 5: with missing or truncated shards every run used to start a Hydra job and fail, and then the
@@ -77,6 +78,7 @@ def test_reproduce_checks_the_data_before_training_or_writing_anything(tmp_path,
     assert reproduce.main(["--scale", "smoke", "--figs", "fig4", "--results", str(results), "--no-train"]) == 0
 
 
+@pytest.mark.integration
 def test_the_data_check_leaves_runs_without_cifar_and_finished_runs_alone(tmp_path, monkeypatch):
     """The DLN draws its data from its seed, and a finished run trains nothing: neither needs the shards."""
     monkeypatch.setenv("BNOPT_DATA", str(tmp_path / "nowhere"))
@@ -92,6 +94,7 @@ def test_the_data_check_leaves_runs_without_cifar_and_finished_runs_alone(tmp_pa
         reproduce.check_data(vgg)
 
 
+@pytest.mark.integration
 def test_a_killed_run_is_interrupted_and_a_live_one_running(tmp_path, capsys):
     """Item 8: status.json says running, but nothing trains it once its process is dead (the kernel drops
     the flock that RunFolder.open took): the plan says interrupted and resumes it."""
@@ -117,6 +120,7 @@ def test_a_killed_run_is_interrupted_and_a_live_one_running(tmp_path, capsys):
     assert state().state == "interrupted"
 
 
+@pytest.mark.integration
 def test_a_dry_run_counts_committed_records_as_restored_and_copies_nothing(tmp_path, capsys):
     """Item 13: `make plan SCALE=small` on a fresh clone said 83 to train although all 83 are committed."""
     results = tmp_path / "results"

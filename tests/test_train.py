@@ -30,6 +30,7 @@ def metrics(result) -> pd.DataFrame:
     return pd.read_parquet(result.path / METRICS_FILE)
 
 
+@pytest.mark.integration
 def test_smoke_training_lowers_the_loss_and_writes_records(tmp_path):
     res = train(smoke_cfg(tmp_path), progress=False)
     assert res.status == "done" and res.steps_done == 30
@@ -47,6 +48,7 @@ def test_smoke_training_lowers_the_loss_and_writes_records(tmp_path):
     assert runs.runs.loc[0, "model"] == "vgg16_bn" and len(runs.metrics) == len(m)
 
 
+@pytest.mark.integration
 def test_dln_trains_with_summed_squared_error(tmp_path, capsys):
     res = train(smoke_cfg(tmp_path, model="dln"), progress=False)
     tr = metrics(res).query("kind == 'train'")
@@ -56,6 +58,7 @@ def test_dln_trains_with_summed_squared_error(tmp_path, capsys):
     assert "  model dln, SGD lr 1e-06," in out and "width" not in out  # a DLN has no width
 
 
+@pytest.mark.integration
 def test_same_config_gives_bit_identical_records(tmp_path):
     a = metrics(train(smoke_cfg(tmp_path / "a", model="vgg16_noisy_bn"), progress=False))
     b = metrics(train(smoke_cfg(tmp_path / "b", model="vgg16_noisy_bn"), progress=False))
@@ -64,6 +67,7 @@ def test_same_config_gives_bit_identical_records(tmp_path):
     assert not a.loss.equals(c.loss)
 
 
+@pytest.mark.integration
 def test_finished_run_is_skipped(tmp_path, capsys):
     first = train(smoke_cfg(tmp_path), progress=False)
     before = (first.path / METRICS_FILE).stat().st_mtime_ns
@@ -73,6 +77,7 @@ def test_finished_run_is_skipped(tmp_path, capsys):
     assert (first.path / METRICS_FILE).stat().st_mtime_ns == before
 
 
+@pytest.mark.integration
 def test_divergence_is_recorded_not_raised(tmp_path):
     res = train(smoke_cfg(tmp_path, "optim.lr=1e6", "scale.steps=50", model="vgg16"), progress=False)
     assert res.status == "diverged" and res.steps_done < 50
@@ -83,6 +88,7 @@ def test_divergence_is_recorded_not_raised(tmp_path):
     assert len(load_runs(tmp_path, status="diverged")) == 1
 
 
+@pytest.mark.e2e
 def test_kill_and_resume_is_bit_identical(tmp_path):
     args = ["model=vgg16_noisy_bn", *SMOKE, "scale.steps=120", "scale.ckpt_every=10", "scale.eval_every=40"]
     reference = run_cli(*args, f"paths.results={tmp_path / 'ref'}")
@@ -115,6 +121,7 @@ def test_kill_and_resume_is_bit_identical(tmp_path):
     pd.testing.assert_frame_equal(ref_m, got_m, check_exact=True)
 
 
+@pytest.mark.e2e
 def test_wandb_offline_logs_the_records(tmp_path):
     res = train(smoke_cfg(tmp_path, "logger=wandb", "logger.mode=offline", "probes=paper"), progress=False)
     logged = logged_by_step(res.path)
@@ -168,6 +175,7 @@ def resumed_wandb_run(tmp_path_factory):
     return res, out.getvalue()
 
 
+@pytest.mark.e2e
 def test_wandb_resume_sends_the_rows_the_killed_attempt_lacks(resumed_wandb_run):
     """Issue 22 item 4: the resumed W&B run started at the checkpoint, so steps the killed attempt's W&B
     service had not written were in neither; and `wandb sync` of the later offline run replaces the earlier.
@@ -189,6 +197,7 @@ def test_wandb_resume_sends_the_rows_the_killed_attempt_lacks(resumed_wandb_run)
         assert logged[step]["gradnorms/layer1"] == pytest.approx(value, rel=1e-6)
 
 
+@pytest.mark.e2e
 def test_resumes_are_counted_in_status_and_said_in_the_summary(resumed_wandb_run):
     res, out = resumed_wandb_run
     assert json.loads((res.path / "status.json").read_text())["resumes"] == 1
@@ -196,6 +205,7 @@ def test_resumes_are_counted_in_status_and_said_in_the_summary(resumed_wandb_run
     assert "min, resumed 1 time from a checkpoint ===" in out
 
 
+@pytest.mark.e2e
 def test_summary_lists_the_files_written_and_the_wandb_folder(resumed_wandb_run):
     """Issue 22 item 16: the records line listed {metrics.parquet,status.json,config.yaml} whatever was
     written; with logger=wandb the summary names the offline W&B run and the command that uploads it."""
@@ -219,6 +229,7 @@ def test_wandb_resume_online_sends_only_the_steps_the_server_lacks(tmp_path):
     assert wb.catch_up(history) == 6 and logged == [15, 16, 17, 18, 19, 20]
 
 
+@pytest.mark.integration
 def test_wandb_failure_is_a_warning_not_a_crash(tmp_path, monkeypatch, capsys):
     import wandb
 
@@ -256,6 +267,7 @@ def test_unwritable_results_dir_is_bad_input(tmp_path):
     assert blocker.read_text() == "keep me"
 
 
+@pytest.mark.e2e
 def test_bad_data_file_is_bad_input(tmp_path, cifar_dir, monkeypatch):
     import numpy as np
 
@@ -271,6 +283,7 @@ def test_bad_data_file_is_bad_input(tmp_path, cifar_dir, monkeypatch):
         train(cfg, progress=False)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -296,6 +309,7 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
     assert not (tmp_path / "res").exists() and not (tmp_path / "data").exists()  # nothing left behind
 
 
+@pytest.mark.e2e
 def test_cli_multirun_sweeps_and_goes_on_after_divergence(tmp_path):
     proc = run_cli("-m", "model=vgg16", *SMOKE, "optim.lr=0.05,1e6", f"paths.results={tmp_path}")
     assert proc.returncode == 0, proc.stderr
@@ -304,6 +318,7 @@ def test_cli_multirun_sweeps_and_goes_on_after_divergence(tmp_path):
     assert "DONE" in proc.stdout and "DIVERGED" in proc.stdout
 
 
+@pytest.mark.integration
 def test_a_run_being_trained_elsewhere_is_refused_without_touching_it(tmp_path):
     from bnopt.config import resolve, run_id
     from bnopt.records import RunFolder, RunLocked
