@@ -84,17 +84,20 @@ def assert_written(paths: list[Path], name: str) -> None:
 # ------------------------------------------------------------------------------ every figure draws
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", figures.FIGURES)
 def test_figure_draws_from_smoke_records(results, tmp_path, name):
     paths = getattr(figures, name)(results, tmp_path)
     assert_written(paths, name)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["fig3_vgg", "fig3_dln", "fig5_vgg", "fig5_dln", "fig11_vgg", "fig11_dln"])
 def test_half_figure_draws_from_smoke_records(results, tmp_path, name):
     assert_written(getattr(figures, name)(results, tmp_path), name)
 
 
+@pytest.mark.integration
 def test_figures_use_one_colour_per_network(results):
     fig = figures.make_figure("fig12", results)
     acc = fig.axes[0]
@@ -115,6 +118,7 @@ def subset(results: Results, keep) -> Results:
     return Results(f(results.runs), f(results.metrics), f(results.probes))
 
 
+@pytest.mark.integration
 def test_missing_run_names_the_runs_and_the_command(results, tmp_path):
     only_standard = subset(results, lambda r: r["model"] == "vgg16")
     with pytest.raises(figures.MissingRuns) as e:
@@ -139,6 +143,7 @@ def test_missing_run_names_the_runs_and_the_command(results, tmp_path):
         figures.fig4(load_runs(tmp_path / "nothing"), tmp_path)
 
 
+@pytest.mark.integration
 def test_runs_without_probe_records_are_named(results):
     no_probes = Results(results.runs, results.metrics, results.probes.iloc[0:0])
     with pytest.raises(figures.MissingRecords, match="has no 'landscape' probe records.*probes=paper"):
@@ -160,6 +165,7 @@ def adhoc_copies(results: Results, experiment: str, folder: Path, **columns) -> 
     return rows.assign(run_id=rows.run_id + "-adhoc", probes="none", path=str(folder), **columns)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("probe_rows", [False, True])
 def test_records_a_figure_lacks_are_named_with_the_scale_of_its_runs(results, tmp_path, probe_rows):
     """Issue 22 item 9: ad-hoc `probes=none` runs at the smoke preset's numbers hold none of Fig 1's
@@ -175,6 +181,7 @@ def test_records_a_figure_lacks_are_named_with_the_scale_of_its_runs(results, tm
     assert ("no histograms of layer #3" if probe_rows else "trained with probes=none") in str(e.value)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["fig1", "fig2"])
 def test_histogram_figures_take_the_run_that_holds_histograms(results, tmp_path, name):
     """Issue 22 item 9: an ad-hoc `probes=none` run of a lower seed (the same training) loses against the
@@ -192,6 +199,7 @@ def test_histogram_figures_take_the_run_that_holds_histograms(results, tmp_path,
     assert panels and not [p["run_id"] for p in panels if p["run_id"].endswith("-adhoc")]
 
 
+@pytest.mark.integration
 def test_scale_filter_and_run_preference(results):
     runs = results.runs
     with pytest.raises(figures.MissingRuns, match="at scale paper.*experiment=fig4 scale=paper"):
@@ -207,6 +215,7 @@ def test_scale_filter_and_run_preference(results):
     assert chosen[("vgg16_bn", row["lr"])]["run_id"] != "vgg16_bn-unfinished"
 
 
+@pytest.mark.integration
 def test_draw_all_shows_which_figure_it_draws(results, tmp_path, capsys):
     """Issue 22 item 12: `make figures` drew for minutes without a word; a bar on stderr names each figure."""
     figures.draw_all(results, tmp_path, figs=["fig5_dln", "fig10"], progress=True)
@@ -216,6 +225,7 @@ def test_draw_all_shows_which_figure_it_draws(results, tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.integration
 def test_draw_all_reports_missing_figures(records, results, tmp_path):
     dln_only = subset(results, lambda r: r["family"] == "dln")
     report = figures.draw_all(dln_only, tmp_path, figs=["fig5_dln", "fig1", "fig6"])
@@ -299,6 +309,7 @@ def test_old_one_row_edges_are_read_for_every_measurement():
     assert panel["bins"] == "shared" and panel["outside"] > 0.3
 
 
+@pytest.mark.integration
 def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypatch, capsys):
     """results/<scale>/figures/manifest.json: per drawn figure its runs (all in the results), seeds, scale,
     steps and histogram panels, none with more than 5% of its values outside the drawn range."""
@@ -403,6 +414,7 @@ def test_report_header_says_where_the_records_are():
 # ------------------------------------------------------------------------------------------------ CLI
 
 
+@pytest.mark.integration
 def test_cli(records, tmp_path, capsys):
     assert figures_main(["--results", str(records), "--out", str(tmp_path / "f"), "--figs", "fig10", "fig5_dln"]) == 0
     out, err = capsys.readouterr()
@@ -421,6 +433,7 @@ def test_cli(records, tmp_path, capsys):
     assert "unknown figure 'fig99'" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_cli_module_without_results_dir(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "bnopt.figures", "--results", str(tmp_path / "nope")],
@@ -488,6 +501,7 @@ def fake_api(results: Results):
     return FakeApi
 
 
+@pytest.mark.integration
 def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
     import wandb
 
@@ -523,6 +537,7 @@ def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
     assert "W&B does not mirror" in report["fig6"] and "not mirrored to W&B" in report["fig11"]
 
 
+@pytest.mark.integration
 def test_cli_from_wandb(results, tmp_path, monkeypatch, capsys):
     import wandb
 

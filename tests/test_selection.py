@@ -92,6 +92,7 @@ def test_a_run_without_the_needed_probe_is_missing_records():
         select_runs(res, [("vgg16_bn", 0.1)], probes=("landscape",), experiment="fig4")
 
 
+@pytest.mark.integration
 def test_load_runs_filters_match_learning_rates_exactly(tmp_path):
     from bnopt.results import load_runs
     from bnopt.train import train
