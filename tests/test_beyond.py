@@ -314,9 +314,9 @@ def test_b5_advantage_and_statistics_gap_from_batch_8_to_128(tmp_path):
     # the batch-128 run is B5's (400 steps), never Fig 1's at LR 0.1 (batch 128 too, the preset's 2,000 steps)
     r.run("vgg16_bn", 0.1, 0, steps=2000, train_eval=(0.1, 0.5, 0.1), test=(0.1, 0.5, 0.1))
     assert beyond.check_b5(r.results(), "small").per_seed[0]["test_bn_128"] == pytest.approx(0.75)
-    from bnopt.results import select_runs
+    from bnopt.results import Requires, select_runs
 
-    fig1 = select_runs(r.results(), [("vgg16_bn", 0.1)], scale="small", seed=0)[("vgg16_bn", 0.1)]
+    fig1 = select_runs(r.results(), [("vgg16_bn", 0.1)], "small", Requires(seed=0))[("vgg16_bn", 0.1)]
     assert fig1["steps"] == 2000  # and the claims never see B5's runs
 
 

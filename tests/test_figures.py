@@ -559,7 +559,7 @@ def test_curves_are_the_mean_over_seeds_with_a_band_and_n_in_the_legend(tmp_path
     """Several seeds of a (model, LR): one mean line, a min-max band, "(N seeds)"; one seed: as before."""
     from bnopt.figures.curves import acc_panel, eval_acc_panel, loss_panel, seed_runs
     from bnopt.figures.panels import new_figure
-    from bnopt.results import select_runs
+    from bnopt.results import Requires, select_runs
 
     from .test_claims import Maker
 
@@ -568,7 +568,7 @@ def test_curves_are_the_mean_over_seeds_with_a_band_and_n_in_the_legend(tmp_path
         m.run("vgg16", 0.1, seed=s, acc_rate=0.01 * (1 + s)).run("vgg16_bn", 0.1, seed=s)
     m.run("dln", 1e-6)
     res = m.results()
-    runs = select_runs(res, [("vgg16", 0.1), ("vgg16_bn", 0.1)], seed=0)
+    runs = select_runs(res, [("vgg16", 0.1), ("vgg16_bn", 0.1)], requires=Requires(seed=0))
     assert [int(r["seed"]) for r in seed_runs(res, runs[("vgg16", 0.1)])] == [0, 1, 2]
     fig = new_figure(10, 4)
     ax, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)

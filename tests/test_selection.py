@@ -6,7 +6,16 @@ import pandas as pd
 import pytest
 
 from bnopt.resolvers import auto_scale
-from bnopt.results import MissingRecords, MissingRuns, Results, scale_numbers, scale_of, select_runs, train_command
+from bnopt.results import (
+    MissingRecords,
+    MissingRuns,
+    Requires,
+    Results,
+    scale_numbers,
+    scale_of,
+    select_runs,
+    train_command,
+)
 
 
 def table(*rows) -> Results:
@@ -82,14 +91,14 @@ def test_without_a_scale_the_preset_covering_most_pairs_wins_then_the_larger():
 
 def test_finished_runs_first_and_seed_filter():
     res = table(vgg("run", status="running"), vgg("done"), vgg("seed1", seed=1))
-    assert select_runs(res, [("vgg16_bn", 0.1)], seed=0)[("vgg16_bn", 0.1)]["run_id"] == "done"
-    assert select_runs(res, [("vgg16_bn", 0.1)], seed=1)[("vgg16_bn", 0.1)]["run_id"] == "seed1"
+    assert select_runs(res, [("vgg16_bn", 0.1)], requires=Requires(seed=0))[("vgg16_bn", 0.1)]["run_id"] == "done"
+    assert select_runs(res, [("vgg16_bn", 0.1)], requires=Requires(seed=1))[("vgg16_bn", 0.1)]["run_id"] == "seed1"
 
 
 def test_a_run_without_the_needed_probe_is_missing_records():
     res = table(vgg("a", probes="none"))
     with pytest.raises(MissingRecords, match="no 'landscape' probe records"):
-        select_runs(res, [("vgg16_bn", 0.1)], probes=("landscape",), experiment="fig4")
+        select_runs(res, [("vgg16_bn", 0.1)], experiment="fig4", requires=Requires(probes=("landscape",)))
 
 
 @pytest.mark.integration
@@ -111,7 +120,10 @@ def test_a_bf16_run_never_stands_in_for_the_protocols_fp32_run():
     only_bf16 = table(vgg("bf16", precision="bf16"))
     with pytest.raises(MissingRuns):
         select_runs(only_bf16, [("vgg16_bn", 0.1)])
-    assert select_runs(only_bf16, [("vgg16_bn", 0.1)], precision="bf16")[("vgg16_bn", 0.1)]["run_id"] == "bf16"
+    assert (
+        select_runs(only_bf16, [("vgg16_bn", 0.1)], requires=Requires(precision="bf16"))[("vgg16_bn", 0.1)]["run_id"]
+        == "bf16"
+    )
 
 
 def test_among_equal_runs_the_lowest_seed_is_shown():
@@ -126,13 +138,16 @@ def test_a_beyond_study_run_of_the_same_seed_stands_in_only_for_its_own_records(
         res = table(vgg(b1, probes="hessian"), vgg(fig1, probes="paper"))
         res.probes = pd.DataFrame([dict(run_id=b1, step=0, probe="hessian", layer=0, eta=None, metric="ghg", value=1)])
         assert select_runs(res, [("vgg16_bn", 0.1)])[("vgg16_bn", 0.1)]["run_id"] == fig1
-        assert select_runs(res, [("vgg16_bn", 0.1)], probes=("hessian",))[("vgg16_bn", 0.1)]["run_id"] == b1
+        assert (
+            select_runs(res, [("vgg16_bn", 0.1)], requires=Requires(probes=("hessian",)))[("vgg16_bn", 0.1)]["run_id"]
+            == b1
+        )
 
 
 def test_dln_runs_of_another_loss_normalisation_are_not_selected():
     res = table(dln("old", loss_norm="sum"), dln("new", loss_norm="half_sum"), vgg("v", loss_norm=None))
     assert select_runs(res, [("dln_bn", 1e-6)])[("dln_bn", 1e-6)]["run_id"] == "new"  # the configs' default
-    assert select_runs(res, [("dln_bn", 1e-6)], loss_norm="sum")[("dln_bn", 1e-6)]["run_id"] == "old"
+    assert select_runs(res, [("dln_bn", 1e-6)], requires=Requires(loss_norm="sum"))[("dln_bn", 1e-6)]["run_id"] == "old"
     assert select_runs(res, [("vgg16_bn", 0.1)])[("vgg16_bn", 0.1)]["run_id"] == "v"  # VGG has no loss_norm
 
 
@@ -166,7 +181,7 @@ def test_runs_lacking_the_records_still_say_at_which_scale_to_train():
     the command trains them at smoke (not at the preset a bare command picks)."""
     res = table(vgg("adhoc", probes="none", **scale_numbers("smoke", "vgg")))
     with pytest.raises(MissingRecords) as e:
-        select_runs(res, [("vgg16_bn", 0.1)], probes=("landscape",), experiment="fig4")
+        select_runs(res, [("vgg16_bn", 0.1)], experiment="fig4", requires=Requires(probes=("landscape",)))
     assert e.value.scale == "smoke" and e.value.command == "bnopt-train experiment=fig4 scale=smoke"
     # a preset whose runs hold the records still wins over one whose runs (of more pairs) lack them
     res = table(
@@ -175,5 +190,24 @@ def test_runs_lacking_the_records_still_say_at_which_scale_to_train():
         vgg("paper-b", model="vgg16", probes="none", steps=15_000, width=1.0),
     )
     res.probes = landscape_rows("small-a")
-    chosen = select_runs(res, [("vgg16_bn", 0.1)], probes=("landscape",))
+    chosen = select_runs(res, [("vgg16_bn", 0.1)], requires=Requires(probes=("landscape",)))
     assert chosen[("vgg16_bn", 0.1)]["run_id"] == "small-a"
+
+
+def test_what_a_run_must_be_is_one_requires_argument():
+    """Issue 23 item 3: a study that needs another kind of run adds a field to Requires, not a parameter."""
+    import inspect
+
+    assert list(inspect.signature(select_runs).parameters) == [
+        "res",
+        "pairs",
+        "scale",
+        "requires",
+        "figure",
+        "experiment",
+    ]
+    res = table(vgg("s0"), vgg("s1", seed=1), vgg("big", seed=1, init_scale=10.0))
+    wanted = Requires(seed=1, init_scale=10.0)
+    assert select_runs(res, [("vgg16_bn", 0.1)], "small", wanted)[("vgg16_bn", 0.1)]["run_id"] == "big"
+    assert select_runs(res, [("vgg16_bn", 0.1)], "small", Requires(seed=1))[("vgg16_bn", 0.1)]["run_id"] == "s1"
+    assert Requires(seed=1, init_scale=10.0, batch_size=8).describe() == " seed 1 init scale 10 batch 8"

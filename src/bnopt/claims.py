@@ -33,7 +33,7 @@ from .readers import (
     run_status,
     smoothed_acc,
 )
-from .results import MissingRuns, Results, select_runs
+from .results import MissingRuns, Requires, Results, select_runs
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RUN = "reproduced", "partly", "not reproduced", "not run"
 INCONCLUSIVE = "inconclusive"
@@ -203,28 +203,15 @@ def seeds_of(res: Results) -> list:
     return sorted(int(s) for s in runs["seed"].dropna().unique())
 
 
-def run_id_of(
-    res: Results,
-    model: str,
-    lr: float,
-    scale: str | None,
-    seed: int | None = None,
-    probes=(),
-    init_scale: float = 1.0,
-    batch_size: int | None = None,
-) -> str:
-    """The run of (model, lr, seed) a check reads; `probes`: the probe records it must hold (a run trained
-    with other probes, e.g. a beyond study's, has the same training but not those records); `init_scale`:
-    its `model.init_scale` (B3); `batch_size`: B5's batch-study run at that batch."""
+def run_id_of(res: Results, model: str, lr: float, scale: str | None, seed: int | None = None, **requires) -> str:
+    """The run of (model, lr, seed) a check reads; `requires`: the other `results.Requires` it must meet, e.g.
+    probes=(...), the probe records it must hold (a run trained with other probes, e.g. a beyond study's, has
+    the same training but not those records), init_scale (B3) or batch_size (B5)."""
+    wanted = Requires(seed=seed, **requires)
     try:
-        chosen = select_runs(
-            res, [(model, lr)], scale=scale, seed=seed, probes=probes, init_scale=init_scale, batch_size=batch_size
-        )
-        return str(chosen[(model, float(lr))]["run_id"])
+        return str(select_runs(res, [(model, lr)], scale, wanted)[(model, float(lr))]["run_id"])
     except MissingRuns:
-        where = ("" if seed is None else f" seed {seed}") + ("" if init_scale == 1.0 else f" init scale {init_scale:g}")
-        where += "" if batch_size is None else f" batch {batch_size}"
-        raise Missing(f"no run of {model} at LR {lr:g}{where}") from None
+        raise Missing(f"no run of {model} at LR {lr:g}{wanted.describe()}") from None
 
 
 def _seed_key(seed) -> tuple:

@@ -68,23 +68,12 @@ class Results:
         self,
         pairs,
         scale: str | None = None,
-        probes=(),
+        requires: Requires | None = None,
         figure: str = "runs",
         experiment: str | None = None,
-        init_scale: float = 1.0,
-        batch_size: int | None = None,
     ) -> dict:
         """One run per (model, lr) pair: see `select_runs`."""
-        return select_runs(
-            self,
-            pairs,
-            scale=scale,
-            probes=probes,
-            figure=figure,
-            experiment=experiment,
-            init_scale=init_scale,
-            batch_size=batch_size,
-        )
+        return select_runs(self, pairs, scale, requires, figure, experiment)
 
     def at_scale(self, scale: str) -> Results:
         """The runs whose resolved numbers are those of a scale preset (see `scale_numbers`), and B5's batch
@@ -382,48 +371,71 @@ def dln_loss_norm() -> str:
     return str(OmegaConf.load(CONFIG_DIR / "_model_dln.yaml").loss_norm)
 
 
+@dataclass(frozen=True)
+class Requires:
+    """What a chosen run must be besides its (model, lr) pair and its scale's numbers: a study that needs
+    another kind of run adds a field here (and its test in `rows`), not a parameter to `select_runs`.
+
+    `probes`: records the run must hold. `seed`: only that seed. `precision`: only runs trained at that
+    `train.precision` (the protocol's fp32: a bf16 run never stands in for it). `loss_norm`: only DLN runs
+    with that `model.loss_norm` (None: the one configs/_model_dln.yaml sets). `init_scale`: only runs with
+    that `model.init_scale` (the paper's plain Glorot; B3 asks for others). `batch_size`: B5's batch-study
+    run at that batch (`rows_at_scale(..., batch_study=True)`) instead of the preset's numbers."""
+
+    probes: tuple = ()
+    seed: int | None = None
+    precision: str = "fp32"
+    loss_norm: str | None = None
+    init_scale: float = 1.0
+    batch_size: int | None = None
+
+    def rows(self, runs: pd.DataFrame) -> pd.DataFrame:
+        """The rows of a runs table that meet every requirement but the probes (`select_runs` tells runs
+        lacking records from absent runs)."""
+        if self.seed is not None and "seed" in runs:
+            runs = runs[runs["seed"] == self.seed]
+        if "precision" in runs:
+            runs = runs[runs["precision"] == self.precision]
+        if "loss_norm" in runs and "family" in runs:
+            runs = runs[(runs["family"] != "dln") | (runs["loss_norm"] == (self.loss_norm or dln_loss_norm()))]
+        if "init_scale" in runs:
+            runs = runs[runs["init_scale"].fillna(1.0).map(lambda v: math.isclose(float(v), float(self.init_scale)))]
+        if self.batch_size is not None and "batch_size" in runs:
+            return runs[runs["batch_size"] == int(self.batch_size)]
+        if len(runs) and {"steps", "batch_size"} <= set(runs):  # B5's runs stand in for no other figure's
+            runs = runs[[not any(_in_batch_study(row, s) for s in SCALE_ORDER) for _, row in runs.iterrows()]]
+        return runs
+
+    def describe(self) -> str:
+        """The requirements beyond the defaults, as a check's "not run" line says them ("" when none)."""
+        where = "" if self.seed is None else f" seed {self.seed}"
+        where += "" if self.init_scale == 1.0 else f" init scale {self.init_scale:g}"
+        return where + ("" if self.batch_size is None else f" batch {self.batch_size}")
+
+
 def select_runs(
     res: Results,
     pairs,
     scale: str | None = None,
-    probes=(),
+    requires: Requires | None = None,
     figure: str = "runs",
     experiment: str | None = None,
-    seed: int | None = None,
-    precision: str = "fp32",
-    loss_norm: str | None = None,
-    init_scale: float = 1.0,
-    batch_size: int | None = None,
 ) -> dict:
-    """One `runs` row per (model, lr) pair, {pair: row}; raises MissingRuns / MissingRecords.
+    """One `runs` row per (model, lr) pair, {pair: row}, each meeting `requires` (default: `Requires()`, the
+    protocol's run); raises MissingRuns / MissingRecords (`figure`, `experiment`: what they name).
 
     With `scale`, only runs with that preset's numbers (`scale_numbers`). Without, the preset (paper,
-    then small, then smoke) that covers the most pairs (with runs holding `probes`' records, then with
-    runs at all); if no preset covers any, the best run of any numbers. `probes`: records the chosen runs
-    must have. `seed`: only runs of that seed. `precision`: only runs trained at that `train.precision`
-    (the protocol's fp32: a bf16 run never stands in for it).
-    `loss_norm`: only DLN runs with that `model.loss_norm` (default: the one configs/_model_dln.yaml sets).
-    `init_scale`: only runs with that `model.init_scale` (default the paper's plain Glorot; B3 asks for others).
-    `batch_size`: B5's batch-study run at that batch (`rows_at_scale(..., batch_study=True)`) instead of the
-    preset's numbers."""
+    then small, then smoke) that covers the most pairs (with runs holding the required probes' records,
+    then with runs at all); if no preset covers any, the best run of any numbers."""
+    requires = requires or Requires()
     pairs = [(str(m), float(lr)) for m, lr in pairs]
     runs = res.runs
     if runs is None or not len(runs) or "model" not in runs:
         raise MissingRuns(figure, "no runs in the results", experiment, scale)
-    if seed is not None and "seed" in runs:
-        runs = runs[runs["seed"] == seed]
-    if "precision" in runs:
-        runs = runs[runs["precision"] == precision]
-    if "loss_norm" in runs and "family" in runs:
-        runs = runs[(runs["family"] != "dln") | (runs["loss_norm"] == (loss_norm or dln_loss_norm()))]
-    if "init_scale" in runs:
-        runs = runs[runs["init_scale"].fillna(1.0).map(lambda v: math.isclose(float(v), float(init_scale)))]
-    if batch_size is not None and "batch_size" in runs:
-        runs = runs[runs["batch_size"] == int(batch_size)]
-    elif len(runs) and {"steps", "batch_size"} <= set(runs):  # B5's runs stand in for no other figure's
-        runs = runs[[not any(_in_batch_study(row, s) for s in SCALE_ORDER) for _, row in runs.iterrows()]]
+    runs = requires.rows(runs)
+    probes = requires.probes
     probed = [runs_with_probe(res, p) for p in probes]
-    study = batch_size is not None
+    study = requires.batch_size is not None
 
     def candidates(frame):
         out, lacking = {}, {}

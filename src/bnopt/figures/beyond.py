@@ -38,7 +38,7 @@ from ..readers import (
     probe_series,
     smoothed_train,
 )
-from ..results import Results
+from ..results import Requires, Results
 from .common import STEP_LABEL, experiment_runs, figure_title
 from .curves import BAND_ALPHA, probe_line, seed_runs
 from .panels import color, finite_positive, label, legend, new_figure, record_runs, set_labels
@@ -317,7 +317,8 @@ def build_beyond_batch(res: Results, scale=None):
     drawn, tests, stats = {}, {}, {}
     for model, points in batch_grid().items():
         for lr, batch in points:
-            run = res.select([(model, lr)], scale=scale, figure=name, experiment=name, batch_size=batch)[(model, lr)]
+            batch_run = Requires(batch_size=batch)
+            run = res.select([(model, lr)], scale, batch_run, figure=name, experiment=name)[(model, lr)]
             drawn[(model, lr, batch)] = run
             accs = []
             for r in seed_runs(res, run, ax_a):

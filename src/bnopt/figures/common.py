@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.figure import SubFigure
 
 from .. import experiments
-from ..results import Results
+from ..results import Requires, Results
 from .panels import footer, record_runs
 
 DEFAULT_OUT = Path("results") / "figures"
@@ -23,13 +23,9 @@ def experiment_runs(
 ) -> dict:
     """{(model, lr): runs row} for every run of an experiment's sweep (configs/experiment, the one
     registry) at one `model.init_scale`, chosen by the one selection function (`Results.select`)."""
+    requires = Requires(probes=tuple(probes), init_scale=init_scale)
     return res.select(
-        experiments.pairs(experiment),
-        scale=scale,
-        probes=probes,
-        figure=figure or experiment,
-        experiment=experiment,
-        init_scale=init_scale,
+        experiments.pairs(experiment), scale, requires, figure=figure or experiment, experiment=experiment
     )
 
 
