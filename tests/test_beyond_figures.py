@@ -179,6 +179,7 @@ def test_beyond_figures_follow_the_paper_figures():
     assert figures.figure_names(["beyond_rank"]) == ["beyond_rank"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "name,models",
     [

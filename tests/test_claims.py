@@ -185,6 +185,7 @@ def test_c9_theorem_4_1_appendix_form_is_an_equality():
     assert c.verdict == claims.PARTLY  # Thm 4.2 is not checked
 
 
+@pytest.mark.integration
 def test_missing_runs_are_not_run_and_the_report_says_so(tmp_path):
     res = Maker(tmp_path).run("vgg16", 0.1).results()
     checks = {c.claim: c for c in claims.run_checks(res)}
@@ -201,6 +202,7 @@ def test_missing_runs_are_not_run_and_the_report_says_so(tmp_path):
     assert "Partial" not in text  # no plan given: nothing to be partial against
 
 
+@pytest.mark.integration
 def test_a_report_drawn_from_fewer_runs_than_planned_says_it_is_partial(tmp_path):
     res = Maker(tmp_path).run("vgg16", 0.1).run("vgg16_bn", 0.1).results()
     have = list(res.runs.run_id)
@@ -301,6 +303,7 @@ def test_c2_uses_train_mode_smoothed_accuracy(tmp_path):
     assert c.verdict == claims.REPRODUCED and c.numbers["eval_acc_bn_lr0.5"] == pytest.approx(0.6)
 
 
+@pytest.mark.integration
 def test_report_shows_seeds_and_intervals(tmp_path):
     res = _c3_seeds(tmp_path, [0.03, 0.031, 0.032])
     path, checks = write_report(tmp_path, res=res)

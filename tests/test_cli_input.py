@@ -75,6 +75,7 @@ def test_an_unknown_key_is_refused_with_the_nearest_known_one(monkeypatch, capsy
     assert_one_line_error(2, err, message)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "args",
     [
@@ -196,6 +197,7 @@ def config_dir_of_mine(tmp_path: Path, lr: str) -> Path:
     return folder
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("form", ["--config-dir DIR", "--config-dir=DIR", "-cd DIR"])
 def test_config_dir_experiments_and_options_are_found(monkeypatch, capsys, tmp_path, form):
     conf = config_dir_of_mine(tmp_path, "0.05")

@@ -185,6 +185,7 @@ def test_bad_values_are_one_clear_error(override, message, monkeypatch):
         validate(resolve(make_cfg(override)))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -224,6 +225,7 @@ def test_compose_run_keeps_hydras_errors():
 # ------------------------------------------------------------- scale=auto is the preset it resolves to
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("cuda, preset", [(False, "small"), (True, "paper")])
 def test_auto_is_the_preset_it_resolves_to(monkeypatch, cuda, preset):
     """Issue 22: auto.yaml lacked `batch_study`, so every default command failed to resolve
@@ -253,6 +255,7 @@ COMMITTED_RUNS = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("scale", ["small", "auto"])
 @pytest.mark.parametrize("known_id", sorted(COMMITTED_RUNS))
 def test_committed_run_ids_are_unchanged(scale, known_id):

@@ -64,6 +64,7 @@ def _claims_of_c1_to_c4_or_c6(exp) -> bool:
     return bool({"C1", "C2", "C3", "C4", "C6"} & set(exp.claims))
 
 
+@pytest.mark.integration
 def test_every_experiment_declares_its_seed_group():
     for name, exp in experiments.registry().items():
         family = experiments.runs(name, ("scale=smoke",))[0].model.family
@@ -175,6 +176,7 @@ def test_each_seed_draws_its_own_dln_data_unless_data_seed_is_set():
     assert torch.equal(fixed, x0)
 
 
+@pytest.mark.integration
 def test_the_paper_figures_use_the_paper_learning_rates():
     lrs = {lr for e in experiments.registry() if e.startswith("fig") for _, lr in experiments.pairs(e)}
     assert {0.1, 0.5, 0.01, 1e-6, 1e-7} == lrs
@@ -347,6 +349,7 @@ def test_figures_keep_outputs_drawn_from_runs_that_are_not_here(tmp_path, capsys
     assert "not run" in (out / "REPORT.md").read_text()
 
 
+@pytest.mark.integration
 def test_smoke_reports_have_no_verdicts(tmp_path):
     from bnopt.report import NOT_JUDGED, write_report
     from tests.test_claims import Maker

@@ -299,6 +299,7 @@ def test_rank_probe_reads_the_layers_outputs_from_the_training_forward_or_its_ow
 # ------------------------------------------------------------------------------------------- configs
 
 
+@pytest.mark.integration
 def test_beyond_preset_builds_both_probes_and_the_paper_presets_have_neither():
     cfg = resolve(make_cfg(["model=vgg16_bn", "data=synthetic", "scale=smoke", "probes=beyond", "logger=none"]))
     validate(cfg)

@@ -615,6 +615,7 @@ def test_non_finite_values_become_nan_with_a_warning():
 # ------------------------------------------------------------------------------------------ configs
 
 
+@pytest.mark.integration
 def test_presets_and_cadence():
     def probes_for(*over, model="vgg16_bn"):
         extra = ["data=synthetic"] if model.startswith("vgg") else []
