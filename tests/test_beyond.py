@@ -180,6 +180,7 @@ def test_b1_sharpness_is_the_median_over_converged_points_after_step_0(tmp_path)
     assert b2.verdict == beyond.SUPPORTED  # judged on the theorem's trials alone
 
 
+@pytest.mark.integration
 def test_b1_run_with_too_few_converged_points_is_not_run(tmp_path):
     r = Records(tmp_path)
     r.run("vgg16", 0.1, rows=hessian_rows(100.0, resid=0.2))  # no point converged
@@ -199,6 +200,7 @@ def test_studies_without_runs_are_not_run_and_name_what_trains_them(tmp_path):
     assert "bnopt-train experiment=beyond_rank scale=small" in studies["B10"].evidence[1]
 
 
+@pytest.mark.integration
 def test_report_has_the_beyond_section_with_one_row_per_study(tmp_path):
     r = Records(tmp_path)
     for seed in SEEDS:
