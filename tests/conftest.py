@@ -2,10 +2,10 @@
 three test tiers.
 
 Tiers (pyproject.toml's markers, README "Install and test"):
-- unit, no marker (`make test-fast`, under a minute): in-process; no Hydra composition of a plan, at most a few
-  optimizer steps on synthetic data, no figure files, no process, no real CIFAR-10.
-- `@pytest.mark.integration` (`make test-integration`): composes plans and sweeps, trains smoke runs in-process,
-  draws figures, runs the probes on a whole network.
+- unit, no marker (`make test-fast`, under a minute on 2 cores): in-process and small: a few configs composed at
+  most, at most a few optimizer steps, no figure files, no process, no real CIFAR-10.
+- `@pytest.mark.integration` (`make test-integration`): composes plans, sweeps or many configs, trains smoke runs
+  in-process, runs the probes on a whole network, writes a whole report, draws figures.
 - `@pytest.mark.e2e` (`make test-e2e`): starts processes (the CLI, notebook kernels, W&B's service), reads the
   real CIFAR-10, regenerates the committed report.
 `slow` stays for `-m "not slow"` (the unit tier): every integration and e2e test carries it, and a test marked
