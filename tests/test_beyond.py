@@ -330,3 +330,21 @@ def test_a_statistic_named_with_bars_keeps_its_table_row():
 
     row = _stats_table([claims.Stat("D = |a - b|", {0: 0.1, 1: 0.2})])[2]
     assert len(re.split(r"(?<!\\)\|", row)) == 8 and "D = \\|a - b\\|" in row
+
+
+def test_thm_4_1_and_4_2_draw_their_random_bn_units_from_one_generator():
+    """Issue 23 item 3: C9 and B2 draw their units with bn_unit.random_bn_unit, in the same order as before
+    (m, y, gamma, beta, w; B2 then its Hessian's B): the same seed gives the same first unit to both."""
+    import torch
+
+    from bnopt import bn_unit, claims
+
+    assert claims.random_bn_unit is beyond.random_bn_unit is bn_unit.random_bn_unit
+    g = torch.Generator().manual_seed(0)
+    m = int(torch.randint(4, 256, (1,), generator=g))
+    y = torch.randn(m, generator=g, dtype=torch.float64) * 3 + 1
+    unit = bn_unit.random_bn_unit(torch.Generator().manual_seed(0))
+    assert unit.m == m and torch.equal(unit.y.detach(), y)
+    after_m = torch.Generator().manual_seed(0)
+    assert int(torch.randint(4, 256, (1,), generator=after_m)) == m  # B2 drew m first, then the unit
+    assert beyond.thm42_trial(torch.Generator().manual_seed(0)) == beyond.thm42_trial(after_m, m)

@@ -211,3 +211,27 @@ def test_what_a_run_must_be_is_one_requires_argument():
     assert select_runs(res, [("vgg16_bn", 0.1)], "small", wanted)[("vgg16_bn", 0.1)]["run_id"] == "big"
     assert select_runs(res, [("vgg16_bn", 0.1)], "small", Requires(seed=1))[("vgg16_bn", 0.1)]["run_id"] == "s1"
     assert Requires(seed=1, init_scale=10.0, batch_size=8).describe() == " seed 1 init scale 10 batch 8"
+
+
+class WandbRun:
+    """A W&B API run: its config as W&B returns it (numbers exact: JSON round-trips a float64)."""
+
+    def __init__(self, name: str, lr: float):
+        self.name, self.id, self.state, self.summary = name, name, "finished", {"status": "done"}
+        self.config = {"model": {"name": "dln_bn", "family": "dln"}, "optim": {"lr": lr}}
+
+    def scan_history(self):
+        return iter([{"_step": 0, "train/loss": 1.0}])
+
+
+def test_wandb_and_local_filters_match_numbers_alike():
+    """Issue 23 item 3: the W&B reader filters its runs with the local reader's test (relative 1e-9, as
+    select_runs matches learning rates), not 1e-6, which took a run of LR 1.0000005e-3 for LR 1e-3."""
+    from bnopt.results import row_matches
+    from bnopt.wandb_source import load_wandb
+
+    runs = [WandbRun("exact", 1e-3), WandbRun("near", 1.0000005e-3)]
+    api = type("Api", (), {"runs": lambda self, project: runs})()
+    assert list(load_wandb("me/p", api=api, lr=1e-3).runs["run_id"]) == ["exact"]
+    assert row_matches({"lr": 1e-8, "model": "dln"}, {"lr": [1e-8, 1e-6], "model": "dln"})
+    assert not row_matches({"lr": 1.0000005e-3}, {"lr": 1e-3}) and not row_matches({"model": "dln"}, {"model": "x"})

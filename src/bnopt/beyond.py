@@ -14,8 +14,10 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import claims, experiments
+from .bn_unit import random_bn_unit
 from .claims import (
     FAIL,
     INCONCLUSIVE,
@@ -205,18 +207,16 @@ def check_b1(res: Results, scale=None) -> Study:
 # ------------------------------------------------------------------------------------------------- B2
 
 
-def thm42_trial(gen, m: int) -> dict:
+def thm42_trial(gen, m: int | None = None) -> dict:
     """One BN unit z = gamma (y - mu) / sigma + beta over a batch of m, float64, under a smooth loss of z with
     a non-trivial Hessian H = B^T B / m + 0.1 diag(sech^2 z). v = grad_y L_hat (the BN net's gradient w.r.t.
     the pre-BN activations), g_hat = grad_z L. Returns Thm 4.2's left side v^T (d^2 L_hat / dy^2) v and its two
     right sides: (gamma^2/sigma^2) v^T H v - gamma/(m sigma^2) <g_hat, y_hat> ||v||^2, and the form for an H
     that "preserves the relative norms" of g_hat and v: (gamma^2/sigma^2)(g_hat^T H g_hat - <g_hat, y_hat>
-    ||v||^2 / (m gamma)). Every product with a Hessian is an autograd Hessian-vector product."""
-    import torch
-
-    y = (torch.randn(m, generator=gen, dtype=torch.float64) * 3 + 1).requires_grad_(True)
-    gamma, beta = float(torch.rand(1, generator=gen) * 2 + 0.1), float(torch.randn(1, generator=gen))
-    w = torch.randn(m, generator=gen, dtype=torch.float64)
+    ||v||^2 / (m gamma)). Every product with a Hessian is an autograd Hessian-vector product. The unit is
+    `bn_unit.random_bn_unit`'s (m drawn unless given), then B."""
+    unit = random_bn_unit(gen, m)
+    m, y, gamma, beta, w = unit.m, unit.y, unit.gamma, unit.beta, unit.w
     b = torch.randn(m, m, generator=gen, dtype=torch.float64)
 
     def loss_of(z):
@@ -250,12 +250,10 @@ def thm42_trial(gen, m: int) -> dict:
 def thm42_trials(trials: int, seed: int) -> tuple[int, int, float]:
     """(trials where the bound holds, where the norm-preserving form holds, the largest gap between the
     bound's sides relative to their terms' size). Cached: the same numbers for every report in a process."""
-    import torch
-
     gen = torch.Generator().manual_seed(seed)
     holds, holds_preserving, worst = 0, 0, 0.0
     for _ in range(trials):
-        t = thm42_trial(gen, int(torch.randint(4, 256, (1,), generator=gen)))
+        t = thm42_trial(gen)
         tol = 1e-9 * t["size"]  # float64 round-off of the terms' size
         holds += t["lhs"] <= t["rhs"] + tol
         holds_preserving += t["lhs"] <= t["rhs_preserving"] + tol

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy import stats
 
 from . import experiments
+from .bn_unit import random_bn_unit
 from .readers import (
     CHANCE,
     DLN_LR,
@@ -816,8 +818,6 @@ def check_c8(res: Results, scale=None) -> Check:
 
 def check_c9(res: Results | None = None, scale=None, trials: int = 200, seed: int = 0) -> Check:
     """Thm 4.1 on random data: gradient through BN of one unit vs the closed form, in float64."""
-    import torch
-
     c = Check(
         "C9",
         NOT_RUN,
@@ -828,10 +828,8 @@ def check_c9(res: Results | None = None, scale=None, trials: int = 200, seed: in
     g = torch.Generator().manual_seed(seed)
     err_appendix, printed_holds, bounded = 0.0, 0, 0
     for _ in range(trials):
-        m = int(torch.randint(4, 256, (1,), generator=g))
-        y = (torch.randn(m, generator=g, dtype=torch.float64) * 3 + 1).requires_grad_(True)
-        gamma, beta = float(torch.rand(1, generator=g) * 2 + 0.1), float(torch.randn(1, generator=g))
-        w = torch.randn(m, generator=g, dtype=torch.float64)
+        unit = random_bn_unit(g)
+        m, y, gamma, beta, w = unit.m, unit.y, unit.gamma, unit.beta, unit.w
         mu, sigma = y.mean(), y.var(unbiased=False).sqrt()
         y_hat = (y - mu) / sigma
         z = gamma * y_hat + beta

@@ -134,7 +134,10 @@ def run_summary(folder: Path, records: RunRecords | None = None) -> dict | None:
     }
 
 
-def _matches(row: dict, filters: dict) -> bool:
+def row_matches(row: dict, filters: dict) -> bool:
+    """Whether a `runs` row (local or W&B) meets load_runs-style filters (key = value or list of values);
+    numbers compare with `same_lr`'s relative 1e-9, as `select_runs` then matches them: a looser filter let
+    through runs the selection takes for another learning rate."""
     for key, want in filters.items():
         wants = want if isinstance(want, (list, tuple, set)) else [want]
         value = row.get(key)
@@ -184,7 +187,7 @@ def load_runs(root: str | Path = "results", with_probes: bool = True, progress: 
     for folder in tqdm(folders, desc=f"records of {runs_dir}", unit="run", file=sys.stderr, disable=not progress):
         try:
             row = run_summary(folder, read_run(folder, frames=False))
-            if not _matches(row, filters):
+            if not row_matches(row, filters):
                 continue  # filter on config and status first: frames are read only for the runs asked for
             rec = read_run(folder, probes=with_probes)
         except CorruptRun as e:

@@ -18,7 +18,6 @@ whatever Results they are given and import neither reader's source.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .probes.hessian import EVAL_METRICS, TRAIN_METRICS
-from .results import PROBE_COLUMNS, Results
+from .results import PROBE_COLUMNS, Results, row_matches
 
 LANDSCAPE_METRICS = ("loss_min", "loss_max", "grad_diff_min", "grad_diff_max", "beta", "grad_norm", "loss0")
 # probes logged as <probe>/<metric>, one value per step (layer 0)
@@ -81,18 +80,6 @@ def _number(v) -> float | None:
     if isinstance(v, str) and v.lower() in ("nan", "infinity", "-infinity", "inf", "-inf"):
         return float(v.lower().replace("infinity", "inf"))
     return None
-
-
-def _matches(row: dict, filters: dict) -> bool:
-    for key, want in filters.items():
-        wants = want if isinstance(want, (list, tuple, set)) else [want]
-        value = row.get(key)
-        if isinstance(value, float):
-            if not any(math.isclose(value, float(w), rel_tol=1e-6, abs_tol=0) for w in wants):
-                return False
-        elif value not in wants:
-            return False
-    return True
 
 
 def run_row(run, project: str) -> dict:
@@ -174,7 +161,7 @@ def load_wandb(project: str, api=None, **filters) -> WandbResults:
     rows, metrics, probes = [], [], []
     for run in api.runs(project):
         row = run_row(run, project)
-        if row["model"] is None or not _matches(row, filters):
+        if row["model"] is None or not row_matches(row, filters):
             continue
         rows.append(row)
         m, p = history_frames(run.scan_history(), row["run_id"])
