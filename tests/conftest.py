@@ -106,6 +106,8 @@ def pytest_collection_modifyitems(config, items):
         fixtures = sorted(E2E_FIXTURES & set(getattr(item, "fixturenames", ())))
         if fixtures and tier != E2E:
             misplaced.append(f"{item.nodeid} uses {', '.join(fixtures)}: mark it @pytest.mark.e2e")
+        if {INTEGRATION, E2E} <= {m.name for m in item.iter_markers()}:  # -m integration would run it too
+            misplaced.append(f"{item.nodeid} is marked integration and e2e: keep one tier")
     if misplaced:
         raise pytest.UsageError("tests outside their tier:\n  " + "\n  ".join(misplaced))
 

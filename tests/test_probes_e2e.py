@@ -25,15 +25,13 @@ EXPECTED = {  # model -> ics layers, activation layers, gradnorm layers, etas
 }
 
 
-pytestmark = pytest.mark.integration  # every test trains smoke runs in-process (two also start W&B's service)
-
-
 def records(res) -> tuple[pd.DataFrame, pd.DataFrame]:
     m = pd.read_parquet(res.path / METRICS_FILE)
     p = pd.read_parquet(res.path / PROBES_FILE) if (res.path / PROBES_FILE).exists() else None
     return m, p
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("model", list(EXPECTED))
 def test_paper_probes_leave_training_bit_identical(tmp_path, model):
     ref = train(smoke_cfg(tmp_path / "none", "probes=none", model=model), progress=False)
@@ -113,6 +111,7 @@ def train_cut_and_resumed(tmp_path, monkeypatch, model: str, overrides, cut_at: 
     return ref, train(smoke_cfg(tmp_path / "cut", *overrides, model=model), progress=False)
 
 
+@pytest.mark.integration
 def test_probe_records_survive_a_resume(tmp_path, monkeypatch):
     ref, res = train_cut_and_resumed(tmp_path, monkeypatch, "vgg16_noisy_bn", ["probes=paper"], cut_at=17)
     assert res.status == "done"
@@ -127,6 +126,7 @@ def test_probe_records_survive_a_resume(tmp_path, monkeypatch):
         np.testing.assert_array_equal(h[key], h_ref[key], err_msg=key)
 
 
+@pytest.mark.integration
 def test_a_probe_failing_midway_is_nan_and_training_goes_on_unchanged(tmp_path, monkeypatch):
     import bnopt.probes.ics as ics_module
 

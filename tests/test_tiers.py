@@ -1,7 +1,7 @@
 """The test tiers hold (tests/conftest.py): a test doing more than its tier allows fails and names the marker it
-needs, even when it catches the error; collection stops on the real CIFAR-10 outside e2e; `slow` is every test
-outside the unit tier, and a test marked only `slow` is an integration test. Tests run in this process
-(pytester), under the conftest's own hooks."""
+needs, even when it catches the error; collection stops on the real CIFAR-10 outside e2e and on a test in two
+tiers; `slow` is every test outside the unit tier, and a test marked only `slow` is an integration test. Tests run
+in this process (pytester), under the conftest's own hooks."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def test_slow_is_every_test_outside_the_unit_tier(tiers):
     integration.stdout.fnmatch_lines(["*::test_integration_trains_and_draws", "*::test_marked_only_slow", "3/9 *"])
 
 
-def test_the_real_cifar10_outside_e2e_stops_the_collection(pytester):
+def test_the_real_cifar10_outside_e2e_or_two_tiers_stop_the_collection(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(
         test_data="""
@@ -124,11 +124,20 @@ def test_the_real_cifar10_outside_e2e_stops_the_collection(pytester):
         @pytest.mark.e2e
         def test_reads_cifar_e2e(cifar_dir):
             pass
+
+        @pytest.mark.e2e
+        @pytest.mark.integration
+        def test_in_two_tiers():
+            pass
         """
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-m", "not slow")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*tests outside their tier:", "*test_data.py::test_reads_cifar uses cifar_dir: mark it @pytest.mark.e2e"]
+        [
+            "*tests outside their tier:",
+            "*test_data.py::test_reads_cifar uses cifar_dir: mark it @pytest.mark.e2e",
+            "*test_data.py::test_in_two_tiers is marked integration and e2e: keep one tier",
+        ]
     )
     assert "test_reads_cifar_e2e" not in result.stderr.str()
