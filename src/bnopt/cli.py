@@ -28,7 +28,7 @@ from .config import CONFIG_DIR, SCALES, ConfigError, identity, resolve, run_id, 
 from .figures.explore import plot_run_curves
 from .models import NORMS
 from .records import CONFIG_FILE, RECORDS_DIR, CorruptRun, RunFolder, read_run
-from .reproduce import PlannedRun
+from .reproduce import run_label
 from .results import load_runs, run_summary, same_lr
 
 DEFAULT_RESULTS = "results"
@@ -96,11 +96,6 @@ def run_table(results: str | Path) -> pd.DataFrame:
         except CorruptRun as e:
             print(f"bnopt: skipping corrupt run {folder.name}: {e.reason}", file=sys.stderr)
     return pd.DataFrame(rows, columns=None if rows else ["run_id", "model", "lr", "seed", "scale", "status"])
-
-
-def run_label(cfg: DictConfig) -> str:
-    """'vgg16 lr=0.1 seed=0' and what else sets the run apart, as `make plan` labels it (reproduce.PlannedRun)."""
-    return PlannedRun("", [], cfg, [], "", 0).label
 
 
 def _number(value) -> float | None:

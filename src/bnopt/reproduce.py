@@ -49,6 +49,18 @@ LAUNCHERS = {  # name -> hydra/launcher choice
 SLURM_LAUNCHERS = ("submitit_slurm", "slurm")
 
 
+def run_label(cfg: DictConfig) -> str:
+    """'vgg16 lr=0.1 seed=0' and what else sets a run apart: B3's runs differ from Fig 1's by the init scale,
+    B5's by the batch, B1's and B10's by their probes (the same training)."""
+    init, scale = float(cfg.model.get("init_scale", 1.0)), cfg.scale
+    note = f" init_scale={init:g}" if init != 1.0 else ""
+    if scale.batch_size != scale[cfg.model.family].batch_size:
+        note += f" batch={scale.batch_size}"
+    if cfg.probes.name not in ("paper", "none"):
+        note += f" probes={cfg.probes.name}"
+    return f"{cfg.model.name} lr={cfg.optim.lr:g}{note} seed={cfg.seed}"
+
+
 @dataclass
 class PlannedRun:
     run_id: str
@@ -63,15 +75,7 @@ class PlannedRun:
 
     @property
     def label(self) -> str:
-        # B3's runs differ from Fig 1's by the init scale, B5's by the batch, B1's and B10's by their probes
-        # (the same training): the label says so
-        init, scale = float(self.cfg.model.get("init_scale", 1.0)), self.cfg.scale
-        note = f" init_scale={init:g}" if init != 1.0 else ""
-        if scale.batch_size != scale[self.cfg.model.family].batch_size:
-            note += f" batch={scale.batch_size}"
-        if self.cfg.probes.name not in ("paper", "none"):
-            note += f" probes={self.cfg.probes.name}"
-        return f"{self.cfg.model.name} lr={self.cfg.optim.lr:g}{note} seed={self.cfg.seed}"
+        return run_label(self.cfg)
 
     @property
     def done(self) -> bool:

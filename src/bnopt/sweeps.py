@@ -21,9 +21,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from . import experiments
-from .cli import NOT_TRAINED, final_metric, run_label, run_row, run_state
+from .cli import NOT_TRAINED, final_metric, run_row, run_state
 from .config import ConfigError, resolve, run_id
 from .records import CorruptRun, RunFolder
+from .reproduce import run_label
 
 IN_PROCESS_LAUNCHERS = ("hydra._internal.core_plugins.basic_launcher.BasicLauncher",)
 HYDRA_FILES = ("multirun.yaml",)  # what Hydra itself writes into a sweep folder
