@@ -79,7 +79,7 @@ class PlannedRun:
 
     @property
     def done(self) -> bool:
-        return self.state in ("done", "diverged")
+        return self.state in FINAL_STATUSES
 
     @property
     def to_train(self) -> bool:
