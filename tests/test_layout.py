@@ -251,13 +251,7 @@ FUNCTION_IMPORTS_ALLOWED = {
     ("bnopt.figures.panels", "IPython.display"): "show() in a notebook; IPython is a dev dependency only",
     ("bnopt.cli_train", "bnopt.cli_train"): "run as __main__, call the importable module's main (pickling)",
     ("bnopt.data", "torchvision.datasets"): "data.py: the torchvision CIFAR-10 download path only",
-    ("bnopt.records", "numpy"): "records.py (issue 23 item 4's file): to be moved to the top",
-    ("bnopt.experiments", "omegaconf"): "experiments.py (issue 23 item 1's file): to be moved to the top",
     ("bnopt.sweeps", "hydra"): "sweeps.py: Hydra's compose inside a running Hydra app",
-    ("bnopt.results", "bnopt.resolvers"): "results.py (issue 23 item 3's file): to be moved to the top",
-    ("bnopt.claims", "bnopt.probes"): "claims.py (issue 23 items 1-3): to be moved to the top",
-    ("bnopt.claims", "torch"): "claims.py (issue 23 items 1-3): to be moved to the top",
-    ("bnopt.beyond", "torch"): "beyond.py (issue 23 items 1-3): to be moved to the top",
 }
 
 

@@ -22,6 +22,7 @@ from scipy import stats
 
 from . import experiments
 from .bn_unit import random_bn_unit
+from .probes import ICS_LAYERS
 from .readers import (
     CHANCE,
     DLN_LR,
@@ -504,8 +505,6 @@ ICS_EXPERIMENTS = {"vgg": "fig3_ics_vgg", "dln": "fig3_ics_dln"}
 def _ics_pairs(res, scale, family):
     """((standard, BN), lr, layer) of Fig 3's runs: networks and LRs from its experiment config (standard
     first in the sweep), layers the ICS probe's defaults for the family."""
-    from .probes import ICS_LAYERS
-
     pairs = experiments.pairs(ICS_EXPERIMENTS[family])
     models = tuple(dict.fromkeys(m for m, _ in pairs))
     lrs = list(dict.fromkeys(lr for _, lr in pairs))

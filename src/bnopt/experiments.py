@@ -29,7 +29,7 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .config import CONFIG_DIR, ConfigError, resolve
 from .resolvers import register_resolvers, seed_list
@@ -83,8 +83,6 @@ def config_keys(cfg: DictConfig) -> set[str]:
             yield prefix + str(key)
             if isinstance(value, dict):
                 yield from walk(value, f"{prefix}{key}.")
-
-    from omegaconf import OmegaConf
 
     return set(walk(OmegaConf.to_container(cfg, resolve=False), ""))
 

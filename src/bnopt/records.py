@@ -139,14 +139,12 @@ def check_writable(root: Path) -> None:
 
 
 def environment() -> dict:
-    import numpy
-
     info = {
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "numpy": numpy.__version__,
+        "numpy": np.__version__,
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "cuda": torch.cuda.is_available(),

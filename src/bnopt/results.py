@@ -38,6 +38,7 @@ from .records import (
     RunRecords,
     read_run,
 )
+from .resolvers import auto_scale, preset
 
 CORRUPT_COLUMNS = ["run_id", "path", "reason"]
 
@@ -264,8 +265,6 @@ def train_command(experiment: str, scale: str | None = None) -> str:
     so that a copied command trains what the next selection takes (a command without `scale=` would
     silently train at auto's preset whatever scale the runs found were)."""
     if not scale or scale == "auto":
-        from .resolvers import auto_scale
-
         scale = auto_scale("auto")
     return f"bnopt-train experiment={experiment} scale={scale}"
 
@@ -287,7 +286,6 @@ def same_lr(a, b) -> bool:
 
 def scale_numbers(scale: str, family: str) -> dict:
     """The resolved numbers a preset gives a model family's runs: steps, batch_size (and width for VGG)."""
-    from .resolvers import auto_scale, preset
 
     block = preset(auto_scale("auto") if scale == "auto" else scale, family)
     numbers = {"steps": int(block["steps"]), "batch_size": int(block["batch_size"])}
@@ -299,7 +297,6 @@ def scale_numbers(scale: str, family: str) -> dict:
 @cache
 def batch_study_images(scale: str) -> int:
     """B5: the training images every batch size of the batch study sees at a scale (scale.batch_study)."""
-    from .resolvers import auto_scale
 
     name = auto_scale("auto") if scale == "auto" else scale
     return int(OmegaConf.load(CONFIG_DIR / "scale" / f"{name}.yaml").batch_study.images)
