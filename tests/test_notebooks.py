@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bnopt.figures import FIGURES
+from bnopt.figures import figure_list
 
 from .conftest import REPO
 from .test_figures import build_records
@@ -124,15 +124,15 @@ def test_figures_notebook(records, kernel_env, tmp_path):
         "figures.ipynb", RESULTS=str(records), SAVE_DIR=str(tmp_path / "figs"), FIGURE_DIRS=[str(decoy.parent)]
     )
     shown = shown_figures(nb)
-    assert list(shown) == list(FIGURES)
+    assert list(shown) == list(figure_list())
     for name, (text, images) in shown.items():
         assert "drawn from the run records" in text and "committed" not in text and "missing" not in text, text
         assert len(images) == 1, name
     assert shown["fig1"][1][0] != decoy.read_bytes()
     images = outputs(nb, "image/png")
     # every figure (the paper's and the beyond studies'), the re-plotted figure, one run's curves + histogram
-    assert len(images) == len(FIGURES) + 1 + 2
-    assert len(list((tmp_path / "figs").glob("*.png"))) == len(FIGURES)
+    assert len(images) == len(figure_list()) + 1 + 2
+    assert len(list((tmp_path / "figs").glob("*.png"))) == len(figure_list())
 
 
 @pytest.mark.e2e
@@ -149,7 +149,7 @@ def test_figures_notebook_shows_committed_pngs_without_runs(kernel_env, tmp_path
     # the figure manifest names the runs of the committed fig4 (read through bnopt.results.figure_manifest)
     assert "vgg16-lr0.1-0123456789" in json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
     shown = shown_figures(nb)
-    assert list(shown) == list(FIGURES)
+    assert list(shown) == list(figure_list())
     for name, png, command in [
         ("fig4", small4, "make reproduce SCALE=small FIGS=fig4"),
         ("fig1", paper1, "make reproduce SCALE=paper FIGS=fig1"),
@@ -159,7 +159,7 @@ def test_figures_notebook_shows_committed_pngs_without_runs(kernel_env, tmp_path
         assert "missing" not in text.replace(str(png), "").lower(), text
         assert "committed image" in text and str(png) in text and command in text, text
         assert images == [png.read_bytes()], f"{name}: not the committed {png}"
-    for name in set(FIGURES) - {"fig1", "fig2", "fig4"}:
+    for name in set(figure_list()) - {"fig1", "fig2", "fig4"}:
         text, images = shown[name]
         assert "**missing**" in text and "bnopt-train experiment=" in text and not images, text
     assert len(outputs(nb, "image/png")) == 3
@@ -197,7 +197,7 @@ def test_figures_notebook_without_runs(kernel_env, tmp_path):
     text = json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
     assert "bnopt-train experiment=fig1" in text and "no runs yet" in text
     shown = shown_figures(nb)
-    assert list(shown) == list(FIGURES) and all("**missing**" in t and not i for t, i in shown.values())
+    assert list(shown) == list(figure_list()) and all("**missing**" in t and not i for t, i in shown.values())
 
 
 # ------------------------------------------------------------------ a fresh clone (issue 22 item 2)

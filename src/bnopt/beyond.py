@@ -36,6 +36,7 @@ from .claims import (
 from .readers import (
     CHANCE,
     DLN_LR,
+    TRAINS,
     VGG_LR,
     WINDOW,
     Missing,
@@ -49,6 +50,7 @@ from .readers import (
     required_series,
     smoothed_acc,
     smoothed_train,
+    trains,
 )
 from .results import Results
 
@@ -318,8 +320,6 @@ def check_b2(res: Results | None = None, scale=None, trials: int = 200, seed: in
 
 # --------------------------------------------------------------------------------------------- B3, B4
 
-TRAINS = 0.20  # B3, B4: a run "trains" when its final accuracy is at least twice chance
-
 
 def _grid_line(row: dict, prefix: str, values) -> str:
     """'BN a / b / c; standard d / e / f' from a per-seed row's <prefix>_<bn|std>_<value> accuracies."""
@@ -327,11 +327,6 @@ def _grid_line(row: dict, prefix: str, values) -> str:
     return "; ".join(
         f"{name} " + " / ".join(fmt(row[f"{prefix}_{key}_{v:g}"], True) for v in values) for key, name in nets
     )
-
-
-def trains(res: Results, rid: str) -> bool:
-    """Ends `done` (not diverged) with a final accuracy of at least TRAINS."""
-    return not diverged(res, rid) and final_accuracy(res, rid) >= TRAINS
 
 
 def check_b3(res: Results, scale=None) -> Study:

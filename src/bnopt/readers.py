@@ -18,6 +18,7 @@ from .records import FINAL_STATUSES, METRICS_COLUMNS, PROBE_COLUMNS
 from .results import Results
 
 VGG_LR, DLN_LR = 0.1, 1e-6  # the paper's learning rates of Fig 1c, 3, 4, 11 (VGG) and 5b, 9, 10 (DLN)
+TRAINS = 0.20  # B3, B4: a run "trains" when its final accuracy is at least twice chance
 CHANCE = 0.10  # CIFAR-10's chance accuracy: a diverged run counts as this (C2, B3-B5)
 WINDOW = 50  # training steps of the rolling mean of the training curves (Fig 1a, 2; C1, C2, C4; B5, B6, B8)
 STEP = "step"
@@ -161,3 +162,8 @@ def layer_table(res: Results, rid: str, probe: str, metric: str, layers=None) ->
 def landscape_by_eta(res: Results, rid: str, metric: str = "grad_diff") -> pd.DataFrame:
     """Per-eta landscape rows as a step x eta table of `metric`."""
     return _pivot(_probe_rows(res, rid, "landscape", eta=True), "eta", metric)
+
+
+def trains(res: Results, rid: str) -> bool:
+    """Ends `done` (not diverged) with a final accuracy of at least TRAINS (B3, B4)."""
+    return not diverged(res, rid) and final_accuracy(res, rid) >= TRAINS

@@ -1,6 +1,6 @@
 """results/<scale>/REPORT.md: for each claim C1-C9 the verdict, our numbers per seed with their mean and 95%
 interval beside the paper's, the number of seeds, the figure, and the runs behind it (scale, hardware,
-versions, wall time); then `## Beyond the paper`, the studies B1-B10 (bnopt.beyond) judged the same way.
+versions, wall time); then `## Beyond the paper`, the studies B1-B10 (experiments/, bnopt.studies) judged the same way.
 Generated; never edited by hand.
 
     python -m bnopt.report [--results results] [--scale small]
@@ -24,23 +24,21 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import beyond, claims, figures
-from .beyond import NOT_SUPPORTED, SUPPORTED, run_studies
-from .claims import INCONCLUSIVE, NOT_RUN, run_checks
+from . import figures, studies
 from .config import SCALES
 from .records import FINAL_STATUSES, RECORDS_DIR, STATUS_FILE, RunFolder, archive_run, atomic_write_text
 from .results import FIGURE_MANIFEST, load_runs
+from .verdicts import BEYOND, INCONCLUSIVE, NOT_RUN, PAPER
 
 NOT_JUDGED = "not judged (smoke scale)"
 
+# how a verdict reads in the tables: a failed claim in bold, an inconclusive one in italics
 VERDICT_MARK = {
-    "reproduced": "reproduced",
-    "partly": "partly",
-    "not reproduced": "**not reproduced**",
-    SUPPORTED: SUPPORTED,
-    NOT_SUPPORTED: f"**{NOT_SUPPORTED}**",
+    **{w.holds: w.holds for w in (PAPER, BEYOND)},
+    **{w.partly: w.partly for w in (PAPER, BEYOND)},
+    **{w.fails: f"**{w.fails}**" for w in (PAPER, BEYOND)},
     INCONCLUSIVE: "*inconclusive*",
-    "not run": "not run",
+    NOT_RUN: NOT_RUN,
     NOT_JUDGED: NOT_JUDGED,
 }
 MANIFEST = "manifest.json"
@@ -102,7 +100,7 @@ def _stats_table(stats) -> list[str]:
 
 def _section(c, level: str, out_dir: Path) -> list[str]:
     """One claim's or study's section: verdict, reference, seeds, the judged statistics, evidence, figures."""
-    lines = [f"{level} {c.claim}: {c.text}", "", f"Verdict: **{c.verdict}**", ""]
+    lines = [f"{level} {c.id}: {c.text}", "", f"Verdict: **{c.verdict}**", ""]
     if c.reference:
         lines += [f"Paper: {c.reference}.", ""]
     if c.seeds and c.verdict != NOT_RUN:
@@ -131,7 +129,7 @@ def _numbers(c) -> str:
     return "; ".join(parts)
 
 
-def _beyond_section(studies, out_dir: Path) -> list[str]:
+def _beyond_section(judged, out_dir: Path) -> list[str]:
     """`## Beyond the paper`: one table row per study B1..B10, then a subsection each (PROTOCOL section 7)."""
     lines = [
         "## Beyond the paper",
@@ -143,10 +141,10 @@ def _beyond_section(studies, out_dir: Path) -> list[str]:
         "| id | claim | numbers (mean [95% interval]) | verdict | figure |",
         "|---|---|---|---|---|",
     ]
-    for c in studies:
-        lines.append(f"| {c.claim} | {c.text} | {_numbers(c)} | {VERDICT_MARK[c.verdict]} | {c.figure or '-'} |")
+    for c in judged:
+        lines.append(f"| {c.id} | {c.text} | {_numbers(c)} | {VERDICT_MARK[c.verdict]} | {c.figure or '-'} |")
     lines.append("")
-    for c in studies:
+    for c in judged:
         lines += _section(c, "###", out_dir)
     return lines
 
@@ -169,9 +167,9 @@ def render(
     res = load_runs(results_root) if res is None else res
     if scale:
         res = res.at_scale(scale)  # by the preset's resolved numbers, not its name
-    checks, studies = judge_all(res, scale, progress)
+    checks, beyond = judge_all(res, scale, progress)
     if scale in NO_VERDICT_SCALES:
-        for c in checks + studies:
+        for c in checks + beyond:
             if c.verdict != NOT_RUN:
                 c.verdict = NOT_JUDGED
             for s in c.stats:
@@ -209,11 +207,11 @@ def render(
     ]
     for c in checks:
         n = c.n_seeds if c.verdict != NOT_RUN else "-"
-        lines.append(f"| {c.claim}: {c.text} | {VERDICT_MARK[c.verdict]} | {n} | {c.figure or '-'} |")
+        lines.append(f"| {c.id}: {c.text} | {VERDICT_MARK[c.verdict]} | {n} | {c.figure or '-'} |")
     lines.append("")
     for c in checks:
         lines += _section(c, "##", out_dir)
-    lines += _beyond_section(studies, out_dir)
+    lines += _beyond_section(beyond, out_dir)
     lines += [
         "## Runs",
         "",
@@ -228,24 +226,22 @@ def render(
             f"{'-' if acc is None else f'{100 * acc:.1f}%'} | {'-' if ips is None else f'{ips:.0f}'} | "
             f"{'-' if wall_s is None else f'{wall_s / 60:.1f}'} |"
         )
-    not_run = [c.claim for c in checks if c.verdict == NOT_RUN]
+    not_run = [c.id for c in checks if c.verdict == NOT_RUN]
     if not_run:
         lines += ["", f"Not run: {', '.join(not_run)}. `make reproduce` trains what they need."]
-    return "\n".join(lines) + "\n", checks + studies
+    return "\n".join(lines) + "\n", checks + beyond
 
 
 def judge_all(res, scale: str | None, progress: bool = False) -> tuple[list, list]:
-    """The claim checks C1-C9 and the studies B1-B10; `progress`: a bar on stderr advancing after each set
-    (claims.run_checks and beyond.run_studies judge a set in one call)."""
-    total = len(claims.CHECKS) + len(beyond.CHECKS)
-    with tqdm(total=total, unit="check", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
-        bar.set_description(f"checks: claims C1-C{len(claims.CHECKS)}")
-        checks = run_checks(res, scale)
-        bar.update(len(checks))
-        bar.set_description(f"checks: studies B1-B{len(beyond.CHECKS)}")
-        studies = run_studies(res, scale)
-        bar.update(len(studies))
-    return checks, studies
+    """(the paper's claims C1-C9, the studies beyond it) judged from `res` (bnopt.studies, experiments/);
+    `progress`: a bar on stderr advancing per study."""
+    total = len(studies.registry())
+    with tqdm(total=total, unit="study", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
+        judged = studies.judge_all(
+            res, scale, lambda study_id: (bar.set_description(f"judged {study_id}"), bar.update())
+        )
+    paper = [j for j in judged if j.id.startswith("C")]
+    return paper, [j for j in judged if not j.id.startswith("C")]
 
 
 def records_line(runs, results_root: Path, committed: Path | None) -> str:
@@ -412,8 +408,8 @@ def publish(
         if len(res.runs)
         else {},
         "figures": {k: [Path(p).name for p in v] for k, v in made.items()},
-        "claims": {c.claim: c.verdict for c in checks},
-        "claim_seeds": {c.claim: c.n_seeds for c in checks},
+        "claims": {c.id: c.verdict for c in checks},
+        "claim_seeds": {c.id: c.n_seeds for c in checks},
     }
     if planned is not None:
         manifest["planned_not_trained"] = sorted(set(planned) - set(manifest["runs"]))
@@ -462,7 +458,7 @@ def commit_records(results_root: Path, out_dir: Path, run_ids) -> None:
 
 def print_verdicts(checks) -> None:
     for c in checks:
-        print(f"  {c.claim} {c.verdict:>15s}: {c.text}")
+        print(f"  {c.id} {c.verdict:>15s}: {c.text}")
 
 
 def main(argv: list[str] | None = None) -> int:

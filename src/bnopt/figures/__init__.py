@@ -9,17 +9,16 @@
     figures.describe(fig, res)                        # the runs, steps and histogram panels it drew
     figures.draw_all(load_wandb("entity/project"))    # the same frames from W&B (bnopt.wandb_source)
 
-Figure names (FIGURES, drawn by default): fig1, fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10, fig11, fig12,
-fig13, then the beyond-the-paper studies' (issue 12): beyond_hessian (B1), beyond_init (B3), beyond_lr (B4),
-beyond_batch (B5), beyond_regularisation (B6), beyond_gradients (B7),
-beyond_inference (B8), beyond_effective_lr (B9), beyond_rank (B10); the (a) VGG / (b) DLN halves of Fig 3,
+Figure names (figure_list(), drawn by default): fig1, fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10, fig11,
+fig12, fig13, then the figures the studies in experiments/ draw themselves (`Study.draw`: beyond_hessian of B1,
+..., beyond_rank of B10; `bnopt.studies`); the (a) VGG / (b) DLN halves of Fig 3,
 5, 11 alone: fig3_vgg, fig3_dln, fig5_vgg, fig5_dln, fig11_vgg, fig11_dln. Figures read records only
 through a `bnopt.results.Results` object and never train; missing runs raise `MissingRuns` with the
 `bnopt-train experiment=<name> scale=<preset>` command that produces them. One colour per network everywhere
 (`MODEL_COLORS`). Helpers for one run (`plot_run_curves`, `plot_run_histogram`, ...) are in `explore`.
 
 Modules: `catalog` (names, composites, make_figure / draw / draw_all), one per figure family: `training`
-(Fig 1, 2, 5, 6), `ics` (Fig 3), `landscape` (Fig 4, 10, 11, 12, 13), `drift` (Fig 8, 9), `beyond` (B1, B3-B10);
+(Fig 1, 2, 5, 6), `ics` (Fig 3), `landscape` (Fig 4, 10, 11, 12, 13), `drift` (Fig 8, 9); `study_panels` (what the studies' own figures share);
 what they share: `common` (networks, learning rates, title), `curves` (accuracy / loss panels), `panels`
 (style, panel types), `selection` (which runs, record slices); `locate`
 (where the notebooks find the results, whatever folder Jupyter starts in).
@@ -29,16 +28,6 @@ from __future__ import annotations
 
 from .catalog import (
     ALIASES,
-    FIGURES,
-    beyond_batch,
-    beyond_effective_lr,
-    beyond_gradients,
-    beyond_hessian,
-    beyond_inference,
-    beyond_init,
-    beyond_lr,
-    beyond_rank,
-    beyond_regularisation,
     describe,
     draw,
     draw_all,
@@ -60,6 +49,7 @@ from .catalog import (
     fig11_vgg,
     fig12,
     fig13,
+    figure_list,
     figure_names,
     make_figure,
 )
@@ -68,7 +58,7 @@ from .panels import MODEL_COLORS, NORM_COLORS, NORM_LABELS, color, label, png_by
 from .selection import MissingRecords, MissingRuns, select_runs, train_command
 
 __all__ = [
-    "FIGURES",
+    "figure_list",
     "ALIASES",
     "MODEL_COLORS",
     "NORM_COLORS",

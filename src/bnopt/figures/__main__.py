@@ -18,7 +18,7 @@ from pathlib import Path
 from ..config import SCALES
 from ..results import train_command
 from ..wandb_source import load_wandb
-from .catalog import ALIASES, FIGURES, draw_all, figure_names
+from .catalog import ALIASES, draw_all, figure_list, figure_names
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,7 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs="+",
         default=None,
         metavar="FIG",
-        help=f"figures to draw (default: all): {', '.join([*FIGURES, *ALIASES])}",
+        help=f"figures to draw (default: all): {', '.join([*figure_list(), *ALIASES])}",
     )
     p.add_argument("--scale", default=None, help="only runs of this scale preset (paper, small, smoke)")
     p.add_argument(

@@ -10,8 +10,6 @@ statistics drawn are those the checks judge (`beyond.gradient_spread`, `statisti
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import FormatStrFormatter
@@ -21,7 +19,6 @@ from ..beyond import (
     CONV_LAYERS,
     CONVERGED,
     RANK_LAYER,
-    TRAINS,
     batch_accuracies,
     batch_grid,
     converged_eigenvalues,
@@ -29,64 +26,18 @@ from ..beyond import (
     statistics_gap,
 )
 from ..readers import (
-    CHANCE,
     WINDOW,
     Missing,
     eval_rows,
-    final_accuracy,
     layer_table,
     probe_series,
     smoothed_train,
 )
 from ..results import Requires, Results
 from .common import STEP_LABEL, experiment_runs, figure_title
-from .curves import BAND_ALPHA, probe_line, seed_runs
-from .panels import color, finite_positive, label, legend, new_figure, record_runs, set_labels
-from .selection import MissingRecords, scale_of
-
-
-def _seed_values(res: Results, runs: dict, ax, experiment: str, what: str, fn: Callable) -> dict:
-    """{(model, lr): [fn(runs row) per seed]} over every seed of each run's curve (`curves.seed_runs`); a seed
-    whose records lack what `fn` reads (`readers.Missing` or an empty result) is left out, the seeds drawn
-    are noted on the figure. MissingRecords when a network has no seed with the records."""
-    out = {}
-    for (model, lr), run in runs.items():
-        values, used = [], []
-        for r in seed_runs(res, run):
-            try:
-                v = fn(r)
-            except Missing:
-                continue
-            if v is not None and len(v):
-                values.append(v)
-                used.append(r)
-        if not values:
-            why = f"{label(model, lr)} (run {run['run_id']}) has no {what}"
-            raise MissingRecords(experiment, why, experiment, scale_of(run))
-        record_runs(ax, used)
-        out[(model, lr)] = values
-    return out
-
-
-def _line(ax, values: list, col: str, lbl: str, transform=finite_positive, **kw) -> None:
-    """One curve from per-seed Series (index: x): mean over seeds with a min-max band, or the one seed's."""
-    tables = [v.to_frame("value") if isinstance(v, pd.Series) else v for v in values]
-    probe_line(ax, tables, "value", col, lbl, transform=transform, **kw)
-
-
-def _seeds_note(ax, values: dict, extra: list[tuple[str, str]] = ()) -> None:
-    """Legend entries saying what the line styles are and, with several seeds, what the band is."""
-    for ls, text in extra:
-        ax.plot([], [], color="0.5", ls=ls, lw=1.3, label=text)
-    if any(len(v) > 1 for v in values.values()):
-        ax.fill_between([], [], [], color="0.5", alpha=BAND_ALPHA, lw=0, label="line: mean, band: min-max over seeds")
-
-
-def _layer_axis(ax, layers) -> None:
-    layers = sorted(layers)
-    step = 1 if len(layers) <= 14 else 2
-    ax.set_xticks(layers[::step])
-
+from .curves import seed_runs
+from .panels import color, label, legend, new_figure, set_labels
+from .study_panels import LINE_STYLES, eval_curves, final_points, layer_axis, line, seed_values, seeds_note, sweep_panel
 
 # ------------------------------------------------------------------------------------------------- B1
 
@@ -110,15 +61,15 @@ def build_beyond_hessian(res: Results, scale=None):
         ghg = probe_series(res, rid, "hessian", "ghg", 0).dropna()
         return {"batch": converged_eigenvalues(res, rid).dropna(), "running": running, "ghg": ghg}
 
-    tables = _seed_values(res, runs, ax_l, name, "hessian records (probe hessian)", records)
+    tables = seed_values(res, runs, ax_l, name, "hessian records (probe hessian)", records)
     for (model, lr), ts in tables.items():
         mode = ", batch statistics" if model != "vgg16" else ""
-        _line(ax_l, [t["batch"] for t in ts], color(model), label(model, lr, mode), marker="o", ms=3)
+        line(ax_l, [t["batch"] for t in ts], color(model), label(model, lr, mode), marker="o", ms=3)
         if model != "vgg16":
             running = [t["running"] for t in ts]
-            _line(ax_l, running, color(model), label(model, lr, ", running statistics"), ls="--", marker="s", ms=3)
+            line(ax_l, running, color(model), label(model, lr, ", running statistics"), ls="--", marker="s", ms=3)
     ax_l.set_yscale("log", nonpositive="mask")
-    _seeds_note(ax_l, tables, [("-", "solid: train mode (batch statistics)"), ("--", "dashed: eval mode (running)")])
+    seeds_note(ax_l, tables, [("-", "solid: train mode (batch statistics)"), ("--", "dashed: eval mode (running)")])
     set_labels(
         ax_l,
         f"(a) Sharpness: |top Hessian eigenvalue| (points with residual < {CONVERGED:g})",
@@ -130,14 +81,14 @@ def build_beyond_hessian(res: Results, scale=None):
     drawn = []
     for (model, lr), ts in tables.items():
         ghg = [t["ghg"] for t in ts if len(t["ghg"])]
-        _line(ax_g, ghg, color(model), label(model, lr), transform=None, marker="o", ms=3)
+        line(ax_g, ghg, color(model), label(model, lr), transform=None, marker="o", ms=3)
         drawn += [v for g in ghg for v in g if np.isfinite(v)]
     if drawn and min(drawn) > 0:
         ax_g.set_yscale("log")
     else:  # the curvature along the gradient can be negative: linear near 0, logarithmic beyond
         ax_g.set_yscale("symlog", linthresh=max(1e-2 * float(np.median(np.abs(drawn))) if drawn else 1.0, 1e-12))
         ax_g.axhline(0, color="0.5", lw=0.8)
-    _seeds_note(ax_g, tables)
+    seeds_note(ax_g, tables)
     set_labels(ax_g, "(b) Curvature along the step's gradient (Thm 4.2)", STEP_LABEL, "gᵀHg / ‖g‖²")
     legend(ax_g, loc="best")
     title = "B1 — Sharpness of the loss: VGG16 with and without BN, LR 0.1, batch vs running statistics"
@@ -173,17 +124,17 @@ def build_beyond_regularisation(res: Results, scale=None):
         e = eval_rows(res, r["run_id"])
         return e[["train_eval_acc", "test_acc"]].dropna(how="all") if {"train_eval_acc", "test_acc"} <= set(e) else None
 
-    acc = _seed_values(res, runs, ax_acc, name, "evaluation rows (train_eval_acc, test_acc)", accs)
+    acc = seed_values(res, runs, ax_acc, name, "evaluation rows (train_eval_acc, test_acc)", accs)
     for (model, lr), tables in acc.items():
         for column, ls, what in (("train_eval_acc", "-", "train subset"), ("test_acc", "--", "test")):
             sub = [t[[column]].dropna().rename(columns={column: "value"}) for t in tables]
-            _line(ax_acc, sub, color(model), label(model, lr, f", {what}"), transform=None, ls=ls, marker="o", ms=3)
-    _seeds_note(ax_acc, acc, [("-", "solid: train subset (eval mode)"), ("--", "dashed: test set")])
+            line(ax_acc, sub, color(model), label(model, lr, f", {what}"), transform=None, ls=ls, marker="o", ms=3)
+    seeds_note(ax_acc, acc, [("-", "solid: train subset (eval mode)"), ("--", "dashed: test set")])
     set_labels(ax_acc, "(a) Accuracy at each evaluation", STEP_LABEL, "accuracy (eval mode)")
     ax_acc.set_ylim(-0.02, 1.02)
     legend(ax_acc, loc="upper left")
 
-    gaps = _seed_values(
+    gaps = seed_values(
         res, runs, ax_gap, name, "evaluations after step 0 with training loss", lambda r: _gap_vs_loss(res, r["run_id"])
     )
     for (model, lr), tables in gaps.items():
@@ -209,58 +160,6 @@ def build_beyond_regularisation(res: Results, scale=None):
 # --------------------------------------------------------------------------------------------- B3, B4
 
 
-def _final_points(res: Results, run: dict, ax) -> list[float]:
-    """Final accuracy (`readers.final_accuracy`: diverged = chance) of every finished seed of a run's curve."""
-    out = []
-    for r in seed_runs(res, run, ax):
-        try:
-            out.append(final_accuracy(res, r["run_id"]))
-        except Missing:
-            continue
-    return out
-
-
-def _sweep_panel(ax, points: dict, xlabel: str, title: str, trains_line: bool = True) -> None:
-    """Final accuracy against the swept value (log x), per network: every seed a dot, the mean a line."""
-    for model, by_x in points.items():
-        xs = sorted(x for x, v in by_x.items() if v)
-        if not xs:  # no finished seed yet (its runs are training): nothing to draw for this network
-            continue
-        n = max(len(by_x[x]) for x in xs)
-        seeds = f" ({n} seeds)" if n > 1 else ""
-        ax.plot(xs, [np.mean(by_x[x]) for x in xs], color=color(model), marker="o", lw=1.4, label=label(model) + seeds)
-        for x in xs:
-            ax.scatter([x] * len(by_x[x]), by_x[x], color=color(model), s=14, alpha=0.6, lw=0)
-    if trains_line:
-        ax.axhline(TRAINS, color="0.4", ls="--", lw=0.9, label=f"'trains' threshold ({TRAINS:.0%})")
-    ax.axhline(CHANCE, color="0.6", ls=":", lw=0.9, label=f"chance ({CHANCE:.0%}; a diverged run counts as this)")
-    ax.set_xscale("log")
-    ax.set_xticks(sorted({x for by_x in points.values() for x in by_x}))
-    ax.get_xaxis().set_major_formatter(FormatStrFormatter("%g"))
-    ax.set_ylim(0, 1.02)
-    set_labels(ax, title, xlabel, "final accuracy (eval mode, train subset)")
-    legend(ax, loc="best")
-
-
-def _eval_curves(res: Results, curves: list[tuple[dict, str, str]], ax) -> None:
-    """Eval-mode train-subset accuracy vs step, mean over seeds with a min-max band: (run, style, label)."""
-    for run, ls, lbl in curves:
-        tables = []
-        for r in seed_runs(res, run, ax):
-            e = eval_rows(res, r["run_id"])
-            if "train_eval_acc" in e:
-                tables.append(e[["train_eval_acc"]].dropna().rename(columns={"train_eval_acc": "value"}))
-        tables = [t for t in tables if len(t)]
-        if tables:  # probe_line says "(N seeds)"
-            _line(ax, tables, color(run["model"]), lbl, transform=None, ls=ls, marker="o", ms=2.5)
-    ax.set_ylim(-0.02, 1.02)
-    set_labels(ax, "(b) Accuracy during training", STEP_LABEL, "accuracy (eval mode, train subset)")
-    legend(ax, loc="upper left", ncol=2)
-
-
-LINE_STYLES = ("-", "--", ":", "-.")
-
-
 def build_beyond_init(res: Results, scale=None):
     """B3: VGG16 vs VGG16+BN at LR 0.1 with the Glorot weights times model.init_scale: (a) final accuracy vs
     the init scale, (b) accuracy vs step for every (network, init scale)."""
@@ -272,14 +171,14 @@ def build_beyond_init(res: Results, scale=None):
     points: dict = {}
     for g, by_pair in runs.items():
         for (model, _), run in by_pair.items():
-            points.setdefault(model, {})[g] = _final_points(res, run, ax_a)
-    _sweep_panel(ax_a, points, "init scale (Glorot weights × model.init_scale; log)", "(a) Final accuracy")
+            points.setdefault(model, {})[g] = final_points(res, run, ax_a)
+    sweep_panel(ax_a, points, "init scale (Glorot weights × model.init_scale; log)", "(a) Final accuracy")
     curves = [
         (run, LINE_STYLES[i % len(LINE_STYLES)], label(model, note=f", init ×{g:g}"))
         for i, (g, by_pair) in enumerate(runs.items())
         for (model, _), run in by_pair.items()
     ]
-    _eval_curves(res, curves, ax_b)
+    eval_curves(res, curves, ax_b)
     drawn = {(model, lr, g): run for g, by_pair in runs.items() for (model, lr), run in by_pair.items()}
     figure_title(fig, "B3 — Initialisation scale: VGG16 with and without BN, LR 0.1", drawn)
     return fig
@@ -293,13 +192,13 @@ def build_beyond_lr(res: Results, scale=None):
     ax_a, ax_b = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     points: dict = {}
     for (model, lr), run in runs.items():
-        points.setdefault(model, {})[lr] = _final_points(res, run, ax_a)
-    _sweep_panel(ax_a, points, "learning rate (log)", "(a) Final accuracy (a diverged run drawn at chance)")
+        points.setdefault(model, {})[lr] = final_points(res, run, ax_a)
+    sweep_panel(ax_a, points, "learning rate (log)", "(a) Final accuracy (a diverged run drawn at chance)")
     lrs = sorted({lr for _, lr in runs})
     curves = [
         (run, LINE_STYLES[lrs.index(lr) % len(LINE_STYLES)], label(model, lr)) for (model, lr), run in runs.items()
     ]
-    _eval_curves(res, curves, ax_b)
+    eval_curves(res, curves, ax_b)
     figure_title(fig, "B4 — Largest usable learning rate: VGG16 with and without BN", runs)
     return fig
 
@@ -329,7 +228,7 @@ def build_beyond_batch(res: Results, scale=None):
             tests.setdefault(model, {})[batch] = [a["test"] for a in accs]
             for side in ("batch", "running"):
                 stats.setdefault((model, side), {})[batch] = [a[side] for a in accs]
-    _sweep_panel(ax_a, tests, "batch size (LR = 0.1 × batch / 128; log)", "(a) Final test accuracy", trains_line=False)
+    sweep_panel(ax_a, tests, "batch size (LR = 0.1 × batch / 128; log)", "(a) Final test accuracy", trains_line=False)
     ax_a.set_ylabel("final test accuracy (eval mode)")
     for (model, side), by_b in stats.items():
         xs = sorted(b for b, v in by_b.items() if v)
@@ -374,7 +273,7 @@ def build_beyond_gradients(res: Results, scale=None):
     def norms(r):
         return layer_table(res, r["run_id"], "gradnorms", "grad_norm", CONV_LAYERS)
 
-    tables = _seed_values(res, runs, ax0, name, "per-layer gradient norms (probe gradnorms)", norms)
+    tables = seed_values(res, runs, ax0, name, "per-layer gradient norms (probe gradnorms)", norms)
     at0 = {k: [t.loc[0] for t in ts if 0 in t.index] for k, ts in tables.items()}
     later = {
         k: [t.drop(index=0, errors="ignore").median() for t in ts if len(t.drop(index=0, errors="ignore"))]
@@ -385,19 +284,19 @@ def build_beyond_gradients(res: Results, scale=None):
         (ax1, later, "(b) Median over the measured steps after 0"),
     ):
         for (model, lr), v in values.items():
-            _line(ax, v, color(model), label(model, lr), marker="o", ms=3.5, lw=1.3)
+            line(ax, v, color(model), label(model, lr), marker="o", ms=3.5, lw=1.3)
         ax.set_yscale("log", nonpositive="mask")
-        _layer_axis(ax, CONV_LAYERS)
-        _seeds_note(ax, values)
+        layer_axis(ax, CONV_LAYERS)
+        seeds_note(ax, values)
         set_labels(ax, title, "conv layer #k (input → output)", "‖∇W_k L‖ (Frobenius)")
         legend(ax, loc="best")
 
-    spread = _seed_values(
+    spread = seed_values(
         res, runs, ax2, name, "gradient norms of all 13 conv layers", lambda r: gradient_spread(res, r["run_id"])
     )
     for (model, lr), v in spread.items():
-        _line(ax2, v, color(model), label(model, lr), transform=None, lw=1.2)
-    _seeds_note(ax2, spread)
+        line(ax2, v, color(model), label(model, lr), transform=None, lw=1.2)
+    seeds_note(ax2, spread)
     set_labels(ax2, "(c) Spread of the layers' gradient norms", STEP_LABEL, "log10(max_k / min_k ‖∇W_k L‖), k = 1..13")
     legend(ax2, loc="best")
     figure_title(fig, "B7 — Does BN cure vanishing / exploding gradients? VGG16 with and without BN, LR 0.1", runs)
@@ -414,16 +313,16 @@ def build_beyond_inference(res: Results, scale=None):
     runs = experiment_runs(res, name, scale)
     fig = new_figure(9, 5.5)
     ax = fig.add_subplot(1, 1, 1)
-    gaps = _seed_values(res, runs, ax, name, "evaluations after step 0", lambda r: statistics_gap(res, r["run_id"]))
+    gaps = seed_values(res, runs, ax, name, "evaluations after step 0", lambda r: statistics_gap(res, r["run_id"]))
     for (model, lr), tables in gaps.items():
         for column, ls, what in (("acc_batch", "-", "batch stats"), ("acc_running", "--", "running stats")):
             sub = [t[[column]].rename(columns={column: "value"}) for t in tables]
-            _line(ax, sub, color(model), label(model, lr, f", {what}"), transform=None, ls=ls, marker="o", ms=3)
+            line(ax, sub, color(model), label(model, lr, f", {what}"), transform=None, ls=ls, marker="o", ms=3)
     extra = [
         ("-", f"solid: batch statistics (train-mode batch acc., rolling {WINDOW} steps)"),
         ("--", "dashed: running statistics (eval-mode acc., training subset)"),
     ]
-    _seeds_note(ax, gaps, extra)
+    seeds_note(ax, gaps, extra)
     set_labels(ax, "Accuracy on training data, batch vs running statistics", STEP_LABEL, "training accuracy")
     ax.set_ylim(-0.02, 1.02)
     legend(ax, loc="lower right")
@@ -446,23 +345,23 @@ def build_beyond_effective_lr(res: Results, scale=None):
         t = layer_table(res, r["run_id"], "gradnorms", "weight_norm", CONV_LAYERS)
         return t if 0 in t.index and len(t) > 1 else None
 
-    tables = _seed_values(res, runs, ax_g, name, "weight norms at step 0 and later (probe gradnorms)", norms)
+    tables = seed_values(res, runs, ax_g, name, "weight norms at step 0 and later (probe gradnorms)", norms)
     for (model, lr), ts in tables.items():
         growth = [(t / t.loc[0]).median(axis=1) for t in ts]
-        _line(ax_g, growth, color(model), label(model, lr), lw=1.3)
+        line(ax_g, growth, color(model), label(model, lr), lw=1.3)
     ax_g.axhline(1, color="0.5", lw=0.8)
-    _seeds_note(ax_g, tables)
+    seeds_note(ax_g, tables)
     set_labels(ax_g, "(a) Weight-norm growth, median over conv layers #1..#13", STEP_LABEL, "‖W_k‖_t / ‖W_k‖_0")
     legend(ax_g, loc="best")
 
     for (model, lr), ts in tables.items():
         last = [float(lr) / t.ffill().iloc[-1] ** 2 for t in ts]
         first = [float(lr) / t.loc[0] ** 2 for t in ts]
-        _line(ax_e, last, color(model), label(model, lr, ", last measured step"), marker="o", ms=3.5, lw=1.3)
-        _line(ax_e, first, color(model), label(model, lr, ", step 0"), ls=":", marker=".", ms=3, lw=1)
+        line(ax_e, last, color(model), label(model, lr, ", last measured step"), marker="o", ms=3.5, lw=1.3)
+        line(ax_e, first, color(model), label(model, lr, ", step 0"), ls=":", marker=".", ms=3, lw=1)
     ax_e.set_yscale("log", nonpositive="mask")
-    _layer_axis(ax_e, CONV_LAYERS)
-    _seeds_note(ax_e, tables, [("-", "solid: last measured step"), (":", "dotted: step 0")])
+    layer_axis(ax_e, CONV_LAYERS)
+    seeds_note(ax_e, tables, [("-", "solid: last measured step"), (":", "dotted: step 0")])
     set_labels(ax_e, "(b) Effective learning rate per layer", "conv layer #k (input → output)", "lr / ‖W_k‖²")
     legend(ax_e, loc="best")
     figure_title(
@@ -486,16 +385,16 @@ def build_beyond_rank(res: Results, scale=None):
         t = layer_table(res, r["run_id"], "rank", "stable_rank")
         return t if 0 in t.index else None
 
-    tables = _seed_values(res, runs, ax_l, name, "stable ranks at step 0 (probe rank)", ranks)
+    tables = seed_values(res, runs, ax_l, name, "stable ranks at step 0 (probe rank)", ranks)
     layers = sorted({k for ts in tables.values() for t in ts for k in t.columns})
     for (model, lr), ts in tables.items():
-        _line(ax_l, [t.loc[0] for t in ts], color(model), label(model, lr, ", step 0"), ls="--", marker=".", ms=3, lw=1)
+        line(ax_l, [t.loc[0] for t in ts], color(model), label(model, lr, ", step 0"), ls="--", marker=".", ms=3, lw=1)
         last = [t.ffill().iloc[-1] for t in ts if len(t) > 1]
         if last:
-            _line(ax_l, last, color(model), label(model, lr, ", last measured step"), marker="o", ms=3.5, lw=1.3)
-    _layer_axis(ax_l, layers)
+            line(ax_l, last, color(model), label(model, lr, ", last measured step"), marker="o", ms=3.5, lw=1.3)
+    layer_axis(ax_l, layers)
     ax_l.set_ylim(bottom=0)
-    _seeds_note(ax_l, tables, [("--", "dashed: step 0"), ("-", "solid: last measured step")])
+    seeds_note(ax_l, tables, [("--", "dashed: step 0"), ("-", "solid: last measured step")])
     set_labels(
         ax_l,
         "(a) Stable rank of each layer's representation",
@@ -506,9 +405,9 @@ def build_beyond_rank(res: Results, scale=None):
 
     lines = {k: [t[RANK_LAYER].dropna() for t in ts if RANK_LAYER in t] for k, ts in tables.items()}
     for (model, lr), v in lines.items():
-        _line(ax_t, v, color(model), label(model, lr), marker="o", ms=3, lw=1.2)
+        line(ax_t, v, color(model), label(model, lr), marker="o", ms=3, lw=1.2)
     ax_t.set_ylim(bottom=0)
-    _seeds_note(ax_t, lines)
+    seeds_note(ax_t, lines)
     set_labels(ax_t, f"(b) Stable rank of layer #{RANK_LAYER} (last hidden layer)", STEP_LABEL, "stable rank")
     legend(ax_t, loc="best")
     figure_title(fig, "B10 — Rank collapse in the 25-layer deep linear network, with and without BN, LR 1e-6", runs)

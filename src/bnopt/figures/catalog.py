@@ -25,18 +25,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .. import studies
 from ..results import Results, load_runs
-from .beyond import (
-    build_beyond_batch,
-    build_beyond_effective_lr,
-    build_beyond_gradients,
-    build_beyond_hessian,
-    build_beyond_inference,
-    build_beyond_init,
-    build_beyond_lr,
-    build_beyond_rank,
-    build_beyond_regularisation,
-)
 from .common import DEFAULT_OUT, figure_title
 from .drift import build_fig8, build_fig9
 from .ics import build_fig3_dln, build_fig3_vgg
@@ -105,32 +95,24 @@ BUILDERS: dict[str, Callable] = {
     "fig12": build_fig12,
     "fig13": build_fig13,
     **HALVES,
-    "beyond_hessian": build_beyond_hessian,
-    "beyond_init": build_beyond_init,
-    "beyond_lr": build_beyond_lr,
-    "beyond_batch": build_beyond_batch,
-    "beyond_regularisation": build_beyond_regularisation,
-    "beyond_gradients": build_beyond_gradients,
-    "beyond_inference": build_beyond_inference,
-    "beyond_effective_lr": build_beyond_effective_lr,
-    "beyond_rank": build_beyond_rank,
 }
 PAPER_FIGURES = ("fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "fig9", "fig10", "fig11", "fig12", "fig13")
-# the beyond-the-paper studies' figures (issue 12; B1, B3-B10, checks in bnopt.beyond)
-BEYOND_FIGURES = (
-    "beyond_hessian",
-    "beyond_init",
-    "beyond_lr",
-    "beyond_batch",
-    "beyond_regularisation",
-    "beyond_gradients",
-    "beyond_inference",
-    "beyond_effective_lr",
-    "beyond_rank",
-)
-# what draw_all draws by default: the paper's figures, then the beyond studies', one file each (the halves
-# are drawn on request)
-FIGURES = PAPER_FIGURES + BEYOND_FIGURES
+
+
+def study_figures() -> dict[str, Callable]:
+    """{figure: builder(res, scale)} of the figures the studies in experiments/ draw themselves (`Study.draw`),
+    in study order. Read when asked, not at import: a study file imports this package to draw."""
+    return {s.figures[0]: s.draw for s in studies.registry().values() if s.draws}
+
+
+def builders() -> dict[str, Callable]:
+    return BUILDERS | study_figures()
+
+
+def figure_list() -> list[str]:
+    """What draw_all draws by default: the paper's figures, then the studies' own, one file each (the halves
+    of the paper's two-part figures are drawn on request)."""
+    return [*PAPER_FIGURES, *study_figures()]
 ALIASES = {
     "fig3a": "fig3_vgg",
     "fig3b": "fig3_dln",
@@ -146,14 +128,16 @@ ALIASES = {
 
 
 def figure_names(figs=None) -> list[str]:
-    """Figure names to draw (None = FIGURES); aliases such as fig3a -> fig3_vgg resolved; ValueError if unknown."""
+    """Figure names to draw (None = figure_list()); aliases such as fig3a -> fig3_vgg resolved; ValueError if
+    unknown."""
     if not figs:
-        return list(FIGURES)
+        return figure_list()
+    known = builders()
     out: list[str] = []
     for name in figs:
         name = ALIASES.get(name, name)
-        if name not in BUILDERS:
-            raise ValueError(f"unknown figure {name!r}; choose from {', '.join([*BUILDERS, *ALIASES])}")
+        if name not in known:
+            raise ValueError(f"unknown figure {name!r}; choose from {', '.join([*known, *ALIASES])}")
         if name not in out:
             out.append(name)
     return out
@@ -162,7 +146,7 @@ def figure_names(figs=None) -> list[str]:
 def make_figure(name: str, results: Results, scale: str | None = None):
     """The matplotlib Figure of one figure (for notebooks); raises MissingRuns when runs are missing."""
     (name,) = figure_names([name])
-    return BUILDERS[name](results, scale)
+    return builders()[name](results, scale)
 
 
 def draw(name: str, results: Results, out_dir: str | Path = DEFAULT_OUT, scale: str | None = None) -> list[Path]:
@@ -198,27 +182,7 @@ fig13 = _drawer("fig13", "Fig 13: DLN l_p variants: loss, loss range, predictive
 fig3 = _drawer("fig3", "Fig 3: ICS, (a) VGG16 (fig3_vgg) and (b) DLN (fig3_dln) in one figure.")
 fig5 = _drawer("fig5", "Fig 5: l_p normalisations, (a) VGG16 accuracy (fig5_vgg) and (b) DLN loss (fig5_dln).")
 fig11 = _drawer("fig11", "Fig 11: gradient change vs eta, (a) VGG16 (fig11_vgg) and (b) DLN (fig11_dln).")
-beyond_hessian = _drawer(
-    "beyond_hessian", "B1: VGG16 vs VGG16+BN at LR 0.1: top Hessian eigenvalue (batch and running statistics), gᵀHg."
-)
-beyond_init = _drawer("beyond_init", "B3: VGG16 vs VGG16+BN at LR 0.1 over init scales: final accuracy and curves.")
-beyond_lr = _drawer("beyond_lr", "B4: VGG16 vs VGG16+BN over an LR grid: final accuracy and curves.")
-beyond_batch = _drawer(
-    "beyond_batch", "B5: VGG16 vs VGG16+BN at batch 8, 32, 128: test accuracy, batch vs running statistics."
-)
-beyond_regularisation = _drawer(
-    "beyond_regularisation", "B6: VGG16 vs VGG16+BN at LR 0.1: train/test accuracy, train-test gap vs training loss."
-)
-beyond_gradients = _drawer(
-    "beyond_gradients", "B7: VGG16 vs VGG16+BN at LR 0.1: per-layer gradient norms and their spread over layers."
-)
-beyond_inference = _drawer(
-    "beyond_inference", "B8: BN and noisy BN VGG16 at LR 0.1: accuracy with batch vs running statistics."
-)
-beyond_effective_lr = _drawer(
-    "beyond_effective_lr", "B9: VGG16 vs VGG16+BN at LR 0.1: weight-norm growth, effective LR lr/||W||^2 per layer."
-)
-beyond_rank = _drawer("beyond_rank", "B10: DLN vs DLN+BN at LR 1e-6: stable rank per layer and of layer #24 vs step.")
+
 
 
 def _record_steps(results: Results, rows: list[dict]) -> dict[str, list[int]]:
