@@ -181,6 +181,11 @@ def outcomes_over(intervals: list[Stat], fn) -> str:
 # -------------------------------------------------------------------------------------------------- rules
 
 
+def _merged(a: tuple, b: tuple) -> tuple:
+    """The thresholds of both, each once: a statistic is judged at every cut point its rule has."""
+    return tuple(dict.fromkeys((*a, *b)))
+
+
 @dataclass(frozen=True)
 class Condition:
     """value <op> bound (op: <, <=, >, >=) or lo <= value <= hi (op: within)."""
@@ -235,11 +240,13 @@ class Test:
     interval (fail), or its interval allows both (inconclusive). `against`: for a study, what a failure says
     against the popular claim, stated first in its evidence."""
 
+    __test__ = False  # not a pytest test class
     stat: str
     condition: Condition
     against: str = ""
 
     def judge(self, s: Stat) -> str:
+        s.thresholds = _merged(s.thresholds, self.condition.thresholds)
         return outcomes_over([s], lambda x: PASS if self.condition(x) else FAIL)
 
     def describe(self, named: dict[str, Stat]) -> str:
@@ -256,6 +263,9 @@ class AtLeast:
     name: str = ""
 
     def judge_all(self, named: dict[str, Stat]) -> str:
+        for t in self.tests:
+            named[t.stat].thresholds = _merged(named[t.stat].thresholds, t.condition.thresholds)
+
         def passes(*xs) -> str:
             return PASS if sum(t.condition(x) for t, x in zip(self.tests, xs, strict=True)) >= self.k else FAIL
 
@@ -282,6 +292,7 @@ class Tests:
     """Sub-tests counted: all pass = HOLDS, some = PARTLY, none = FAILS (inconclusive when an inconclusive
     sub-test could change that). Each sub-test's outcome is set on its statistic's `verdict`."""
 
+    __test__ = False  # not a pytest test class
     tests: tuple
 
     def stat_names(self) -> list[str]:
@@ -352,6 +363,8 @@ class Bands:
 
     def judge(self, named: dict[str, Stat]) -> tuple[str, list[str]]:
         names = self.stat_names()
+        for n in names:
+            named[n].thresholds = _merged(named[n].thresholds, self.thresholds(n))
         verdict = outcomes_over([named[n] for n in names], lambda *xs: self.outcome(dict(zip(names, xs, strict=False))))
         if len(names) == 1:
             named[names[0]].verdict = verdict
