@@ -18,10 +18,10 @@ through a `bnopt.results.Results` object and never train; missing runs raise `Mi
 (`MODEL_COLORS`). Helpers for one run (`plot_run_curves`, `plot_run_histogram`, ...) are in `explore`.
 
 Modules: `catalog` (names, composites, make_figure / draw / draw_all), one per figure family: `training`
-(Fig 1, 2, 5, 6), `ics` (Fig 3), `landscape` (Fig 4, 10, 11, 12, 13), `drift` (Fig 8, 9); `study_panels` (what the studies' own figures share);
-what they share: `common` (networks, learning rates, title), `curves` (accuracy / loss panels), `panels`
-(style, panel types), `selection` (which runs, record slices); `locate`
-(where the notebooks find the results, whatever folder Jupyter starts in).
+(Fig 1, 2, 5, 6), `ics` (Fig 3), `landscape` (Fig 4, 10, 11, 12, 13), `drift` (Fig 8, 9); `study_panels`
+(what the studies' own figures share); what they share: `common` (networks, learning rates, title),
+`curves` (accuracy / loss panels), `panels` (style, panel types), `selection` (which runs, record slices);
+`locate` (where the notebooks find the results, whatever folder Jupyter starts in).
 """
 
 from __future__ import annotations
@@ -99,13 +99,4 @@ __all__ = [
     "fig11_dln",
     "fig12",
     "fig13",
-    "beyond_hessian",
-    "beyond_init",
-    "beyond_lr",
-    "beyond_batch",
-    "beyond_regularisation",
-    "beyond_gradients",
-    "beyond_inference",
-    "beyond_effective_lr",
-    "beyond_rank",
 ]
