@@ -1,0 +1,163 @@
+"""C7: l1, l2, l-infinity normalisations give the same or better optimisation benefit (Fig 5, 12, 13;
+docs/PROTOCOL.md section 2).
+
+Each l_p net against a reference net of its family, per seed (the seeds where both runs exist): VGG16_lp
+against VGG16 with BN at LR 0.1 on the final train-subset accuracy (statistic: acc l_p - BN), the DLN_lp
+against the standard DLN at LR 1e-6 on the final loss (statistic: log10(loss l_p / standard)). A statistic
+and its sub-test exist for each family and norm that has runs; the family's condition is declared once.
+"""
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bnopt.readers import DLN_LR, VGG_LR, Missing, final_train_acc, final_train_loss
+from bnopt.studies import Statistic, Study, per_seed, run_id_of, seed_key
+from bnopt.verdicts import PASS, Condition, Test, Tests, at_least, below, fmt, log_ratio
+
+NORMS = ("l1", "l2", "linf")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One family's half of C7: each l_p net against a reference net of the same family, per seed."""
+
+    name: str  # VGG | DLN
+    ref: str  # the reference model
+    ref_name: str
+    prefix: str  # the l_p models are prefix + l1 | l2 | linf
+    lr: float
+    measure: Callable  # (results, run id) -> the run's number
+    quantity: str
+    keys: tuple[str, str]  # per-seed keys of the l_p net's and the reference's number
+    column: str  # per-seed key of the statistic
+    statistic: str  # the statistic's name; {p} is the norm
+    compare: Callable[[float, float], float]  # (l_p number, reference number) -> statistic
+    condition: Condition  # the sub-test: the statistic meets it over its whole interval
+    pct: bool
+
+    def key(self, p: str) -> str:
+        return f"{self.name.lower()}_{p}"
+
+
+FAMILIES = (
+    Family(
+        name="VGG",
+        ref="vgg16_bn",
+        ref_name="BN",
+        prefix="vgg16_",
+        lr=VGG_LR,
+        measure=final_train_acc,
+        quantity="final train-subset acc",
+        keys=("acc", "acc_bn"),
+        column="acc_diff",
+        statistic="acc {p} - BN",
+        compare=lambda x, ref: x - ref,
+        condition=at_least(-0.05),  # within 5 points of BN's accuracy, or above it
+        pct=True,
+    ),
+    Family(
+        name="DLN",
+        ref="dln",
+        ref_name="standard",
+        prefix="dln_",
+        lr=DLN_LR,
+        measure=final_train_loss,
+        quantity="final loss",
+        keys=("loss", "loss_std"),
+        column="log10_ratio_loss",
+        statistic="log10(loss {p} / standard)",
+        compare=log_ratio,
+        condition=below(0.0),  # a lower final loss than the standard DLN's
+        pct=False,
+    ),
+)
+
+
+def family_table(res, scale, fam: Family) -> dict:
+    """{seed: {<family>_<p>_<key>: value}}: for each norm p whose l_p net has a run at that seed besides the
+    reference net's, the two numbers and the statistic; over the seeds that have a pair (empty if none)."""
+
+    def measure(seed):
+        ref = fam.measure(res, run_id_of(res, fam.ref, fam.lr, scale, seed))
+        row = {}
+        for p in NORMS:
+            try:
+                x = fam.measure(res, run_id_of(res, f"{fam.prefix}{p}", fam.lr, scale, seed))
+            except Missing:
+                continue
+            pair = {fam.keys[0]: x, fam.keys[1]: ref, fam.column: fam.compare(x, ref)}
+            row |= {f"{fam.key(p)}_{k}": v for k, v in pair.items()}
+        if not row:
+            raise Missing(f"no {fam.name} l_p run at seed {seed}")
+        return row
+
+    try:
+        return per_seed(res, measure)
+    except Missing:
+        return {}
+
+
+def present(table: dict) -> list[tuple[Family, str]]:
+    """The (family, norm) pairs the per-seed table has numbers of."""
+    return [
+        (fam, p) for fam in FAMILIES for p in NORMS if any(f"{fam.key(p)}_{fam.column}" in r for r in table.values())
+    ]
+
+
+class C7(Study):
+    id = "C7"
+    claim = "l1, l2, l-infinity normalisations give the same or better optimisation benefit"
+    paper = (
+        "l_p nets train as well as or better than BN (Fig 5a); DLN at 10k steps: l1 ~1e2 vs BN 5e2 vs standard "
+        "1.6e3 (Fig 5b)"
+    )
+    sweeps = ("fig5_lp_vgg", "fig12", "fig5_lp_dln")
+    figures = ("fig5", "fig6", "fig12", "fig13")
+    statistics = ()  # declared when judging: one per family and norm that has runs (`judged`)
+    rule = None
+
+    def table(self, res, scale):
+        """Every family's and norm's numbers, merged by seed; Missing when no l_p net has its pair."""
+        merged = {}
+        for fam in FAMILIES:
+            for seed, row in family_table(res, scale, fam).items():
+                merged.setdefault(seed, {}).update(row)
+        if not merged:
+            raise Missing("no l_p runs")
+        return {s: merged[s] for s in sorted(merged, key=seed_key)}
+
+    def judged(self, table: dict) -> Study:
+        """This study with the statistics and sub-tests of the pairs the table has."""
+        pairs = present(table)
+        study = copy.copy(self)
+        study.statistics = tuple(
+            Statistic(
+                fam.key(p), f"{fam.name} {p}: {fam.statistic.format(p=p)}", f"{fam.key(p)}_{fam.column}", pct=fam.pct
+            )
+            for fam, p in pairs
+        )
+        study.rule = Tests(tuple(Test(fam.key(p), fam.condition) for fam, p in pairs))
+        return study
+
+    def conclude(self, table, extra_stats=()):
+        j = Study.conclude(self.judged(table), table, extra_stats)
+        j.numbers |= {"passed": sum(s.verdict == PASS for s in j.stats), "total": len(j.stats)}
+        return j
+
+    def lines(self, table):
+        out = []
+        for fam in FAMILIES:
+            for p in NORMS:
+                value, ref = (f"{fam.key(p)}_{k}" for k in fam.keys)
+                rows = {s: r for s, r in table.items() if value in r}
+                if not rows:
+                    out.append(
+                        f"{fam.name} {p}: not run (no {fam.ref} and {fam.prefix}{p} at LR {fam.lr:g} of one seed)"
+                    )
+                out += [
+                    f"seed {s}: {fam.name} {p}: {fam.quantity} {fmt(r[value], fam.pct)} "
+                    f"vs {fam.ref_name} {fmt(r[ref], fam.pct)}"
+                    for s, r in rows.items()
+                ]
+        return out
