@@ -74,3 +74,12 @@ def smoothness_statistics(prefix: str = "") -> tuple[Statistic, ...]:
 
 
 SMOOTHER = tuple(Test(f"log10_ratio_{k}", below(0.0)) for k in SMOOTHNESS)  # BN lower on a median
+
+
+def grid_line(row: dict, prefix: str, values) -> str:
+    """'BN a / b / c; standard d / e / f' from a per-seed row's <prefix>_<bn|std>_<value> accuracies, the
+    evidence line of a study swept over a grid (B3's init scales, B4's LRs, B5's batch sizes)."""
+    nets = (("bn", "BN"), ("std", "standard"))
+    return "; ".join(
+        f"{name} " + " / ".join(fmt(row[f"{prefix}_{key}_{v:g}"], True) for v in values) for key, name in nets
+    )
