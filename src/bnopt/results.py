@@ -286,12 +286,18 @@ def same_lr(a, b) -> bool:
 
 def scale_numbers(scale: str, family: str) -> dict:
     """The resolved numbers a preset gives a model family's runs: steps, batch_size (and width for VGG)."""
+    return dict(_scale_numbers(auto_scale("auto") if scale == "auto" else scale, family))
 
-    block = preset(auto_scale("auto") if scale == "auto" else scale, family)
+
+@cache
+def _scale_numbers(name: str, family: str) -> tuple[tuple[str, float], ...]:
+    # cached by the preset's name: run selection asks once per row, and reading a preset builds an OmegaConf
+    # object each time (most of a study's judging time before)
+    block = preset(name, family)
     numbers = {"steps": int(block["steps"]), "batch_size": int(block["batch_size"])}
     if family == "vgg":
         numbers["width"] = float(block["width"])
-    return numbers
+    return tuple(numbers.items())
 
 
 @cache
