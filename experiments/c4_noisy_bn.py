@@ -28,6 +28,9 @@ def unit_drift(res, rid: str, layers=DRIFT_LAYERS) -> float:
     return float(np.mean(vals))
 
 
+INJECTED_DRIFT = 1 / 3  # E|U - U'| for U, U' ~ U(-0.5, 0.5) independent: noisy BN's per-step mean shift
+
+
 class C4(Study):
     id = "C4"
     claim = "Noisy BN trains about as well as BN although its layer distributions drift far more"
@@ -39,9 +42,10 @@ class C4(Study):
     figures = ("fig2", "fig8")
     statistics = (
         Statistic("acc_diff", "(a) acc noisy BN - BN (smoothed, train mode)", pct=True),
-        Statistic("drift_ratio", "(b) drift noisy BN / BN", method="bootstrap"),
+        Statistic("drift_ratio", "(b) drift noisy BN / BN (implementation check, not judged)", method="log"),
     )
-    rule = Tests((Test("acc_diff", at_least(-0.05)), Test("drift_ratio", at_least(2.0))))
+    # (b) is not evidence (PROTOCOL section 2, rules of 2026-12-07): the drift of noisy BN is its injected noise
+    rule = Tests((Test("acc_diff", at_least(-0.05)),))
     notes = (
         "the judged accuracy is the train-mode batch accuracy under the network's own noise (Fig 2's quantity); "
         "the eval-mode accuracy differs because eval mode uses running statistics and no noise, which is "
@@ -67,7 +71,13 @@ class C4(Study):
         }
 
     def lines(self, table):
-        return [
+        drift = [r["drift_noisy"] for r in table.values()]
+        check = (
+            f"(b) is an implementation check, not evidence: noisy BN shifts each unit's mean by mu_j ~ U(-0.5, 0.5), "
+            f"redrawn every step, so its drift is E|U - U'| = {INJECTED_DRIFT:.4g} by construction; measured "
+            f"{fmt(min(drift))}-{fmt(max(drift))}"
+        )
+        return [check] + [
             f"seed {s}: final smoothed train-mode acc at LR 0.1: noisy BN {fmt(r['acc_noisy'], True)}, "
             f"BN {fmt(r['acc_bn'], True)}, standard {fmt(r['acc_std'], True)} (eval-mode train-subset acc: "
             f"{fmt(r['eval_acc_noisy'], True)}, {fmt(r['eval_acc_bn'], True)}, {fmt(r['eval_acc_std'], True)}); "

@@ -1,17 +1,19 @@
 """C5: BN does not reduce internal covariate shift (Definition 2.1); it is often larger (Fig 3;
-docs/PROTOCOL.md section 2).
+docs/PROTOCOL.md section 2, rules of 2026-12-07).
 
 Reads Fig 3's runs (ICS probe): standard and BN VGG16 at LR 0.1 and 0.01 (layers #5, #10), standard and BN
-DLN at LR 1e-6 and 1e-7 (layers #9, #17). Per seed: the fraction of (network, layer, LR) pairs where BN does
-not reduce ICS, i.e. where BN's median l2 difference is not lower or its median cosine not higher than the
-standard net's. The fraction is compared over seeds only on the same pairs: seeds lacking pairs drop out.
+DLN at LR 1e-6 and 1e-7 (layers #9, #17). One sub-test per (network, layer, LR) pair with runs of at least
+MIN_SEEDS seeds: per seed, log10 of BN's median relative l2 over the standard net's, the relative l2 being
+||G - G'|| / ||G|| at each measured step (scale-free: the raw l2 grows with the gradient's norm, which BN
+makes 2x to 100x larger). The pair passes (BN does not reduce ICS) when its t-interval lies wholly at or above
+0. The raw l2 and the cosine are reported beside it.
 """
 
 from bnopt.measures import median
 from bnopt.probes import ICS_LAYERS
 from bnopt.readers import DLN_LR, VGG_LR, Missing, probe_series
-from bnopt.studies import Statistic, Study, per_seed, run_id_of, seed_means
-from bnopt.verdicts import FAILS, HOLDS, PARTLY, at_least, fmt, one
+from bnopt.studies import Statistic, Study, run_id_of
+from bnopt.verdicts import Test, Tests, at_least, fmt, log_ratio
 
 # Fig 3's (family, standard model, BN model, learning rates), as configs/experiment/fig3_ics_{vgg,dln}.yaml
 # sweep them. Declared here, not read from the runs table: configs/probes/paper.yaml records ICS in every
@@ -20,7 +22,8 @@ ICS_RUNS = (
     ("vgg", "vgg16", "vgg16_bn", (VGG_LR, 0.01)),
     ("dln", "dln", "dln_bn", (DLN_LR, 1e-7)),
 )
-NUMBERS = ("pairs", "pairs_not_reduced", "fraction_not_reduced")  # the per-seed numbers (the rest: evidence)
+MIN_SEEDS = 3  # a pair is judged over at least this many seeds (PROTOCOL, rules of 2026-12-07)
+NOT_REDUCED = Test("", at_least(0.0))  # a pair's condition: BN's relative l2 is not lower than the standard net's
 
 
 def ics_runs() -> list[tuple[str, str, str, float]]:
@@ -28,20 +31,20 @@ def ics_runs() -> list[tuple[str, str, str, float]]:
     return [(f, std, bn, lr) for f, std, bn, lrs in ICS_RUNS for lr in lrs]
 
 
-def medians(res, rid: str, layer: int) -> tuple[float, float]:
-    """(median l2, median cosine) of the run's ICS at the layer over its measured steps."""
-    return median(probe_series(res, rid, "ics", "l2", layer)), median(probe_series(res, rid, "ics", "cos", layer))
+def medians(res, rid: str, layer: int) -> dict:
+    """Medians over the run's measured steps of its ICS at the layer: relative l2, l2, cosine."""
+    l2, g = probe_series(res, rid, "ics", "l2", layer), probe_series(res, rid, "ics", "g_norm", layer)
+    rel = (l2 / g.reindex(l2.index)).where(g.reindex(l2.index) > 0)
+    return {"rel": median(rel), "l2": median(l2), "cos": median(probe_series(res, rid, "ics", "cos", layer))}
 
 
-def same_pairs(table: dict) -> tuple[list, list, int]:
-    """(kept seeds, left-out seeds, pairs in all): the seeds that have every pair any seed has (else those
-    with the most pairs), e.g. DLN-only seeds beyond the VGG runs' seeds drop out."""
-    union = set().union(*(table[s]["pair_set"] for s in table))
-    best = max(len(table[s]["pair_set"]) for s in table)
-    keep = [s for s in table if table[s]["pair_set"] == union] or [
-        s for s in table if len(table[s]["pair_set"]) == best
-    ]
-    return keep, [s for s in table if s not in keep], len(union)
+def pair_key(family: str, layer: int, lr: float) -> str:
+    return f"{family}_{layer}_{lr:g}"
+
+
+def pair_name(key: str) -> str:
+    family, layer, lr = key.split("_")
+    return f"{family.upper()} #{layer} LR {lr}: log10(relative l2 BN / standard)"
 
 
 class C5(Study):
@@ -53,23 +56,13 @@ class C5(Study):
     )
     sweeps = ("fig3_ics_dln", "fig3_ics_vgg")
     figures = ("fig3",)
-    statistics = (
-        Statistic(
-            "fraction",
-            "fraction of pairs where BN does not reduce ICS",
-            column="fraction_not_reduced",
-            method="bootstrap",
-            pct=True,
-        ),
-    )
-    rule = one("fraction", (at_least(0.75), HOLDS), (at_least(0.5), PARTLY), otherwise=FAILS)
     notes = (
-        "a pair counts as BN reducing ICS when BN's median l2 difference is lower and its median cosine higher "
-        "than the standard net's (medians over the measured steps)",
+        "relative l2 = ||G - G'|| / ||G|| per measured step (G, G': the layer's gradient before and after the "
+        "earlier layers' update), median over the steps; the raw l2 and the cosine are reported, not judged",
     )
 
     def measure(self, res, scale, seed):
-        not_reduced, found, lines = 0, set(), []
+        row = {}
         for family, m_std, m_bn, lr in ics_runs():
             try:
                 std = run_id_of(res, m_std, lr, scale, seed, probes=("ics",))
@@ -77,40 +70,40 @@ class C5(Study):
             except Missing:
                 continue
             for k in ICS_LAYERS[family]:
-                (l2_s, cs_s), (l2_b, cs_b) = medians(res, std, k), medians(res, bn, k)
-                if l2_s != l2_s or l2_b != l2_b:
+                s, b = medians(res, std, k), medians(res, bn, k)
+                if s["rel"] != s["rel"] or b["rel"] != b["rel"]:
                     continue
-                reduced = l2_b < l2_s and cs_b > cs_s  # BN better on both measures
-                not_reduced += not reduced
-                found.add((family, k, lr))
-                lines.append(
-                    f"seed {seed} {family} layer #{k} LR {lr:g}: median l2 BN {fmt(l2_b)} vs std {fmt(l2_s)}; "
-                    f"median cos BN {fmt(cs_b)} vs std {fmt(cs_s)} -> "
-                    + ("BN reduces ICS" if reduced else "BN does not reduce ICS")
-                )
-        if not found:
+                key = pair_key(family, k, lr)
+                row[key] = log_ratio(b["rel"], s["rel"])
+                row |= {f"{key}_{m}_{net}": v[m] for net, v in (("std", s), ("bn", b)) for m in v}
+        if not row:
             raise Missing("no ICS probe records")
-        total = len(found)
-        numbers = {"pairs": total, "pairs_not_reduced": not_reduced, "fraction_not_reduced": not_reduced / total}
-        return numbers | {"pair_set": frozenset(found), "pair_lines": lines}
+        return row
 
-    def table(self, res, scale):
-        """The seeds that have the same pairs; each kept row says which seeds were left out."""
-        table = per_seed(res, lambda seed: self.measure(res, scale, seed))
-        keep, dropped, in_all = same_pairs(table)
-        return {s: table[s] | {"left_out": tuple(dropped), "pairs_in_all": in_all} for s in keep}
+    def pairs(self, table: dict) -> list[str]:
+        """The pairs with runs of at least MIN_SEEDS seeds, in the report's order."""
+        keys = [pair_key(f, k, lr) for f, _, _, lr in ics_runs() for k in ICS_LAYERS[f]]
+        return [k for k in keys if sum(k in r for r in table.values()) >= MIN_SEEDS]
+
+    def judged_by(self, table):
+        pairs = self.pairs(table)
+        if not pairs:
+            raise Missing(f"no (network, layer, LR) pair has ICS records of {MIN_SEEDS} seeds")
+        statistics = tuple(Statistic(k, pair_name(k)) for k in pairs)
+        rule = Tests(tuple(Test(k, NOT_REDUCED.condition) for k in pairs), holds_at=0.75, partly_at=0.5)
+        return statistics, rule
 
     def lines(self, table):
-        out = [line for r in table.values() for line in r["pair_lines"]]
-        first = next(iter(table.values()))
-        if first["left_out"]:
-            out.append(
-                f"seeds {', '.join(map(str, first['left_out']))} left out: they lack pairs the other seeds have "
-                f"({first['pairs_in_all']} pairs in all)"
-            )
+        out = []
+        for key in self.pairs(table):
+            for seed, r in table.items():
+                if key not in r:
+                    continue
+                vs = {
+                    m: f"BN {fmt(r[f'{key}_{m}_bn'])} vs std {fmt(r[f'{key}_{m}_std'])}" for m in ("rel", "l2", "cos")
+                }
+                out.append(
+                    f"seed {seed} {pair_name(key).split(':')[0]}: median relative l2 {vs['rel']}; median l2 "
+                    f"{vs['l2']}; median cos {vs['cos']}"
+                )
         return out
-
-    def conclude(self, table, extra_stats=()):
-        j = super().conclude(table, extra_stats)
-        j.numbers = seed_means({s: {k: r[k] for k in NUMBERS} for s, r in table.items()}) | {"n_seeds": len(table)}
-        return j

@@ -55,6 +55,7 @@ class Maker(RecordsBuilder):
         loss_range=0.5,
         ics_l2=1.0,
         ics_cos=0.9,
+        ics_g_norm=1.0,
         drift=0.01,
         status="done",
         seed=0,
@@ -72,12 +73,12 @@ class Maker(RecordsBuilder):
         self.metrics.append(pd.DataFrame(dict(step=STEPS, kind="train", loss=loss, acc=acc, run_id=rid)))
         self.metrics.append(
             pd.DataFrame(
-                dict(
-                    step=[0, 1000],
+                dict(  # the last 3 evaluations (what a final evaluation number averages) at the final values
+                    step=[0, 800, 900, 1000],
                     kind="eval",
-                    test_acc=[0.1, test_acc],
-                    test_acc_exact=[0.1, test_acc],
-                    train_eval_acc=[0.1, final_acc if eval_acc is None else eval_acc],
+                    test_acc=[0.1] + [test_acc] * 3,
+                    test_acc_exact=[0.1] + [test_acc] * 3,
+                    train_eval_acc=[0.1] + [final_acc if eval_acc is None else eval_acc] * 3,
                     run_id=rid,
                 )
             )
@@ -88,6 +89,7 @@ class Maker(RecordsBuilder):
             rows += [(s, "landscape", 0, np.nan, k, v) for k, v in summary.items()]
             for k in (5, 10, 9, 17):
                 rows += [(s, "ics", k, np.nan, "l2", ics_l2), (s, "ics", k, np.nan, "cos", ics_cos)]
+                rows += [(s, "ics", k, np.nan, "g_norm", ics_g_norm)]
         self.probes.append(
             pd.DataFrame(rows, columns=["step", "probe", "layer", "eta", "metric", "value"]).assign(run_id=rid)
         )

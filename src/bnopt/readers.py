@@ -20,6 +20,7 @@ from .results import Results
 VGG_LR, DLN_LR = 0.1, 1e-6  # the paper's learning rates of Fig 1c, 3, 4, 11 (VGG) and 5b, 9, 10 (DLN)
 TRAINS = 0.20  # B3, B4: a run "trains" when its final accuracy is at least twice chance
 CHANCE = 0.10  # CIFAR-10's chance accuracy: a diverged run counts as this (C2, B3-B5)
+LAST_EVALS = 3  # evaluations a "final" evaluation number averages (C3, C7, B3-B5; PROTOCOL rules of 2026-12-07)
 WINDOW = 50  # training steps of the rolling mean of the training curves (Fig 1a, 2; C1, C2, C4; B5, B6, B8)
 STEP = "step"
 
@@ -49,16 +50,18 @@ def eval_rows(res: Results, rid: str) -> pd.DataFrame:
     return _metric_rows(res, rid, "eval")
 
 
-def final_eval(res: Results, rid: str, column: str) -> float:
-    """`column` at the run's last evaluation; NaN without one."""
+def final_eval(res: Results, rid: str, column: str, last: int = LAST_EVALS) -> float:
+    """`column` as the mean of the run's last `last` evaluations (one evaluation is one noisy draw: PROTOCOL
+    section 2, rules of 2026-12-07); NaN without one, or when one of them is NaN (a diverged run)."""
     e = eval_rows(res, rid)
     if column not in e or not len(e):
         return float("nan")
-    return float(e[column].iloc[-1])
+    return float(e[column].iloc[-last:].mean(skipna=False))
 
 
 def final_train_acc(res: Results, rid: str) -> float:
-    """Eval-mode accuracy on the fixed training subset at the last evaluation (NaN if it diverged)."""
+    """Eval-mode accuracy on the fixed training subset, mean of the last LAST_EVALS evaluations (NaN if it
+    diverged)."""
     return final_eval(res, rid, "train_eval_acc")
 
 

@@ -88,11 +88,7 @@ def _stats_table(stats) -> list[str]:
     out = ["| statistic | per seed | mean | 95% interval | N seeds | verdict |", "|---|---|---|---|---|---|"]
     for s in stats:
         per_seed = ", ".join(f"s{k}: {s.fmt(v)}" for k, v in s.values.items())
-        if s.n > 1:
-            kind = "t" if s.method == "t" else "bootstrap"
-            ci = f"[{s.fmt(s.lo)}, {s.fmt(s.hi)}] ({kind})"
-        else:
-            ci = "1 seed, no interval"
+        ci = _interval_cell(s)
         name = s.name.replace("|", "\\|")  # a norm's bars would end the cell
         out.append(f"| {name} | {per_seed} | {s.fmt(s.mean)} | {ci} | {s.n} | {s.verdict or '-'} |")
     return out
@@ -115,6 +111,13 @@ def _section(c, level: str, out_dir: Path) -> list[str]:
     return lines + [""]
 
 
+def _interval_cell(s) -> str:
+    """The 95% interval with its kind, or why there is none (one seed; a non-finite seed: the count)."""
+    if s.n <= 1 or s.method == "seeds":
+        return s.label
+    return f"[{s.fmt(s.lo)}, {s.fmt(s.hi)}] ({s.kind})"
+
+
 def _numbers(c) -> str:
     """A study's judged statistics in one table cell: mean [95% interval] (N seeds) each."""
     if c.verdict == NOT_RUN or not (c.stats or c.cell):
@@ -124,6 +127,9 @@ def _numbers(c) -> str:
     parts = []
     for s in c.stats:
         name = s.name.split(" = ")[0]
+        if s.method == "seeds":
+            parts.append(f"{name}: {s.label}")
+            continue
         ci = f" [{s.fmt(s.lo)}, {s.fmt(s.hi)}]" if s.n > 1 else ""
         parts.append(f"{name} {s.fmt(s.mean)}{ci} ({s.n} seed{'s' if s.n > 1 else ''})")
     return "; ".join(parts)
@@ -198,9 +204,11 @@ def render(
         "protocol (plain SGD, batch 128, no augmentation, the paper's LRs, layers and step sizes) but trains a",
         "narrower VGG for fewer steps; where an effect does not show at this scale the verdict says so.",
         "",
-        "Each claim is judged per seed and over seeds: the per-seed numbers, their mean and a 95% interval",
-        "(Student-t for means, percentile bootstrap for ratios and fractions); a verdict is *inconclusive* when",
-        "the interval straddles a threshold of the rule (docs/PROTOCOL.md section 2). One seed: no interval.",
+        "Each claim is judged per seed and over seeds: the per-seed numbers, their mean and a 95% t-interval",
+        "(for a ratio, of its log10: the mean is then the geometric mean); a verdict is *inconclusive* when the",
+        "interval straddles a threshold of the rule (docs/PROTOCOL.md section 2). A statistic with an infinite",
+        "per-seed value has no interval: the report gives the count and the rule is applied to each seed (one",
+        "verdict for all seeds, else inconclusive). One seed: no interval.",
         "",
         "| claim | verdict | N seeds | figure |",
         "|---|---|---|---|",

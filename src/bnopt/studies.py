@@ -125,12 +125,13 @@ class Study:
     def conclude(self, table: dict, extra_stats: tuple[Stat, ...] = ()) -> Judgement:
         """Judge the per-seed table by the rule: statistics, verdict, evidence (per-seed lines, statistics,
         notes, the rule's sentence; for a study, first what a failed sub-test says against its claim)."""
-        named = {s.key: s.over(table, self.rule.thresholds(s.key)) for s in self.statistics}
-        outcome, rule_lines = self.rule.judge(named)
+        statistics, rule = self.judged_by(table)
+        named = {s.key: s.over(table, rule.thresholds(s.key)) for s in statistics}
+        outcome, rule_lines = rule.judge(named)
         for s in named.values():
             s.verdict = self.words.word(s.verdict) if s.verdict in (HOLDS, PARTLY, FAILS) else s.verdict
         stats = [*named.values(), *extra_stats]
-        against = self.rule.against(named) if self.words is BEYOND else []
+        against = rule.against(named) if self.words is BEYOND else []
         j = self.judgement(self.words.word(outcome))
         j.per_seed, j.seeds, j.stats = table, list(table), stats
         j.numbers = seed_means(table) | {"n_seeds": len(table)}
@@ -140,9 +141,14 @@ class Study:
             *(s.summary() for s in stats),
             *self.notes,
             *rule_lines,
-            self.rule.sentence(named, self.words),
+            rule.sentence(named, self.words),
         ]
         return j
+
+    def judged_by(self, table: dict) -> tuple[tuple[Statistic, ...], Bands | Tests]:
+        """The statistics and the rule a table is judged by: the class's, or, for a study whose sub-tests are
+        the pairs of runs that exist (C5, C7), built from the table by the study's one declaration."""
+        return self.statistics, self.rule
 
     def judgement(self, verdict: str, evidence: list[str] | None = None) -> Judgement:
         return Judgement(self.id, self.claim, verdict, evidence or [], self.paper, ", ".join(self.figures))

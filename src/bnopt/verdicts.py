@@ -23,7 +23,6 @@ HOLDS, PARTLY, FAILS = "holds", "partly", "fails"
 INCONCLUSIVE, NOT_RUN = "inconclusive", "not run"
 PASS, FAIL = "pass", "fail"  # a sub-test's outcome
 CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 10_000, 0
 ROUNDOFF = 1e-12  # far above float64 round-off in the theorem checks (about 1e-15) and far below a real error
 
 
@@ -58,27 +57,10 @@ def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float, fl
     return m, m - half, m + half
 
 
-def bootstrap_interval(
-    values, confidence: float = CONFIDENCE, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
-) -> tuple[float, float, float]:
-    """(mean, lo, hi): percentile bootstrap of the mean over seeds, fixed generator seed. The bounds are
-    order statistics of the resampled means (no interpolation), so infinite values stay meaningful."""
-    v = np.asarray(values, dtype=float)
-    if not len(v):
-        return (float("nan"),) * 3
-    m = float(v.mean())
-    if len(v) == 1:
-        return m, m, m
-    idx = np.random.default_rng(seed).integers(0, len(v), size=(resamples, len(v)))
-    means = np.sort(v[idx].mean(axis=1))
-    alpha = (1 - confidence) / 2
-    lo = means[int(math.floor(alpha * (resamples - 1)))]
-    hi = means[int(math.ceil((1 - alpha) * (resamples - 1)))]
-    return m, float(lo), float(hi)
-
-
-def interval(values, method: str = "t") -> tuple[float, float, float]:
-    return t_interval(values) if method == "t" else bootstrap_interval(values)
+def log_t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(geometric mean, lo, hi) of positive ratios: the t-interval of their log10, taken back to ratios."""
+    m, lo, hi = t_interval(np.log10(np.asarray(values, dtype=float)), confidence)
+    return float(10**m), float(10**lo), float(10**hi)
 
 
 def fmt(x: float, pct: bool = False) -> str:
@@ -111,10 +93,12 @@ def log_ratio(a: float, b: float) -> float:
 class Stat:
     """One judged statistic over seeds: per-seed values, their mean and a 95% interval.
 
-    `method`: "t" (Student-t interval of the mean, n-1 degrees of freedom) or "bootstrap" (percentile
-    bootstrap of the mean; used where the statistic is not a plain mean: ratios that can be infinite,
-    fractions of pairs, or any non-finite per-seed value). `thresholds`: the rule's cut points on it (set by
-    the rule that judges it). `pct`: shown as a percentage. `verdict`: what the rule made of it."""
+    `method`: "t" (Student-t interval of the mean, n-1 degrees of freedom) or "log" (a ratio: the t-interval
+    of the per-seed log10, taken back; the mean is the geometric mean). A statistic with a value the
+    interval cannot take (infinite; for a ratio also 0) gets no interval: its method becomes "seeds", the
+    rule is applied to each seed's value and one verdict for all seeds is that verdict (the report states
+    the count, e.g. "3/5 seeds infinite"). `thresholds`: the rule's cut points on it (set by the rule that
+    judges it). `pct`: shown as a percentage. `verdict`: what the rule made of it."""
 
     name: str
     values: dict
@@ -127,11 +111,23 @@ class Stat:
     hi: float = field(init=False)
 
     def __post_init__(self):
+        if self.method not in ("t", "log", "seeds"):
+            raise ValueError(f"unknown interval method {self.method!r} (t, log or seeds)")
+        vals = self.finite_or_infinite()
+        usable = np.isfinite(vals).all() and (self.method != "log" or (vals > 0).all())
+        if not usable:
+            self.method = "seeds"
+        if self.method == "seeds":
+            with np.errstate(invalid="ignore"):
+                self.mean = float(vals.mean()) if len(vals) else float("nan")
+            self.lo, self.hi = (float(vals.min()), float(vals.max())) if len(vals) else (float("nan"),) * 2
+        else:
+            self.mean, self.lo, self.hi = (log_t_interval if self.method == "log" else t_interval)(vals)
+
+    def finite_or_infinite(self) -> np.ndarray:
+        """The per-seed values, NaN (not measured) dropped."""
         vals = np.array([float(v) for v in self.values.values()], dtype=float)
-        vals = vals[~np.isnan(vals)]
-        if self.method == "t" and not np.isfinite(vals).all():
-            self.method = "bootstrap"
-        self.mean, self.lo, self.hi = interval(vals, self.method)
+        return vals[~np.isnan(vals)]
 
     @property
     def n(self) -> int:
@@ -146,12 +142,24 @@ class Stat:
     def label(self) -> str:
         if self.n <= 1:
             return "1 seed, no interval"
-        kind = "t-interval" if self.method == "t" else "percentile bootstrap"
-        return f"{self.n} seeds, 95% {kind}"
+        if self.method == "seeds":
+            vals = self.finite_or_infinite()
+            odd = int((~np.isfinite(vals)).sum()) or int((vals <= 0).sum())
+            what = "infinite" if (~np.isfinite(vals)).any() else "zero"
+            return f"{odd}/{self.n} seeds {what}: no interval, the rule is applied to each seed"
+        return f"{self.n} seeds, 95% t-interval" + (" of log10" if self.method == "log" else "")
+
+    @property
+    def kind(self) -> str:
+        """The interval in a word for a table cell."""
+        return {"t": "t", "log": "t on log10", "seeds": "per seed"}[self.method]
 
     def candidates(self) -> list[float]:
-        """Values inside [lo, hi] that meet every verdict the interval can give: its ends and both sides
-        of each threshold strictly inside it (the rules are monotone step functions of the statistic)."""
+        """Values the statistic can take that meet every verdict it can give. With an interval: its ends
+        and both sides of each threshold strictly inside it (the rules are monotone step functions of the
+        statistic); without one ("seeds"): every seed's value."""
+        if self.method == "seeds":
+            return list(self.finite_or_infinite()) or [float("nan")]
         if self.lo != self.lo:
             return [float("nan")]
         out = [self.lo, self.hi]
@@ -165,8 +173,9 @@ class Stat:
 
     def summary(self) -> str:
         per_seed = ", ".join(f"s{s}: {self.fmt(v)}" for s, v in self.values.items())
-        body = f"{self.name}: per seed {per_seed}; mean {self.fmt(self.mean)}"
-        if self.n > 1:
+        mean = "geometric mean" if self.method == "log" else "mean"
+        body = f"{self.name}: per seed {per_seed}; {mean} {self.fmt(self.mean)}"
+        if self.n > 1 and self.method != "seeds":
             body += f", 95% interval [{self.fmt(self.lo)}, {self.fmt(self.hi)}]"
         return body + f" ({self.label})" + (f" -> {self.verdict}" if self.verdict else "")
 
@@ -276,14 +285,15 @@ class AtLeast:
         return f"{self.name or 'at least'} {self.k} of {len(self.tests)} of: {parts}"
 
 
-def _count(outcomes: list[str]) -> str:
-    """All sub-tests pass = HOLDS, some = PARTLY, none = FAILS; INCONCLUSIVE when an inconclusive sub-test
-    could change that."""
+def _count(outcomes: list[str], holds_at: float = 1.0, partly_at: float = 0.0) -> str:
+    """HOLDS when the fraction of sub-tests that pass is at least `holds_at` (default: all), PARTLY when above
+    0 (default: some) or at least `partly_at`, else FAILS; INCONCLUSIVE when an inconclusive sub-test could
+    change that."""
     options = [[PASS, FAIL] if o == INCONCLUSIVE else [o] for o in outcomes]
     verdicts = set()
     for combo in itertools.product(*options):
-        passed = sum(o == PASS for o in combo)
-        verdicts.add(HOLDS if passed == len(combo) else (PARTLY if passed else FAILS))
+        f = sum(o == PASS for o in combo) / max(len(combo), 1)
+        verdicts.add(HOLDS if f >= holds_at else (PARTLY if (f >= partly_at if partly_at else f > 0) else FAILS))
     return verdicts.pop() if len(verdicts) == 1 else INCONCLUSIVE
 
 
@@ -294,6 +304,8 @@ class Tests:
 
     __test__ = False  # not a pytest test class
     tests: tuple
+    holds_at: float = 1.0  # the fraction of sub-tests that must pass for HOLDS (1: all)
+    partly_at: float = 0.0  # ... for PARTLY (0: at least one)
 
     def stat_names(self) -> list[str]:
         return [t.stat for t in self._leaves()]
@@ -316,7 +328,7 @@ class Tests:
             else:
                 named[t.stat].verdict = t.judge(named[t.stat])
                 outcomes.append(named[t.stat].verdict)
-        return _count(outcomes), lines
+        return _count(outcomes, self.holds_at, self.partly_at), lines
 
     def against(self, named: dict[str, Stat]) -> list[str]:
         """The plain statement of each sub-test that failed: what the numbers say against the claim."""
@@ -334,9 +346,16 @@ class Tests:
                 "when not over its whole interval; otherwise inconclusive"
             )
         parts = "; ".join(f"({i + 1}) {t.describe(named)}" for i, t in enumerate(self.tests))
+        if self.holds_at == 1.0 and not self.partly_at:
+            count = f"all pass = {words.holds}, some = {words.partly}, none = {words.fails}"
+        else:
+            count = (
+                f"at least {self.holds_at:.0%} pass = {words.holds}, at least {self.partly_at:.0%} = {words.partly}, "
+                f"fewer = {words.fails}"
+            )
         return (
-            f"rule: sub-tests, each over its whole interval: {parts}; all pass = {words.holds}, some = "
-            f"{words.partly}, none = {words.fails}; inconclusive when an inconclusive sub-test could change that"
+            f"rule: sub-tests, each over its whole interval: {parts}; {count}; inconclusive when an inconclusive "
+            "sub-test could change that"
         )
 
 
