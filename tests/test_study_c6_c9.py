@@ -36,8 +36,11 @@ def test_c6_smoothness(tmp_path):
     c = judge("C6", good)
     assert c.verdict == REPRODUCED and c.numbers["vgg16_bn_beta"] == 20 and c.numbers["vgg16_grad_diff_peak"] == 250
     assert [s.verdict for s in c.stats] == [PASS, PASS, PASS]
-    assert c.stats[2].name == "log10(BN / standard) beta" and c.stats[2].mean == pytest.approx(-0.30103, abs=1e-5)
-    assert "loss range 0.5 vs 2; gradient predictiveness (max ||grad diff||) 30 vs 250" in c.evidence[0]
+    assert c.stats[2].name == "log10(BN / standard) beta, early phase"
+    assert c.stats[2].mean == pytest.approx(-0.30103, abs=1e-5)
+    assert "loss_range 0.5 vs 2; grad_diff_max 30 vs 250; beta 20 vs 40" in c.evidence[0]
+    assert "beta x eta / 2 early 1 vs 2, last half 1 vs 2" in c.evidence[0]
+    assert "loss range 0.5 vs 2; gradient predictiveness (max ||grad diff||) 30 vs 250" in c.evidence[1]
     assert c.evidence[-1].startswith("rule: sub-tests, each over its whole interval: (1) log10(BN / standard) ")
     mixed = _pair(tmp_path / "b", ("vgg16", dict(beta=10, grad_diff=250, loss_range=2)), BN_SMOOTH).results()
     c = judge("C6", mixed)
@@ -55,6 +58,22 @@ def test_c6_inconclusive_when_a_median_straddles(tmp_path):
     assert [s.verdict for s in c.stats] == [PASS, PASS, INCONCLUSIVE]
     assert c.verdict == INCONCLUSIVE  # reproduced if beta passes, partly if not
     assert c.numbers["vgg16_beta"] == pytest.approx(85 / 3) and c.n_seeds == "3"
+
+
+def test_c6_bn_lower_within_the_margin_is_no_difference(tmp_path):
+    """A log10 ratio of -0.04 (BN's beta 10% lower) is inside the 0.05 margin: not evidence that BN is lower."""
+    near = _pair(tmp_path, ("vgg16", dict(beta=22, grad_diff=250, loss_range=2)), BN_SMOOTH).results()
+    c = judge("C6", near)
+    assert c.stats[2].mean == pytest.approx(-0.0414, abs=1e-3) and c.stats[2].verdict == FAIL
+    assert c.verdict == PARTLY and "below -0.05" in c.evidence[-1]
+
+
+def test_c6_says_when_both_nets_sit_at_the_edge_of_stability(tmp_path):
+    """beta = 2 / eta = 20 at LR 0.1 for both nets late in training: beta x eta / 2 = 1, set by the step size."""
+    pinned = _pair(tmp_path / "a", ("vgg16", dict(beta=21, grad_diff=250, loss_range=2)), BN_SMOOTH).results()
+    assert any("pinned at 2 / eta = 20" in e for e in judge("C6", pinned).evidence)
+    apart = _pair(tmp_path / "b", ("vgg16", dict(beta=40, grad_diff=250, loss_range=2)), BN_SMOOTH).results()
+    assert not any("pinned" in e for e in judge("C6", apart).evidence)
 
 
 def test_c6_without_landscape_records_is_not_run(tmp_path):
