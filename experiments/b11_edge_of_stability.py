@@ -1,0 +1,120 @@
+"""B11: the paper's effective beta is the edge of stability (Cohen et al. 2021; docs/PROTOCOL.md section 7).
+
+Reads the landscape probe's effective beta of VGG16 with and without BN at LR 0.05, 0.1 and 0.2
+(configs/experiment/beyond_edge.yaml; LR 0.1 is Fig 1's runs) and of the DLN with and without BN at LR 1e-6
+and 1e-7 (Fig 3b's runs). Per (net, LR) and seed: E = the median of beta x eta / 2 over the last half of
+training (1: the edge of stability, beta = 2 / eta) and T = the fraction of training before beta x eta / 2
+first reaches 0.8. One sub-test per (net, LR): E within [0.8, 1.25]. Its figure (beyond_edge): beta x eta / 2
+against the step, one panel per net, one line per LR, every seed a thin line, the edge at 1.
+"""
+
+import numpy as np
+
+from bnopt.figures.common import STEP_LABEL, figure_title
+from bnopt.figures.panels import legend, new_figure, record_runs, set_labels
+from bnopt.readers import DLN_LR, Missing, probe_series
+from bnopt.results import MissingRuns
+from bnopt.studies import Statistic, Study, run_id_of, seeds_of
+from bnopt.verdicts import Test, Tests, fmt, within
+
+NETS = {  # (net, learning rates): the VGG grid of beyond_edge, the DLN rates of Fig 3b
+    "vgg16": (0.05, 0.1, 0.2),
+    "vgg16_bn": (0.05, 0.1, 0.2),
+    "dln": (1e-7, DLN_LR),
+    "dln_bn": (1e-7, DLN_LR),
+}
+AT_EDGE = within(0.8, 1.25)  # E "at the edge of stability"
+REACHED = 0.8  # T: the first measured step with beta x eta / 2 at or above this
+MIN_SEEDS = 3
+LATE = 0.5  # E is the median over the measured steps after this fraction of training
+
+
+def edge_series(res, rid: str, lr: float):
+    """beta x eta / 2 at each measured step of the run (step 0 left out: beta at initialisation)."""
+    beta = probe_series(res, rid, "landscape", "beta")
+    return (beta[beta.index > 0] * lr / 2).replace([np.inf, -np.inf], np.nan).dropna()
+
+
+def key(net: str, lr: float) -> str:
+    return f"{net}_{lr:g}"
+
+
+def name(k: str) -> str:
+    """vgg16_bn_0.1 -> "vgg16_bn LR 0.1"."""
+    net, lr = k.rsplit("_", 1)
+    return f"{net} LR {lr}"
+
+
+class B11(Study):
+    id = "B11"
+    claim = "The paper's effective beta is the edge of stability: late in training beta sits at 2 / eta"
+    sweeps = ("beyond_edge", "fig3_ics_dln")
+    figures = ("beyond_edge",)
+
+    def measure(self, res, scale, seed):
+        row = {}
+        for net, lrs in NETS.items():
+            for lr in lrs:
+                try:
+                    rid = run_id_of(res, net, lr, scale, seed, probes=("landscape",))
+                except Missing:
+                    continue
+                s = edge_series(res, rid, lr)
+                steps = int(res.runs.set_index("run_id").loc[rid, "steps"])
+                late = s[s.index > LATE * steps]
+                if not len(late):
+                    continue
+                hit = s.index[s.to_numpy() >= REACHED]
+                row[f"E_{key(net, lr)}"] = float(late.median())
+                row[f"T_{key(net, lr)}"] = float(hit[0]) / steps if len(hit) else 1.0
+        if not row:
+            raise Missing("no landscape records of the nets and learning rates B11 reads")
+        return row
+
+    def cells(self, table: dict) -> list[str]:
+        """The (net, LR) keys with E of at least MIN_SEEDS seeds, in NETS order."""
+        keys = [key(n, lr) for n, lrs in NETS.items() for lr in lrs]
+        return [k for k in keys if sum(f"E_{k}" in r for r in table.values()) >= MIN_SEEDS]
+
+    def judged_by(self, table):
+        cells = self.cells(table)
+        if not cells:
+            raise Missing(f"no (net, LR) has landscape records of {MIN_SEEDS} seeds")
+        named = [Statistic(f"E_{k}", f"E {name(k)}: median beta x eta / 2, last half") for k in cells]
+        timing = [Statistic(f"T_{k}", f"T {name(k)}: first reaches {REACHED:g}", pct=True) for k in cells]
+        rule = Tests(tuple(Test(f"E_{k}", AT_EDGE, f"{name(k)} does not sit at the edge of stability") for k in cells))
+        return (*named, *timing), rule
+
+    def lines(self, table):
+        return [
+            f"seed {s}: median beta x eta / 2 over the last half: "
+            + ", ".join(f"{name(k)} {fmt(r[f'E_{k}'])}" for k in self.cells(table) if f"E_{k}" in r)
+            for s, r in table.items()
+        ]
+
+    def draw(self, res, scale):
+        """beta x eta / 2 against the step: a panel per net, a colour per LR, a thin line per seed, the edge."""
+        fig = new_figure(14, 9)
+        drawn = {}
+        for i, (net, lrs) in enumerate(NETS.items()):
+            ax = fig.add_subplot(2, 2, i + 1)
+            for lr, col in zip(lrs, ("tab:blue", "tab:orange", "tab:green"), strict=False):
+                for seed in seeds_of(res):
+                    try:
+                        rid = run_id_of(res, net, lr, scale, seed, probes=("landscape",))
+                    except Missing:
+                        continue
+                    s = edge_series(res, rid, lr)
+                    ax.plot(s.index, s.to_numpy(), color=col, lw=0.7, alpha=0.6)
+                    row = res.runs.set_index("run_id").loc[rid].to_dict() | {"run_id": rid}
+                    drawn[(net, lr, seed)] = row
+                    record_runs(ax, [row])
+                ax.plot([], [], color=col, label=f"LR {lr:g}")
+            ax.axhline(1.0, color="0.3", ls="--", lw=0.9, label="edge of stability (beta = 2 / eta)")
+            ax.set_yscale("log")
+            set_labels(ax, f"({'abcd'[i]}) {net}", STEP_LABEL, "beta x eta / 2")
+            legend(ax, loc="best")
+        if not drawn:
+            raise MissingRuns(self.figures[0], "no run with landscape records", "beyond_edge", scale)
+        figure_title(fig, "B11 — Effective beta x eta / 2: the edge of stability", drawn)
+        return fig

@@ -1,0 +1,42 @@
+"""B11 (experiments/b11_edge_of_stability.py) on hand-made records: a net whose beta x eta / 2 sits at 1 late in
+training is at the edge of stability; one far below is not; a (net, LR) with fewer than 3 seeds is not judged."""
+
+from __future__ import annotations
+
+import pytest
+
+from bnopt import studies
+from bnopt.verdicts import BEYOND, FAIL, NOT_RUN, PASS
+from tests.run_rows import Maker
+
+
+def judge(res):
+    return studies.registry()["B11"].judge(res, None)
+
+
+def records(tmp, bn_beta: float, seeds=(0, 1, 2)):
+    m = Maker(tmp)  # landscape rows every 100 steps of 1000, beta constant over them
+    for seed in seeds:
+        m.run("vgg16", 0.1, beta=20.0 + seed * 0.5, seed=seed).run("vgg16_bn", 0.1, beta=bn_beta, seed=seed)
+    return m.results()
+
+
+def test_both_nets_at_the_edge_is_supported(tmp_path):
+    j = judge(records(tmp_path, bn_beta=19.0))
+    e = {s.name.split(":")[0]: s for s in j.stats}
+    assert e["E vgg16 LR 0.1"].mean == pytest.approx(1.025) and e["E vgg16 LR 0.1"].verdict == PASS
+    assert e["E vgg16_bn LR 0.1"].mean == pytest.approx(0.95) and j.verdict == BEYOND.holds
+    assert e["T vgg16 LR 0.1"].mean == pytest.approx(0.1)  # reached at the first measured step after 0, of 1000
+
+
+def test_a_net_far_below_the_edge_makes_it_partly_and_says_so_first(tmp_path):
+    j = judge(records(tmp_path, bn_beta=5.0))  # beta x eta / 2 = 0.25
+    assert [s.verdict for s in j.stats if s.name.startswith("E ")] == [PASS, FAIL]
+    assert j.verdict == BEYOND.partly
+    assert j.evidence[0].startswith("against the claim: vgg16_bn LR 0.1 does not sit at the edge of stability")
+
+
+def test_fewer_than_three_seeds_is_not_run(tmp_path):
+    j = judge(records(tmp_path, bn_beta=19.0, seeds=(0, 1)))
+    assert j.verdict == NOT_RUN and "3 seeds" in j.evidence[0]
+    assert "bnopt-train experiment=beyond_edge" in j.evidence[1]
