@@ -49,6 +49,7 @@ class B10(Study):
     claim = "BN keeps the representations of a deep linear network from collapsing in rank"
     sweeps = ("beyond_rank",)
     figures = ("beyond_rank",)
+    regime = ("dln",)
     statistics = (
         Statistic("r0", f"R0 = log10(stable rank BN / standard), layer #{RANK_LAYER}, step 0"),
         Statistic("r1", "R1 = the same at the last measured step"),

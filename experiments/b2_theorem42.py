@@ -102,6 +102,7 @@ class B2(Study):
     id = "B2"
     claim = "Thm 4.2: BN bounds the curvature along the gradient"
     figures = ("(theory)",)
+    regime = ("theory",)
     statistics = (Statistic("held", "H = fraction of the random BN units in which the bound holds", pct=True),)
     rule = one("held", (at_least(1.0), HOLDS), (at_least(0.95), PARTLY), otherwise=FAILS)
     trials, seed = 200, 0  # the random units and the generator's seed

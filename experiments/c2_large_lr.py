@@ -38,6 +38,10 @@ class C2(Study):
     paper = "standard VGG at LR 0.5 stays near 10%; BN at 0.5 trains (Fig 1a/b)"
     sweeps = ("fig1",)
     figures = ("fig1",)
+    post_hoc = (
+        "2026-11-30: the accuracy judged became the final smoothed train-mode batch accuracy (what Fig 1a plots) "
+        "instead of the eval-mode train-subset accuracy, after the runs' numbers were seen"
+    )
     statistics = (
         Statistic("acc_std", "standard final smoothed acc", column="acc_std_lr0.5", pct=True),
         Statistic("acc_bn", "BN final smoothed acc", column="acc_bn_lr0.5", pct=True),

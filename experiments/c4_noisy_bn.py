@@ -40,6 +40,11 @@ class C4(Study):
     )
     sweeps = ("fig2", "fig8")
     figures = ("fig2", "fig8")
+    post_hoc = (
+        "2026-11-30: the accuracy judged became the final smoothed train-mode batch accuracy (what Fig 2 plots) "
+        "instead of the eval-mode train-subset accuracy, after the runs showed noisy BN at 41% in eval mode and "
+        "about 76% in train mode"
+    )
     statistics = (
         Statistic("acc_diff", "(a) acc noisy BN - BN (smoothed, train mode)", pct=True),
         Statistic("drift_ratio", "(b) drift noisy BN / BN (implementation check, not judged)", method="log"),

@@ -56,6 +56,7 @@ class C5(Study):
     )
     sweeps = ("fig3_ics_dln", "fig3_ics_vgg")
     figures = ("fig3",)
+    regime = ("vgg", "dln")
     notes = (
         "relative l2 = ||G - G'|| / ||G|| per measured step (G, G': the layer's gradient before and after the "
         "earlier layers' update), median over the steps; the raw l2 and the cosine are reported, not judged",

@@ -114,6 +114,7 @@ class C7(Study):
     )
     sweeps = ("fig5_lp_vgg", "fig12", "fig5_lp_dln")
     figures = ("fig5", "fig6", "fig12", "fig13")
+    regime = ("vgg", "dln")
     statistics = ()  # declared when judging: one per family and norm that has runs (`judged`)
     rule = None
 

@@ -18,6 +18,7 @@ class C8(Study):
     paper = "DLN at 10k steps: loss ~1.6e3 standard vs 5e2 BN; landscape smoother with BN (Fig 5b, 10)"
     sweeps = ("fig5_lp_dln", "fig10")
     figures = ("fig3", "fig5", "fig9", "fig10", "fig13")
+    regime = ("dln",)
     statistics = (
         Statistic("log10_ratio_loss", "(a) log10(final loss BN / standard)"),
         *smoothness_statistics("(b) "),

@@ -66,6 +66,7 @@ class C9(Study):
         "the appendix proof gives 1/m and equality"
     )
     figures = ("(theory)",)
+    regime = ("theory",)
     statistics = (
         Statistic("appendix_err", "E = max relative error of the appendix form", "max_rel_err_appendix_equality"),
         Statistic(

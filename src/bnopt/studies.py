@@ -62,6 +62,8 @@ class Judgement:
     stats: list = field(default_factory=list)  # the judged statistics (Stat)
     per_seed: dict = field(default_factory=dict)  # seed -> {number: value}
     cell: str = ""  # the numbers in one line where there are no per-seed statistics (a theorem's check)
+    regime: tuple = ("vgg",)  # Study.regime
+    post_hoc: str = ""  # Study.post_hoc
 
     @property
     def n_seeds(self) -> str:
@@ -84,6 +86,12 @@ class Study:
     statistics: tuple[Statistic, ...] = ()
     rule: Bands | Tests | None = None
     notes: tuple[str, ...] = ()  # what is measured, in words, after the statistics
+    # the runs its magnitude rests on (bnopt.regime: "vgg" = Fig 1's VGG nets, "dln" = the DLNs, "theory" =
+    # none): the report says beside its verdict when their magnitude is not comparable to the paper's
+    regime: tuple[str, ...] = ("vgg",)
+    # a rule changed after seeing results: when and what (docs/PROTOCOL.md section 2, "Rule changes", post hoc);
+    # the report says so in the study's section
+    post_hoc: str = ""
 
     @property
     def words(self) -> Vocabulary:
@@ -151,7 +159,9 @@ class Study:
         return self.statistics, self.rule
 
     def judgement(self, verdict: str, evidence: list[str] | None = None) -> Judgement:
-        return Judgement(self.id, self.claim, verdict, evidence or [], self.paper, ", ".join(self.figures))
+        j = Judgement(self.id, self.claim, verdict, evidence or [], self.paper, ", ".join(self.figures))
+        j.regime, j.post_hoc = tuple(self.regime), self.post_hoc
+        return j
 
     def not_run(self, why: str, scale: str | None) -> Judgement:
         return self.judgement(NOT_RUN, [f"not run: {why}", train_hint(self.sweeps, scale)])
