@@ -50,6 +50,7 @@ class B11(Study):
     claim = "The paper's effective beta is the edge of stability: late in training beta sits at 2 / eta"
     sweeps = ("beyond_edge", "fig3_ics_dln")
     figures = ("beyond_edge",)
+    regime = ("vgg", "dln")
 
     def measure(self, res, scale, seed):
         row = {}
