@@ -18,7 +18,7 @@ from tests.run_rows import RecordsBuilder, run_row
 
 SUPPORTED, PARTLY_WORD, NOT_SUPPORTED = BEYOND.holds, BEYOND.partly, BEYOND.fails
 STEPS = np.arange(0, 1000)
-EVAL_STEPS = [0, 500, 1000]
+EVAL_STEPS = [0, 500, 800, 900, 1000]  # the last 3: what a final evaluation number averages (readers.LAST_EVALS)
 SEEDS = (0, 1, 2)
 JITTER = {0: -0.001, 1: 0.0, 2: 0.001}  # a little seed-to-seed spread, so the intervals have width
 
@@ -50,12 +50,19 @@ class Records(RecordsBuilder):
         )
         train = pd.DataFrame(dict(step=STEPS, kind="train", loss=1.0, acc=acc, run_id=rid))
         evals = pd.DataFrame(
-            dict(step=EVAL_STEPS, kind="eval", train_eval_acc=list(train_eval), test_acc=list(test), run_id=rid)
+            dict(step=EVAL_STEPS, kind="eval", train_eval_acc=_evals(train_eval), test_acc=_evals(test), run_id=rid)
         )
         self.metrics += [train, evals]
         probes = pd.DataFrame(list(rows), columns=["step", "probe", "layer", "eta", "metric", "value"])
         self.probes.append(probes.assign(run_id=rid))
         return self
+
+
+def _evals(values) -> list:
+    """One value per EVAL_STEPS: (first, middle, final) holds the final value over the last 3 evaluations;
+    a value per evaluation is taken as it is."""
+    values = list(values)
+    return values if len(values) == len(EVAL_STEPS) else values[:2] + values[2:] * 3
 
 
 def study(study_id):
@@ -210,6 +217,7 @@ def test_thm_4_2_draws_its_random_bn_units_from_the_shared_generator():
     assert int(torch.randint(4, 256, (1,), generator=after_m)) == m
     thm42_trial = module("B2").thm42_trial
     assert thm42_trial(torch.Generator().manual_seed(0)) == thm42_trial(after_m, m)
+    assert module("B2").random_bn_unit is module("C9").random_bn_unit is bn_unit.random_bn_unit  # Thm 4.1's too
 
 
 # --------------------------------------------------------------------------------------------- B3, B4
@@ -239,6 +247,22 @@ def test_b3_lowest_accuracy_and_range_over_the_init_scales(tmp_path):
     assert j.per_seed[0]["m_std"] == pytest.approx(0.10) and j.per_seed[0]["acc_std_0.1"] == pytest.approx(0.15)
     assert j.verdict == SUPPORTED and not against(j)
     assert "at init scale 0.1, 1, 10: BN 89.9% / 87.9% / 85.9%; standard 15.0% / 80.0% / 10.0%" in j.evidence[0]
+
+
+def test_b3_final_accuracy_is_the_mean_of_the_last_3_evaluations(tmp_path):
+    """BN's last three evaluations at each init scale are acc - 6, acc, acc + 6 points (the last alone would
+    read 6 points higher); the standard net's at scale 10 end NaN (diverged): 10%."""
+    r = Records(tmp_path)
+    for g, acc in ((0.1, 0.90), (1, 0.88), (10, 0.86)):
+        r.run("vgg16_bn", 0.1, init_scale=g, train_eval=(0.1, 0.5, acc - 0.06, acc, acc + 0.06))
+        if g == 10:  # diverged after its second-to-last evaluation: its last three are not a number
+            r.run("vgg16", 0.1, init_scale=g, status="diverged", train_eval=(0.1, 0.5, 0.5, 0.5, np.nan))
+        else:
+            r.run("vgg16", 0.1, init_scale=g, train_eval=(0.1, 0.5, 0.7))
+    row = judge("B3", r.results()).per_seed[0]
+    assert [row[f"acc_bn_{g}"] for g in ("0.1", "1", "10")] == pytest.approx([0.90, 0.88, 0.86])
+    assert row["m_bn"] == pytest.approx(0.86) and row["w_bn"] == pytest.approx(0.04)
+    assert row["acc_std_10"] == pytest.approx(CHANCE) and row["acc_std_1"] == pytest.approx(0.7)
 
 
 def test_b3_an_accuracy_that_depends_on_the_scale_is_partly(tmp_path):
