@@ -9,7 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from bnopt import figures
-from bnopt.figures.catalog import PAPER_FIGURES
+from bnopt.figures.catalog import PAPER_FIGURES, draw_figure
 from bnopt.results import MissingRecords, MissingRuns, Results
 from tests.run_rows import run_row
 
@@ -148,7 +148,8 @@ DRAWN = {
 @pytest.mark.integration
 @pytest.mark.parametrize("name", BEYOND_FIGURES)
 def test_beyond_figure_draws_every_seed(res, tmp_path, name):
-    fig = figures.make_figure(name, res)
+    drawn = draw_figure(name, res)
+    fig = drawn.fig
     assert isinstance(fig, Figure)
     study, models, sweep = DRAWN[name]
     runs = res.runs.assign(init_scale=res.runs["init_scale"].fillna(1.0), batch_size=res.runs["batch_size"].fillna(0))
@@ -163,13 +164,13 @@ def test_beyond_figure_draws_every_seed(res, tmp_path, name):
         "": fig1_point,
     }[sweep]
     want = set(runs.loc[runs["model"].isin(models) & swept, "run_id"])
-    assert set(fig.bnopt_drawn) == want  # every seed of every curve, for the figure manifest
+    assert set(drawn.runs) == want  # every seed of every curve, for the figure manifest
     assert fig._suptitle.get_text().startswith(f"{study} — ")
     labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert any("(2 seeds)" in t for t in labels), labels
-    png, pdf = getattr(figures, name)(res, tmp_path)
+    png, pdf = figures.draw(name, res, tmp_path)
     assert png.name == f"{name}.png" and png.stat().st_size > 10_000 and pdf.exists()
-    assert figures.describe(fig, res)["seeds"] == [0, 1]
+    assert figures.describe(drawn, res)["seeds"] == [0, 1]
 
 
 def test_a_seed_trained_again_with_other_probes_draws_the_run_with_the_figures_records(res):
@@ -182,9 +183,9 @@ def test_a_seed_trained_again_with_other_probes_draws_the_run_with_the_figures_r
         pd.concat([*frames, res.metrics], ignore_index=True),
         res.probes,
     )
-    fig = figures.make_figure("beyond_rank", both)
-    assert set(fig.bnopt_drawn) == set(res.runs.loc[res.runs["model"].isin(("dln", "dln_bn")), "run_id"])
-    assert figures.describe(fig, both)["seeds"] == [0, 1]
+    drawn = draw_figure("beyond_rank", both)
+    assert set(drawn.runs) == set(res.runs.loc[res.runs["model"].isin(("dln", "dln_bn")), "run_id"])
+    assert figures.describe(drawn, both)["seeds"] == [0, 1]
 
 
 def test_beyond_figures_follow_the_paper_figures():

@@ -16,6 +16,8 @@ from omegaconf import OmegaConf
 
 from bnopt import figures
 from bnopt.figures.__main__ import main as figures_main
+from bnopt.figures.catalog import draw_figure
+from bnopt.figures.panels import recording
 from bnopt.resolvers import auto_scale
 from bnopt.results import Results, load_runs, scale_numbers
 from bnopt.wandb_source import load_wandb
@@ -85,9 +87,9 @@ def assert_written(paths: list[Path], name: str) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", figures.FIGURES)
+@pytest.mark.parametrize("name", figures.figure_list())
 def test_figure_draws_from_smoke_records(results, tmp_path, name):
-    paths = getattr(figures, name)(results, tmp_path)
+    paths = figures.draw(name, results, tmp_path)
     assert_written(paths, name)
 
 
@@ -194,8 +196,7 @@ def test_histogram_figures_take_the_run_that_holds_histograms(results, tmp_path,
         pd.concat([results.metrics, copied.assign(run_id=copied.run_id + "-adhoc")], ignore_index=True),
         results.probes,
     )
-    fig = figures.make_figure(name, more)
-    panels = figures.describe(fig, more)["histograms"]
+    panels = figures.describe(draw_figure(name, more), more)["histograms"]
     assert panels and not [p["run_id"] for p in panels if p["run_id"].endswith("-adhoc")]
 
 
@@ -235,6 +236,80 @@ def test_draw_all_reports_missing_figures(records, results, tmp_path):
     assert "experiment=fig6" in report["fig6"]
     with pytest.raises(ValueError, match="unknown figure 'fig7'"):
         figures.draw_all(records, tmp_path, figs=["fig7"])
+
+
+def bookkeeping(fig) -> list[str]:
+    """Attributes of ours on a figure, its subfigures or its Axes (issue 23: the figure code keeps its
+    records in a `panels.recording`, never on the matplotlib objects)."""
+    parts, i = [fig], 0
+    while i < len(parts):  # the figure and its subfigures, nested
+        parts += parts[i].subfigs
+        i += 1
+    parts += fig.axes
+    return [f"{type(p).__name__}.{a}" for p in parts for a in vars(p) if a.startswith("bnopt")]
+
+
+@pytest.mark.integration
+def test_a_figure_drawn_twice_keeps_no_records_of_the_one_before(results):
+    """Issue 23 item 5: each draw_figure records its own figure: the same builder twice in a row gives the same
+    runs and histogram panels (not twice as many), the next figure none of the previous one's."""
+    first = draw_figure("fig1", results)
+    again = draw_figure("fig1", results)
+    assert len(first.histograms) == 4 and again.histograms == first.histograms
+    assert list(again.runs) == list(first.runs) and {r["model"] for r in first.runs.values()} == {"vgg16", "vgg16_bn"}
+    dln = draw_figure("fig5_dln", results)
+    assert dln.runs and not dln.histograms and not set(dln.runs) & set(first.runs)
+    assert {r["family"] for r in dln.runs.values()} == {"dln"}
+    # a builder called as a notebook would, with no recording open: drawn, and nothing noted anywhere
+    assert figures.catalog.builders()["fig1"](results, None).axes
+    assert list(draw_figure("fig5_dln", results).runs) == list(dln.runs)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["fig1", "fig3"])
+def test_figures_carry_no_bookkeeping_attributes(results, name):
+    """No `bnopt_*` attribute on a drawn figure, its subfigures or Axes; a composite's title still names the
+    runs of both halves (their titles' runs, recorded per half)."""
+    drawn = draw_figure(name, results)
+    assert not bookkeeping(drawn.fig)
+    assert not bookkeeping(figures.make_figure(name, results))
+    footer = next(t.get_text() for t in drawn.fig.texts if " | runs: " in t.get_text())
+    named = footer.split(" | runs: ")[1].split(", ")  # the runs the title names
+    assert named and set(named) <= set(drawn.runs)
+    families = {str(drawn.runs[r]["family"]) for r in named}
+    assert families == ({"vgg", "dln"} if name == "fig3" else {"vgg"})
+
+
+def test_recordings_note_what_is_drawn_while_open_and_nest():
+    """The recorder behind the figure manifest: record_runs / figure_title / ridge note into every open
+    `recording` (none open: nothing noted, nothing stored on the figure); the title is the innermost one's."""
+    from bnopt.figures.common import figure_title
+    from bnopt.figures.panels import new_figure, record_runs
+
+    row = lambda rid: {"run_id": rid, "steps": STEPS, "scale": "smoke", "seed": 0}
+    titled = {("vgg16", 0.1): row("a"), ("vgg16_bn", 0.1): row("b")}
+
+    def build(fig=None):
+        fig = fig if fig is not None else new_figure(4, 3)
+        record_runs(fig.add_subplot(1, 1, 1), [row("c"), row("a")])
+        figure_title(fig, "Fig. 3a — test", titled)
+        return fig
+
+    assert not bookkeeping(build())  # a notebook calling a builder itself
+    with recording() as one:
+        fig = build()
+    with recording() as two:
+        build()
+    assert list(one.runs) == list(two.runs) == ["c", "a", "b"] and one.title == two.title == titled
+    assert one.runs["c"] == row("c") and not one.histograms and not bookkeeping(fig)
+    with recording() as outer:
+        fig = new_figure(6, 3)
+        with recording() as half:
+            build(fig.subfigures(1, 2)[0])
+        record_runs(fig, [row("d")])
+    assert half.title == titled and outer.title is None  # a half's title is its own, not the figure's
+    assert list(half.runs) == ["c", "a", "b"] and list(outer.runs) == ["c", "a", "b", "d"]
+    assert not bookkeeping(fig)
 
 
 # ------------------------------------------------------------------------------------------ histograms
@@ -282,11 +357,12 @@ def test_ridge_draws_each_measurement_in_its_own_bins_on_one_axis():
     """Issue 11: a layer that grows 100x stays readable: each measurement in its own bins on one shared
     x-axis (the union of the edges), at most 5% of the panel's values outside, and the panel says so."""
     arrays = growing_layer("per_measurement")
-    h, fig, ax, panel = ridge_panel(arrays)
+    with recording() as drawn:
+        h, fig, ax, panel = ridge_panel(arrays)
     assert h.edges.shape == (5, 65)
     assert panel["outside"] <= 0.05 and panel["outside"] < 0.005  # the robust range: ~0.2% at most
     assert panel["run_id"] == "vgg16-lr0.1-x" and panel["layer"] == 1 and panel["steps"] == [0, 100, 200, 300, 400]
-    assert panel["bins"] == "per_measurement" and fig.bnopt_histograms == [panel]
+    assert panel["bins"] == "per_measurement" and drawn.histograms == [panel]
     assert ax.get_xlim() == pytest.approx((arrays["layer1_edges"][:, 0].min(), arrays["layer1_edges"][:, -1].max()))
     note = " ".join(t.get_text() for t in ax.texts)
     assert "bins per measurement" in note and "of values outside" in note
@@ -327,7 +403,7 @@ def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypat
     err = capsys.readouterr().err
     for stage in (f"records of {records / 'runs'}", "figure fig1", "figure beyond_rank", "checks: studies B1-B10"):
         assert stage in err, stage
-    n = len(figures.FIGURES)
+    n = len(figures.figure_list())
     assert published.summary.startswith(f"{n} of {n} figure(s) in {tmp_path / 'smoke' / 'figures'}, report ")
     assert re.search(r"\(records \d+ s, figures \d+ s, checks \d+ s, copying records \d+ s\)$", published.summary)
     drawn = [name for name, v in published.figures.items() if not isinstance(v, str)]
@@ -337,7 +413,7 @@ def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypat
     assert not list(committed.glob("*/checkpoint.pt")) and len(list(committed.glob("*/metrics.parquet"))) == len(
         results.runs
     )
-    assert set(drawn) == set(figures.FIGURES)
+    assert set(drawn) == set(figures.figure_list())
     assert (tmp_path / "smoke" / "figures" / "manifest.json").is_file()
     manifest = figure_manifest("smoke", tmp_path)
     assert set(manifest) == set(drawn)

@@ -4,7 +4,8 @@
     figures.draw("fig4", res, "results/figures")      # -> [results/figures/fig4.png, results/figures/fig4.pdf]
     figures.fig4(res, "results/figures")              # the same, one function per figure
     figures.draw_all("results", "results/figures")    # every figure it can; {name: paths or message}
-    figures.describe(fig, res)                        # the runs, steps and histogram panels a figure drew
+    drawn = catalog.draw_figure("fig4", res)          # Drawn(fig, runs, histograms): the Figure, what it drew
+    figures.describe(drawn, res)                      # its manifest entry: the runs, steps and histogram panels
 
 The beyond-the-paper studies B1, B3-B10 (issue 12) have one figure each, drawn after the paper's:
 beyond_hessian, beyond_init, beyond_lr, beyond_batch,
@@ -21,8 +22,10 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from .. import studies
@@ -31,7 +34,7 @@ from .common import DEFAULT_OUT, figure_title
 from .drift import build_fig8, build_fig9
 from .ics import build_fig3_dln, build_fig3_vgg
 from .landscape import build_fig4, build_fig10, build_fig11_dln, build_fig11_vgg, build_fig12, build_fig13
-from .panels import new_figure, save
+from .panels import new_figure, recording, save
 from .selection import MissingRecords, MissingRuns
 from .training import build_fig1, build_fig2, build_fig5_dln, build_fig5_vgg, build_fig6
 
@@ -62,11 +65,15 @@ def _composite(name: str, res, scale=None):
     fig = new_figure(*size)
     subs = fig.subfigures(2, 1) if layout == "rows" else fig.subfigures(1, 2)
     missing: list[MissingRuns] = []
+    runs = {}  # {(key, half's subfigure): runs row} of both halves' titles, for the composite's title
     for half, sub in zip(halves, subs, strict=True):
         try:
-            HALVES[half](res, scale, sub)
+            with recording() as drawn:  # inside the figure's recording (draw_figure), when one is open
+                HALVES[half](res, scale, sub)
         except MissingRuns as e:
             missing.append(e)
+            continue
+        runs.update({(k, sub): v for k, v in (drawn.title or {}).items()})
     if missing:
         commands = [e.command for e in missing if e.command]
         raise (MissingRuns if any(type(e) is MissingRuns for e in missing) else MissingRecords)(
@@ -74,9 +81,6 @@ def _composite(name: str, res, scale=None):
             "; ".join(f"{e.figure}: {e.detail}" for e in missing),
             command=" ; ".join(dict.fromkeys(commands)) or None,
         )
-    runs = {}
-    for sub in subs:
-        runs.update({(k, sub): v for k, v in sub.bnopt_runs.items()})
     figure_title(fig, title, runs)
     return fig
 
@@ -113,6 +117,8 @@ def figure_list() -> list[str]:
     """What draw_all draws by default: the paper's figures, then the studies' own, one file each (the halves
     of the paper's two-part figures are drawn on request)."""
     return [*PAPER_FIGURES, *study_figures()]
+
+
 ALIASES = {
     "fig3a": "fig3_vgg",
     "fig3b": "fig3_dln",
@@ -143,10 +149,28 @@ def figure_names(figs=None) -> list[str]:
     return out
 
 
-def make_figure(name: str, results: Results, scale: str | None = None):
-    """The matplotlib Figure of one figure (for notebooks); raises MissingRuns when runs are missing."""
+@dataclass(frozen=True)
+class Drawn:
+    """A figure drawn by `draw_figure`: the matplotlib Figure, the runs it drew ({run_id: runs row}, the runs
+    its title names and every seed its curves average) and its histogram panels (`panels.ridge`'s)."""
+
+    fig: Figure
+    runs: dict[str, dict]
+    histograms: list[dict]
+
+
+def draw_figure(name: str, results: Results, scale: str | None = None) -> Drawn:
+    """One figure and what it drew (for its manifest entry, `describe`); raises MissingRuns when runs are
+    missing. The builder runs inside its own `panels.recording`: nothing is kept from one figure to the next."""
     (name,) = figure_names([name])
-    return builders()[name](results, scale)
+    with recording() as rec:
+        fig = builders()[name](results, scale)
+    return Drawn(fig, rec.runs, rec.histograms)
+
+
+def make_figure(name: str, results: Results, scale: str | None = None) -> Figure:
+    """The matplotlib Figure of one figure (for notebooks); raises MissingRuns when runs are missing."""
+    return draw_figure(name, results, scale).fig
 
 
 def draw(name: str, results: Results, out_dir: str | Path = DEFAULT_OUT, scale: str | None = None) -> list[Path]:
@@ -184,7 +208,6 @@ fig5 = _drawer("fig5", "Fig 5: l_p normalisations, (a) VGG16 accuracy (fig5_vgg)
 fig11 = _drawer("fig11", "Fig 11: gradient change vs eta, (a) VGG16 (fig11_vgg) and (b) DLN (fig11_dln).")
 
 
-
 def _record_steps(results: Results, rows: list[dict]) -> dict[str, list[int]]:
     """{run_id: [first, last] step of its metric records} (of its probe records, else [0, steps_done])."""
     out: dict[str, list[int]] = {}
@@ -199,12 +222,14 @@ def _record_steps(results: Results, rows: list[dict]) -> dict[str, list[int]]:
     return {str(r["run_id"]): out[str(r["run_id"])] for r in rows}
 
 
-def describe(fig, results: Results, scale: str | None = None) -> dict:
-    """What a drawn figure was drawn from (its entry in results/<scale>/figures/manifest.json): run_ids
-    (the runs its title names and every seed its curves average), seeds, scale, steps ({run_id: [first,
-    last] step of its records}) and histograms (each ridge panel: run_id, layer, steps drawn, bins,
+def describe(drawn: Drawn, results: Results, scale: str | None = None) -> dict:
+    """What a figure (`draw_figure`'s Drawn) was drawn from, its entry in results/<scale>/figures/manifest.json:
+    run_ids (the runs its title names and every seed its curves average), seeds, scale, steps ({run_id:
+    [first, last] step of its records}) and histograms (each ridge panel: run_id, layer, steps drawn, bins,
     x_range and `outside`, the fraction of the drawn measurements' values outside the drawn range)."""
-    rows = list(getattr(fig, "bnopt_drawn", {}).values())
+    if not isinstance(drawn, Drawn):
+        raise TypeError(f"describe takes the Drawn of draw_figure(name, results), not {type(drawn).__name__}")
+    rows = list(drawn.runs.values())
     seeds = sorted({int(r["seed"]) for r in rows if r.get("seed") is not None and r["seed"] == r["seed"]})
     scales = sorted({str(r["scale"]) for r in rows if r.get("scale")})
     return {
@@ -212,7 +237,7 @@ def describe(fig, results: Results, scale: str | None = None) -> dict:
         "seeds": seeds,
         "scale": scale or ("/".join(scales) if scales else None),
         "steps": _record_steps(results, rows),
-        "histograms": [dict(h) for h in getattr(fig, "bnopt_histograms", [])],
+        "histograms": [dict(h) for h in drawn.histograms],
     }
 
 
@@ -226,7 +251,7 @@ def draw_all(
 ) -> dict[str, list[Path] | str]:
     """Every figure it can draw. Returns {name: [png, pdf]} for drawn figures and {name: message} for the
     others: "missing: ... ; produce them with: bnopt-train experiment=... scale=..." or "failed: ..." (a bug).
-    `manifest`, when given, gets {name: describe(figure)} of the drawn figures and {name: {"missing":
+    `manifest`, when given, gets {name: describe(draw_figure(name))} of the drawn figures and {name: {"missing":
     message}} of the others (bnopt.report.publish writes it next to the images). `progress`: a bar on
     stderr naming the figure being drawn (a figure takes seconds, all of them minutes)."""
     names = figure_names(figs)
@@ -241,10 +266,10 @@ def draw_all(
     for name in bar:
         bar.set_description(f"figure {name}")
         try:
-            fig = make_figure(name, results, scale)
-            report[name] = save(fig, out, name)
+            drawn = draw_figure(name, results, scale)
+            report[name] = save(drawn.fig, out, name)
             if manifest is not None:
-                manifest[name] = describe(fig, results, scale)
+                manifest[name] = describe(drawn, results, scale)
         except MissingRuns as e:
             report[name] = f"missing: {e.detail}" + (f"; produce them with: {e.command}" if e.command else "")
         except Exception as e:  # one broken figure must not stop the others

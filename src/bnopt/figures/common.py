@@ -12,7 +12,7 @@ from matplotlib.figure import SubFigure
 
 from .. import experiments
 from ..results import Requires, Results
-from .panels import footer, record_runs
+from .panels import footer, record_runs, record_title
 
 DEFAULT_OUT = Path("results") / "figures"
 STEP_LABEL = "training step (SGD updates)"
@@ -46,12 +46,12 @@ def from_wandb(res: Results) -> bool:
 
 def figure_title(fig, text: str, runs: dict) -> None:
     """Title with the scale and step count of the runs, and the run-id footer; on half of a composite
-    figure only "(a) ..." (the composite adds the footer of both halves). The runs are noted on the figure
-    for its manifest (`catalog.describe`)."""
+    figure only "(a) ..." (the composite adds the footer of both halves). The runs are noted in the open
+    recordings (`panels.recording`) for the figure manifest (`catalog.describe`) and the composite's title."""
     record_runs(fig, runs.values())
+    record_title(fig, runs)
     if isinstance(fig, SubFigure):
         fig.suptitle(re.sub(r"^Fig\. \d+([ab]) — ", r"(\1) ", text), fontsize=11)
-        fig.bnopt_runs = runs
         return
     rows = list(runs.values())
     steps = sorted({int(r["steps"]) for r in rows if r.get("steps") == r.get("steps")})

@@ -7,6 +7,10 @@ backend is switched and nothing is left open, so the module works the same in sc
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -246,26 +250,55 @@ def percent(x: float) -> str:
     return "0%" if x <= 0 else "<0.1%" if x < 5e-4 else f"{100 * x:.1f}%"
 
 
-def _root(fig):
-    """The Figure of a Figure, SubFigure or Axes."""
-    return fig.get_figure(root=True) if hasattr(fig, "get_figure") and fig.get_figure(root=True) else fig
+@dataclass
+class Drawing:
+    """What was drawn while a `recording()` was open, for the figure manifest (`catalog.describe`): the runs
+    drawn ({run_id: runs row}, first drawn first), the histogram panels (`ridge`'s descriptions) and the runs
+    the last `common.figure_title` named (a composite adds its halves' to its own title)."""
+
+    runs: dict[str, dict] = field(default_factory=dict)
+    histograms: list[dict] = field(default_factory=list)
+    title: dict | None = None
+
+
+# The recordings open in this context, outermost first: what is drawn is noted in each of them.
+_RECORDINGS: ContextVar[tuple[Drawing, ...]] = ContextVar("bnopt_recordings", default=())
+
+
+@contextmanager
+def recording() -> Iterator[Drawing]:
+    """Note what the figure code draws while open: `with recording() as rec: fig = builder(res, scale)`.
+
+    Recordings nest: a drawing is noted in every open one (a composite records each half in its own while
+    the figure's recording gets both); the title is the innermost one's. With none open (a notebook calling a
+    builder itself) nothing is noted. Nothing is ever stored on the matplotlib objects."""
+    rec = Drawing()
+    token = _RECORDINGS.set((*_RECORDINGS.get(), rec))
+    try:
+        yield rec
+    finally:
+        _RECORDINGS.reset(token)
 
 
 def record_histogram(fig, panel: dict) -> None:
-    """Note a histogram panel on its (root) figure, for the figure manifest (`catalog.describe`)."""
-    root = _root(fig)
-    if not hasattr(root, "bnopt_histograms"):
-        root.bnopt_histograms = []
-    root.bnopt_histograms.append(panel)
+    """Note a histogram panel drawn on `fig` (a Figure, SubFigure or Axes) in the open recordings."""
+    for rec in _RECORDINGS.get():
+        rec.histograms.append(panel)
 
 
 def record_runs(fig, rows) -> None:
-    """Note runs (runs-table rows) drawn on a figure (or an Axes of it), for the figure manifest."""
-    root = _root(fig)
-    if not hasattr(root, "bnopt_drawn"):
-        root.bnopt_drawn = {}
-    for r in rows:
-        root.bnopt_drawn.setdefault(str(r["run_id"]), dict(r))
+    """Note runs (runs-table rows) drawn on `fig` (a Figure, SubFigure or Axes) in the open recordings."""
+    open_ = _RECORDINGS.get()
+    rows = list(rows) if open_ else []
+    for rec in open_:
+        for r in rows:
+            rec.runs.setdefault(str(r["run_id"]), dict(r))
+
+
+def record_title(fig, runs: dict) -> None:
+    """Note the runs a title on `fig` names in the innermost open recording."""
+    if open_ := _RECORDINGS.get():
+        open_[-1].title = runs
 
 
 def ridge(ax, h, col: str, max_curves: int = 12, overlap: float = 1.8) -> dict:
@@ -278,8 +311,8 @@ def ridge(ax, h, col: str, max_curves: int = 12, overlap: float = 1.8) -> dict:
     spaced measurements are drawn. A note on the panel says what it shows and the fraction of the drawn
     measurements' values outside their edges (in no bin, so not drawn).
 
-    Returns the panel's description {run_id, layer, steps, outside, x_range, bins}, also noted on the
-    figure (`bnopt_histograms`) for the figure manifest.
+    Returns the panel's description {run_id, layer, steps, outside, x_range, bins}, also noted in the open
+    recordings (`recording`) for the figure manifest.
     """
     n = len(h.steps)
     idx = np.unique(np.linspace(0, n - 1, min(n, max_curves)).round().astype(int)) if n else np.array([], int)
@@ -338,6 +371,8 @@ def step_colorbar(fig: Figure, ax, steps, cmap: str = "viridis"):
 
 
 __all__ = [
+    "Drawing",
+    "recording",
     "NORM_COLORS",
     "NORM_LABELS",
     "MODEL_COLORS",
