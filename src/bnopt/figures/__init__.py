@@ -6,7 +6,8 @@
     figures.fig1(res, "results/figures")              # one figure -> [fig1.png, fig1.pdf]
     figures.draw_all("results", "results/figures")    # every figure it can; {name: paths or message}
     figures.make_figure("fig4", res)                  # a matplotlib Figure (notebooks)
-    figures.describe(fig, res)                        # the runs, steps and histogram panels it drew
+    drawn = figures.draw_figure("fig4", res)          # Drawn(fig, runs, histograms): what it was drawn from
+    figures.describe(drawn, res)                      # its figure-manifest entry: runs, steps, histogram panels
     figures.draw_all(load_wandb("entity/project"))    # the same frames from W&B (bnopt.wandb_source)
 
 Figure names (figure_list(), drawn by default): fig1, fig2, fig3, fig4, fig5, fig6, fig8, fig9, fig10, fig11,
@@ -28,9 +29,11 @@ from __future__ import annotations
 
 from .catalog import (
     ALIASES,
+    Drawn,
     describe,
     draw,
     draw_all,
+    draw_figure,
     fig1,
     fig2,
     fig3,
@@ -68,6 +71,8 @@ __all__ = [
     "color",
     "label",
     "describe",
+    "Drawn",
+    "draw_figure",
     "draw",
     "draw_all",
     "make_figure",
