@@ -45,7 +45,7 @@ lint: $(STAMP) ## ruff check and ruff format --check on sources and tests
 bench: $(STAMP) ## measure train-loop and probe speed on this machine -> results/bench.json
 	$(BIN)/python -m bnopt.bench --out results/bench.json
 
-reproduce: $(STAMP) ## train what the figures need (SCALE=auto|paper|small|smoke FIGS="fig1 fig4" LAUNCHER=basic|joblib|submitit_local|submitit_slurm SEEDS=N), draw them, write results/<scale>/REPORT.md
+reproduce: $(STAMP) ## train what the figures need (SCALE=auto|paper|long|small|smoke FIGS="fig1 fig4" LAUNCHER=basic|joblib|submitit_local|submitit_slurm SEEDS=N), draw them, write results/<scale>/REPORT.md
 	$(BIN)/python -m bnopt.reproduce --scale $(SCALE) --launcher $(LAUNCHER) $(if $(FIGS),--figs $(FIGS)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FORCE),--force)
 
 figures: $(STAMP) ## redraw results/<scale>/ figures and REPORT.md from existing records, never trains (FORCE=1: even from fewer runs)

@@ -132,7 +132,7 @@ def test_a_yaml_syntax_error_in_an_experiment_file_is_one_line(monkeypatch, caps
     [
         (["scale=smoke", "model=_vgg"], "unknown model '_vgg'; choose one of dln, dln_bn,"),
         (["scale=smoke", "model=_dln"], "unknown model '_dln'"),
-        (["scale=_preset"], "unknown scale '_preset'; choose one of auto, paper, small, smoke"),
+        (["scale=_preset"], "unknown scale '_preset'; choose one of auto, long, paper, small, smoke"),
     ],
 )
 def test_a_private_base_is_refused_in_one_line(monkeypatch, capsys, tmp_path, args, message):

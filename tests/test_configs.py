@@ -240,7 +240,7 @@ def test_auto_is_the_preset_it_resolves_to(monkeypatch, cuda, preset):
         assert {k: v for k, v in auto.items() if k != "requested"} == dict(want)
 
 
-@pytest.mark.parametrize("preset", ["paper", "small", "smoke"])
+@pytest.mark.parametrize("preset", [p for p in options("scale") if p != "auto"])
 def test_every_key_a_preset_defines_is_in_auto(preset):
     auto = make_cfg(["scale=auto"]).scale
     assert set(make_cfg([f"scale={preset}"]).scale) <= set(auto)
@@ -268,7 +268,7 @@ def test_committed_run_ids_are_unchanged(scale, known_id):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("scale", ["auto", "paper", "small", "smoke"])
+@pytest.mark.parametrize("scale", options("scale"))
 def test_every_experiment_composes_resolves_validates_and_plans_at_every_scale(scale, tmp_path):
     """`make plan` / `make reproduce` at each SCALE= (auto is the README's default): every experiment of
     the registry plans, each run composed, resolved and validated (bnopt.reproduce.plan)."""

@@ -29,7 +29,8 @@ from .models import FAMILIES, NORMS
 from .probes import check_config as check_probes
 from .resolvers import CONFIG_DIR, register_resolvers
 
-SCALES = ("paper", "small", "smoke")  # what scale.name resolves to (auto -> paper or small)
+# what scale.name resolves to (auto -> paper or small), the larger first: long is small's width at the paper's steps
+SCALES = ("paper", "long", "small", "smoke")
 DATASETS = ("cifar10", "synthetic", "gaussian_linear")
 SOURCES = ("auto", "npz", "torchvision", "synthetic", "generated")
 SCALE_KEYS = ("steps", "batch_size", "eval_every", "ckpt_every")

@@ -1,6 +1,9 @@
-"""results/<scale>/REPORT.md: for each claim C1-C9 the verdict, our numbers per seed with their mean and 95%
-interval beside the paper's, the number of seeds, the figure, and the runs behind it (scale, hardware,
-versions, wall time); then `## Beyond the paper`, the studies B1-B10 (experiments/, bnopt.studies) judged the same way.
+"""results/<scale>/REPORT.md: first where its runs sit against the paper's (`## Regime`, bnopt.regime: the
+final numbers of Fig 1's VGG nets and the DLNs, and whether each regime's magnitude is comparable to the
+paper's); for each claim C1-C9 the verdict (with a note when its magnitude is not comparable, and a mark
+when its rule was changed after seeing results), our numbers per seed with their mean and 95% interval
+beside the paper's, the number of seeds, the figure, and the runs behind it (scale, hardware, versions,
+wall time); then `## Beyond the paper`, the studies B1-B11 (experiments/, bnopt.studies) judged the same way.
 Generated; never edited by hand.
 
     python -m bnopt.report [--results results] [--scale small]
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import figures, studies
+from . import figures, regime, studies
 from .config import SCALES
 from .records import FINAL_STATUSES, RECORDS_DIR, STATUS_FILE, RunFolder, archive_run, atomic_write_text
 from .results import FIGURE_MANIFEST, load_runs
@@ -42,6 +45,7 @@ VERDICT_MARK = {
     NOT_JUDGED: NOT_JUDGED,
 }
 MANIFEST = "manifest.json"
+COMPARABLE = "magnitude comparable to the paper"  # the tables' column (bnopt.regime)
 NO_VERDICT_SCALES = ("smoke",)  # too short to judge anything: numbers are shown, verdicts are not
 
 
@@ -94,9 +98,33 @@ def _stats_table(stats) -> list[str]:
     return out
 
 
-def _section(c, level: str, out_dir: Path) -> list[str]:
-    """One claim's or study's section: verdict, reference, seeds, the judged statistics, evidence, figures."""
-    lines = [f"{level} {c.id}: {c.text}", "", f"Verdict: **{c.verdict}**", ""]
+def comparable(c, reg: regime.Regime | None) -> tuple[bool | None, str]:
+    """Whether a judged study's magnitude is comparable to the paper's (bnopt.regime), and why not; None
+    (unknown) for a study that was not run or without a regime measured."""
+    if reg is None or c.verdict == NOT_RUN:
+        return None, ""
+    return reg.comparable(c.regime)
+
+
+def verdict_line(c, reg: regime.Regime | None) -> list[str]:
+    """ "Verdict: **...**", with why the magnitude is not comparable to the paper's; then, for a rule changed
+    after seeing results (Study.post_hoc), that it was."""
+    ok, why = comparable(c, reg)
+    note = f" (magnitude not comparable to the paper's: {why})" if ok is False else ""
+    lines = [f"Verdict: **{c.verdict}**{note}", ""]
+    if c.post_hoc:
+        lines += [
+            'Rule changed after seeing results (post hoc), see docs/PROTOCOL.md section 2, "Rule changes": '
+            f"{c.post_hoc}.",
+            "",
+        ]
+    return lines
+
+
+def _section(c, level: str, out_dir: Path, reg: regime.Regime | None = None) -> list[str]:
+    """One claim's or study's section: verdict (and whether its magnitude is the paper's), reference, seeds,
+    the judged statistics, evidence, figures."""
+    lines = [f"{level} {c.id}: {c.text}", "", *verdict_line(c, reg)]
     if c.reference:
         lines += [f"Paper: {c.reference}.", ""]
     if c.seeds and c.verdict != NOT_RUN:
@@ -135,7 +163,7 @@ def _numbers(c) -> str:
     return "; ".join(parts)
 
 
-def _beyond_section(judged, out_dir: Path) -> list[str]:
+def _beyond_section(judged, out_dir: Path, reg: regime.Regime | None = None) -> list[str]:
     """`## Beyond the paper`: one table row per study B1..B10, then a subsection each (PROTOCOL section 7)."""
     lines = [
         "## Beyond the paper",
@@ -144,14 +172,17 @@ def _beyond_section(judged, out_dir: Path) -> list[str]:
         "rigour: rules fixed in docs/PROTOCOL.md section 7 before the runs, per-seed numbers, 95% intervals",
         "(verdicts: supported, partly, not supported, inconclusive, not run).",
         "",
-        "| id | claim | numbers (mean [95% interval]) | verdict | figure |",
-        "|---|---|---|---|---|",
+        f"| id | claim | numbers (mean [95% interval]) | verdict | {COMPARABLE} | figure |",
+        "|---|---|---|---|---|---|",
     ]
     for c in judged:
-        lines.append(f"| {c.id} | {c.text} | {_numbers(c)} | {VERDICT_MARK[c.verdict]} | {c.figure or '-'} |")
+        lines.append(
+            f"| {c.id} | {c.text} | {_numbers(c)} | {VERDICT_MARK[c.verdict]} | "
+            f"{regime.yes_no(comparable(c, reg)[0])} | {c.figure or '-'} |"
+        )
     lines.append("")
     for c in judged:
-        lines += _section(c, "###", out_dir)
+        lines += _section(c, "###", out_dir, reg)
     return lines
 
 
@@ -180,6 +211,11 @@ def render(
                 c.verdict = NOT_JUDGED
             for s in c.stats:
                 s.verdict = ""
+    reg = regime.measure(res, scale)
+    by_regime: dict[str, list[str]] = {}
+    for c in checks + beyond:
+        for family in c.regime:
+            by_regime.setdefault(family, []).append(c.id)
     runs = res.runs
     wall = float(runs.elapsed_s.fillna(0).sum()) if len(runs) and "elapsed_s" in runs else 0.0
     lines = [
@@ -200,9 +236,8 @@ def render(
         f"- Wall time of the runs: {wall / 60:.1f} min in total",
         *coverage_lines(runs, planned, scale),
         "",
-        "The paper's numbers are at its scale (VGG16 full width, 15,000 steps, a GPU). A smaller scale keeps the",
-        "protocol (plain SGD, batch 128, no augmentation, the paper's LRs, layers and step sizes) but trains a",
-        "narrower VGG for fewer steps; where an effect does not show at this scale the verdict says so.",
+        *regime.section(reg, scale, by_regime),
+        "## The paper's claims",
         "",
         "Each claim is judged per seed and over seeds: the per-seed numbers, their mean and a 95% t-interval",
         "(for a ratio, of its log10: the mean is then the geometric mean); a verdict is *inconclusive* when the",
@@ -210,16 +245,17 @@ def render(
         "per-seed value has no interval: the report gives the count and the rule is applied to each seed (one",
         "verdict for all seeds, else inconclusive). One seed: no interval.",
         "",
-        "| claim | verdict | N seeds | figure |",
-        "|---|---|---|---|",
+        f"| claim | verdict | N seeds | {COMPARABLE} | figure |",
+        "|---|---|---|---|---|",
     ]
     for c in checks:
         n = c.n_seeds if c.verdict != NOT_RUN else "-"
-        lines.append(f"| {c.id}: {c.text} | {VERDICT_MARK[c.verdict]} | {n} | {c.figure or '-'} |")
+        ok = regime.yes_no(comparable(c, reg)[0])
+        lines.append(f"| {c.id}: {c.text} | {VERDICT_MARK[c.verdict]} | {n} | {ok} | {c.figure or '-'} |")
     lines.append("")
     for c in checks:
-        lines += _section(c, "##", out_dir)
-    lines += _beyond_section(beyond, out_dir)
+        lines += _section(c, "##", out_dir, reg)
+    lines += _beyond_section(beyond, out_dir, reg)
     lines += [
         "## Runs",
         "",

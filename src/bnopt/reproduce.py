@@ -1,6 +1,6 @@
 """`make reproduce` / `make plan` / `make figures`: train what the figures need, draw them, write the report.
 
-    python -m bnopt.reproduce [--scale auto|paper|small|smoke] [--figs fig1 fig4] [--results results]
+    python -m bnopt.reproduce [--scale auto|paper|long|small|smoke] [--figs fig1 fig4] [--results results]
                               [--launcher basic|joblib|submitit_local|submitit_slurm]
                               [--no-train] [--dry-run] [--force] [--logger wandb|none]
 
@@ -280,7 +280,7 @@ def parse_args(argv: list[str] | None):
         prog="python -m bnopt.reproduce",
         description="Train every run the paper's figures need, draw them, write the report.",
     )
-    ap.add_argument("--scale", default="auto", help="auto (paper on CUDA, small on CPU), paper, small or smoke")
+    ap.add_argument("--scale", default="auto", help="auto (paper on CUDA, small on CPU), paper, long, small or smoke")
     ap.add_argument("--figs", nargs="*", default=None, help="figures to reproduce (default: all), e.g. fig1 fig4")
     ap.add_argument("--results", default="results", help="results root: runs/ and <scale>/ (figures, report)")
     ap.add_argument("--launcher", default="basic", help=f"Hydra launcher: {', '.join(LAUNCHERS)}")

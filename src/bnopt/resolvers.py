@@ -56,7 +56,8 @@ def _preset_file(name: str) -> dict:
     defaults list merges them: keys a preset does not set itself (seeds at paper) come from the base."""
     path = CONFIG_DIR / "scale" / f"{name}.yaml"
     if name.startswith("_") or name == "auto" or not path.is_file():
-        raise ValueError(f"unknown scale {name!r}; choose one of paper, small, smoke or auto")
+        known = sorted(p.stem for p in path.parent.glob("*.yaml") if p.stem != "auto")
+        raise ValueError(f"unknown scale {name!r}; choose one of {', '.join(known)} or auto")
     merged = OmegaConf.to_container(OmegaConf.merge(OmegaConf.load(SCALE_BASE), OmegaConf.load(path)), resolve=False)
     merged.pop("defaults", None)
     return merged

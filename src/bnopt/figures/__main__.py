@@ -34,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="FIG",
         help=f"figures to draw (default: all): {', '.join([*figure_list(), *ALIASES])}",
     )
-    p.add_argument("--scale", default=None, help="only runs of this scale preset (paper, small, smoke)")
+    p.add_argument("--scale", default=None, help=f"only runs of this scale preset ({', '.join(SCALES)})")
     p.add_argument(
         "--from-wandb",
         default=None,
