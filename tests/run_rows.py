@@ -38,8 +38,8 @@ STEPS = np.arange(0, 1000)  # the training steps of a Maker run
 
 
 class Maker(RecordsBuilder):
-    """Builds a Results object run by run, with histogram files under tmp_path: the claims' records (a
-    copy of tests/test_claims.py's, for the study tests once that file goes)."""
+    """Builds a Results object run by run, with histogram files under tmp_path: the records of the paper's
+    claims, for the study tests (tests/test_study_c*.py), the report's and the figures'."""
 
     def run(
         self,

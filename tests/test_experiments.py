@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
-from bnopt import beyond, claims, experiments, reproduce
+from bnopt import experiments, reproduce, studies
 from bnopt.config import run_id
-from bnopt.figures import FIGURES
+from bnopt.figures import figure_list
 from bnopt.records import FINAL_STATUSES, read_run
 
 from .conftest import REPO, run_cli
@@ -19,7 +19,7 @@ from .test_bench import fake_bench
 SMOKE_FAST = ["data=synthetic", "logger=none", "scale.steps=4", "scale.eval_every=2", "scale.ckpt_every=2"]
 
 
-def test_every_experiment_config_is_a_multirun_sweep_with_a_figure_and_claims():
+def test_every_experiment_config_is_a_multirun_sweep_with_a_figure():
     reg = experiments.registry()
     assert reg, "configs/experiment is empty"
     for name, exp in reg.items():
@@ -27,15 +27,37 @@ def test_every_experiment_config_is_a_multirun_sweep_with_a_figure_and_claims():
         assert text.startswith("# @package _global_"), name
         d = yaml.safe_load(text)
         assert d["hydra"]["mode"] == "MULTIRUN" and d["experiment_name"] == name
-        assert exp.params and exp.claims
+        assert exp.params
+        assert "claims" not in d, f"{name}: which sweeps a study reads is declared in its file (Study.sweeps)"
         if name.startswith("beyond_"):  # a beyond-the-paper study (issue 12): its figure is its name
-            assert exp.figure == name and all(c in beyond.STUDIES for c in exp.claims), name
+            assert exp.figure == name, name
         else:
-            assert exp.figure.startswith("fig") and all(c in claims.CLAIMS for c in exp.claims), name
+            assert exp.figure.startswith("fig"), name
+
+
+def _served_by(name: str, exp) -> set[str]:
+    """The studies a sweep serves: those that read its runs (Study.sweeps) or rest on its figure (Study.figures)."""
+    return {s.id for s in studies.registry().values() if name in s.sweeps or exp.figure in s.figures}
+
+
+def test_every_sweep_serves_a_study_and_every_study_reads_existing_sweeps():
+    """The study files (experiments/*.py) are the one declaration of which sweeps a claim reads: every sweep
+    of configs/experiment is read by a study, or draws a paper figure a study rests on; no study reads a
+    sweep that does not exist."""
+    reg, figures = experiments.registry(), experiments.figures()
+    readers = {name: {s.id for s in studies.registry().values() if name in s.sweeps} for name in reg}
+    for name, exp in reg.items():
+        drawn = exp.figure.startswith("fig") and exp.figure in figures
+        assert readers[name] or (drawn and _served_by(name, exp)), f"{name}: no study reads it or rests on its figure"
+        if name.startswith("beyond_"):  # a study's own sweep: judged, not only drawn
+            assert readers[name], name
+    for study in studies.registry().values():
+        missing = [n for n in study.sweeps if n not in reg]
+        assert not missing, f"{study.id} reads sweeps that configs/experiment does not declare: {missing}"
 
 
 def test_every_drawn_figure_has_experiments_and_every_experiment_a_figure():
-    assert set(experiments.figures()) == set(FIGURES)
+    assert set(experiments.figures()) == set(figure_list())
 
 
 @pytest.mark.integration
@@ -60,15 +82,17 @@ def _combinations(exp) -> int:
     return len(experiments.expand([f"{k}={v}" for k, v in exp.params]))
 
 
-def _claims_of_c1_to_c4_or_c6(exp) -> bool:
-    return bool({"C1", "C2", "C3", "C4", "C6"} & set(exp.claims))
+def _in_the_claims_group(name: str, exp) -> bool:
+    """A paper sweep of VGG runs that C1-C6 rest on, or fig12 (C7's l_p nets over the claims' seeds; fig5_lp_vgg
+    is the same runs at seed 0)."""
+    return bool({"C1", "C2", "C3", "C4", "C5", "C6"} & _served_by(name, exp)) or name == "fig12"
 
 
 @pytest.mark.integration
 def test_every_experiment_declares_its_seed_group():
     for name, exp in experiments.registry().items():
         family = experiments.runs(name, ("scale=smoke",))[0].model.family
-        want = "dln" if family == "dln" else "claims" if _claims_of_c1_to_c4_or_c6(exp) else "single"
+        want = "dln" if family == "dln" else "claims" if _in_the_claims_group(name, exp) else "single"
         if name.startswith("beyond_"):  # B6-B10: the claims group (3 seeds at small); B1, B3-B5: 1 (PROTOCOL section 7)
             want = "single" if name in ("beyond_hessian", "beyond_init", "beyond_lr", "beyond_batch") else "claims"
         assert exp.seed_group == want, name
@@ -211,7 +235,7 @@ def test_dln_runs_are_shared_by_the_small_and_paper_scales(tmp_path):
     "args, message",
     [
         (["--figs", "fig99"], "unknown figure(s) fig99; choose from fig1, fig2"),
-        (["--scale", "huge"], "unknown scale 'huge'; choose one of auto, paper, small, smoke"),
+        (["--scale", "huge"], "unknown scale 'huge'; choose one of auto, paper, long, small, smoke"),
         (["--launcher", "rocket"], "unknown launcher 'rocket'; choose one of basic, joblib"),
     ],
 )
@@ -352,7 +376,7 @@ def test_figures_keep_outputs_drawn_from_runs_that_are_not_here(tmp_path, capsys
 @pytest.mark.integration
 def test_smoke_reports_have_no_verdicts(tmp_path):
     from bnopt.report import NOT_JUDGED, write_report
-    from tests.test_claims import Maker
+    from tests.run_rows import Maker
 
     res = Maker(tmp_path).run("vgg16", 0.1).run("vgg16_bn", 0.1, acc_rate=0.05).results()
     res.runs["steps"], res.runs["batch_size"], res.runs["width"] = 30, 32, 0.0625  # the smoke preset's numbers

@@ -637,7 +637,7 @@ def test_curves_are_the_mean_over_seeds_with_a_band_and_n_in_the_legend(tmp_path
     from bnopt.figures.panels import new_figure
     from bnopt.results import Requires, select_runs
 
-    from .test_claims import Maker
+    from .run_rows import Maker
 
     m = Maker(tmp_path)
     for s in (0, 1, 2):

@@ -190,9 +190,9 @@ def reachable(start: str) -> set[str]:
 
 def test_plots_never_train_and_training_never_plots():
     """Data flows one way: config -> train -> records -> results -> figures/report."""
-    for reader in ("bnopt.figures.catalog", "bnopt.report", "bnopt.claims", "bnopt.results"):
+    for reader in ("bnopt.figures.catalog", "bnopt.report", "bnopt.studies", "bnopt.results"):
         assert not {"bnopt.train", "bnopt.tasks"} & reachable(reader), reader  # (config may name probes)
-    assert not any(m.startswith(("bnopt.figures", "bnopt.report", "bnopt.claims")) for m in reachable("bnopt.train"))
+    assert not any(m.startswith(("bnopt.figures", "bnopt.report", "bnopt.studies")) for m in reachable("bnopt.train"))
 
 
 CLI_NAMES = {"main", "hydra_main", "precheck", "fail", "hydra_error_line", "GROUPS", "REFUSED", "JobLogsNotice"}

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnopt.claims import roundoff
 from bnopt.figures.panels import LAYOUT_GRID, new_figure, save, snap
 from bnopt.records import RECORDS_DIR, STATUS_FILE, restore_runs
 from bnopt.report import MANIFEST, newest_record, publish
+from bnopt.verdicts import roundoff
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "results" / "small"

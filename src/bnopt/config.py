@@ -150,7 +150,8 @@ def dataset_size(cfg: DictConfig) -> int:
 
 
 # Top-level keys that say where a run is stored, how it is shown or which figure asked for it: not
-# what it trains or records, so not part of the run id.
+# what it trains or records, so not part of the run id. `claims` is no longer set (the studies declare the
+# sweeps they read), but every run recorded before holds it: left out, their recorded configs keep their ids.
 NOT_IDENTITY = ("paths", "logger", "device", "experiment_name", "figure", "claims", "seed_group", "hydra")
 # Within groups: locations, download switches, presentation and memory layout (same numbers).
 NOT_IDENTITY_IN = {"data": ("root", "download"), "model": ("channels_last",), "probes": ("name",)}

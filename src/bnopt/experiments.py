@@ -1,12 +1,13 @@
 """The one registry of runs: configs/experiment/*.yaml, one Hydra sweep per figure (or figure half).
 
-Each file declares `figure`, `claims` and its sweep (`hydra.sweeper.params`, `hydra.mode: MULTIRUN`).
+Each file declares `figure` and its sweep (`hydra.sweeper.params`, `hydra.mode: MULTIRUN`); which studies
+read a sweep is declared by the studies (`sweeps` in experiments/*.py, bnopt.studies), not here.
 Every sweep includes `seed`: `seed_group` (claims | dln | single) picks how many seeds from the scale
 preset's `seeds:` (configs/_scale_preset.yaml), through `${bnopt.seeds:...}` in the sweep itself, so
 `bnopt-train experiment=fig1 scale=small` sweeps them too. A `seed=` override (`seed=0`, `seed=0,1`,
 `seeds(n)` here) replaces it.
-Everything that needs to know which runs a figure or a claim rests on reads it from here: `make
-reproduce` / `make plan`, the figures, the claim checks, the notebooks and the tests.
+Everything that needs to know which runs a figure or a study rests on reads it from here: `make
+reproduce` / `make plan`, the figures, the studies, the notebooks and the tests.
 
     from bnopt import experiments
     experiments.registry()["fig1"].sweep(["scale=small"])   # override lists, expanded by Hydra
@@ -126,7 +127,6 @@ def _below_a_value(key: str, known: set[str]) -> bool:
 class Experiment:
     name: str
     figure: str
-    claims: tuple[str, ...]
     title: str  # the file's first comment line
     params: tuple[tuple[str, str], ...]  # the sweep but the seed: (key, comma-separated values) as Hydra reads them
     seed_group: str = "single"  # which of the scale preset's `seeds:` counts this experiment sweeps
@@ -219,7 +219,6 @@ def _registry(search_dirs: tuple[Path, ...]) -> dict[str, Experiment]:
         out[path.stem] = Experiment(
             path.stem,
             str(d.get("figure") or path.stem),
-            tuple(d.get("claims") or ()),
             title,
             tuple((str(k), str(v)) for k, v in sweep.items() if k != "seed"),
             str(d.get("seed_group") or "single"),
@@ -234,10 +233,6 @@ def figures() -> list[str]:
 
 def for_figure(figure: str) -> list[Experiment]:
     return [e for e in registry().values() if e.figure == figure]
-
-
-def for_claim(claim: str) -> list[Experiment]:
-    return [e for e in registry().values() if claim in e.claims]
 
 
 def get(name: str) -> Experiment:

@@ -541,7 +541,7 @@ class WandbMirror:
                 mode=lg.mode,
                 dir=str(run_folder.path),
                 group=cfg.experiment_name,
-                tags=[str(t) for t in (cfg.get("figure"), *cfg.get("claims", []), cfg.model.name) if t],
+                tags=[str(t) for t in (cfg.get("figure"), cfg.model.name) if t],
                 name=run_folder.run_id,
                 id=run_folder.wandb_id(new=not resume),
                 resume="allow",

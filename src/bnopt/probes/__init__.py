@@ -117,7 +117,7 @@ def build_probes(cfg, model, task=None) -> list[Probe]:
         elif key == "gradnorms":
             probes.append(GradNormsProbe.for_model(every, model))
         elif key == "hessian":
-            seed = _get(sub, "seed", int(cfg.get("seed", 0)) + 3)  # as beyond.yaml: landscape uses seed + 2
+            seed = _get(sub, "seed", int(cfg.get("seed", 0)) + 3)  # as configs/probes/hessian.yaml (landscape: + 2)
             probes.append(HessianProbe(every, _get(sub, "iterations", 20), _get(sub, "mode", ["train"]), seed))
         elif key == "rank":
             probes.append(RankProbe.for_model(every, model, _get(sub, "layers"), family))
