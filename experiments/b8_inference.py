@@ -1,10 +1,10 @@
 """B8: at inference, running statistics stand in for the batch statistics the net trained with (docs/PROTOCOL.md
 section 7).
 
-Reads Fig 2's BN and noisy BN VGG16 runs at LR 0.1. Per seed, at the last evaluation after step 0: the
-eval-mode accuracy on the fixed training subset (running statistics) minus the smoothed train-mode batch
-accuracy (batch statistics; noisy BN's with its noise); D_BN and D_noisy. Its figure (beyond_inference): both
-accuracies vs step.
+Reads Fig 2's BN and noisy BN VGG16 runs at LR 0.1. Per seed, at the last evaluation (after the last training
+step): the eval-mode accuracy on the fixed training subset (running statistics) minus the smoothed train-mode
+batch accuracy as of that step (batch statistics; noisy BN's with its noise); D_BN and D_noisy. Its figure
+(beyond_inference): both accuracies vs step, up to the last evaluation.
 """
 
 import pandas as pd
@@ -18,12 +18,16 @@ from bnopt.verdicts import Test, Tests, fmt, within
 
 
 def statistics_gap(res, rid: str, window: int = WINDOW) -> pd.DataFrame:
-    """Per evaluation: acc_batch (smoothed train-mode batch acc), acc_running (eval-mode train-subset acc)."""
+    """Per evaluation after step 0: acc_batch (smoothed train-mode batch acc as of the evaluation's step: the
+    evaluation at step t sees the weights of training step t; the final one, at step `steps`, follows the last
+    training step, steps - 1) and acc_running (eval-mode train-subset acc)."""
     batch = smoothed_acc(res, rid, window)
     e = eval_rows(res, rid).dropna(subset=["train_eval_acc"])
-    steps = [s for s in e.index if s in batch.index and s > 0]
-    out = pd.DataFrame({"acc_batch": batch.loc[steps].to_numpy(), "acc_running": e.loc[steps, "train_eval_acc"]})
-    out.index = steps
+    steps = [s for s in e.index if s > 0 and len(batch) and s >= batch.index[0]]
+    out = pd.DataFrame(
+        {"acc_batch": [float(batch.asof(s)) for s in steps], "acc_running": e.loc[steps, "train_eval_acc"].to_numpy()},
+        index=steps,
+    )
     if not len(out):
         raise Missing(f"run {rid} has no evaluation after step 0")
     return out

@@ -3,6 +3,8 @@ in closed form: each judges as it should, on the numbers it should (ported from 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -124,6 +126,26 @@ def test_b8_running_vs_batch_statistics(tmp_path):
     assert "(D_noisy = -30.0%, 3 seeds, 95% t-interval)" in c.evidence[0]
     assert len(against(c)) == 1
     assert "(1) D_BN within [-2.0%, 2.0%]; (2) D_noisy within [-2.0%, 2.0%]" in c.evidence[-1]
+
+
+def test_b8_reads_the_last_evaluation_after_the_last_training_step(tmp_path):
+    """The final evaluation (step 1000) follows the last training step (999): B8 reads it, with the batch
+    accuracy as of step 999 (the evaluation at step t sees training step t's weights). The batch accuracy steps
+    from 50% to 80% at step 900; the running one is 70% at step 500 (20 points above: D would fail there) and
+    79% at the end (1 point below: D passes). A reader of evaluations at training steps only stops at 500."""
+    acc = np.where(STEPS < 900, 0.5, 0.8)
+    r = Records(tmp_path)
+    for seed in SEEDS:
+        for model in ("vgg16_bn", "vgg16_noisy_bn"):
+            r.run(model, 0.1, seed, acc=acc, train_eval=(0.1, 0.7, 0.79 + JITTER[seed]))
+    res = r.results()
+    gap = sys.modules[type(studies.registry()["B8"]).__module__].statistics_gap(res, "vgg16_bn-lr0.1-s0")
+    assert list(gap.index) == [500, 1000]
+    assert gap["acc_batch"].tolist() == pytest.approx([0.5, 0.8]) and gap["acc_running"].tolist() == [0.7, 0.789]
+    c = judge("B8", res)
+    assert c.per_seed[0]["batch_bn"] == pytest.approx(0.8) and c.per_seed[0]["running_bn"] == pytest.approx(0.789)
+    d_bn, d_noisy = c.stats
+    assert d_bn.mean == pytest.approx(-0.01) and d_noisy.mean == pytest.approx(-0.01) and c.verdict == SUPPORTED
 
 
 # ------------------------------------------------------------------------------------------------- B9
