@@ -8,7 +8,7 @@ nets' effective beta sits at the edge of stability, beta = 2 / eta, where gradie
 the network: beta x eta / 2 over the last half of training is reported beside it, not judged.
 """
 
-from bnopt.measures import SMOOTHNESS, median, smoothness_lines, smoothness_seed
+from bnopt.measures import SMOOTHNESS, median, resolved_ranges, smoothness_lines, smoothness_seed, unresolved_note
 from bnopt.readers import VGG_LR, Missing, probe_series
 from bnopt.studies import Statistic, Study, run_id_of
 from bnopt.verdicts import Test, Tests, below, fmt, log_ratio, within
@@ -21,16 +21,19 @@ MEDIANS = {"loss_range": None, "grad_diff_max": "grad_diff_max", "beta": "beta"}
 
 
 def phase_medians(res, rid: str, first: float, last: float) -> dict:
-    """The landscape medians over the measured steps in (first, last]."""
+    """The landscape medians over the measured steps in (first, last] (the loss range over those float32
+    resolves, `measures.resolved_ranges`), and the fraction of loss ranges left out."""
 
     def window(metric: str):
         s = probe_series(res, rid, "landscape", metric)
         return s[(s.index > first) & (s.index <= last)]
 
+    ranges, unresolved = resolved_ranges(window("loss_min"), window("loss_max"))
     return {
-        "loss_range": median(window("loss_max") - window("loss_min")),
+        "loss_range": median(ranges),
         "grad_diff_max": median(window("grad_diff_max")),
         "beta": median(window("beta")),
+        "loss_range_unresolved": unresolved,
     }
 
 
@@ -56,9 +59,9 @@ class C6(Study):
             rid = run_id_of(res, net, VGG_LR, scale, seed, probes=("landscape",))
             steps = run_steps(res, rid)
             early, late = phase_medians(res, rid, 0, EARLY * steps), phase_medians(res, rid, LATE * steps, steps)
-            if any(v != v for v in early.values()):
+            if early["grad_diff_max"] != early["grad_diff_max"] or early["beta"] != early["beta"]:
                 raise Missing(f"run {rid} has no landscape records in its first {EARLY:.0%} of steps")
-            row |= {f"{net}_early_{k}": v for k, v in early.items()}
+            row |= {f"{net}_early_{k}": v for k, v in early.items()}  # an unresolved loss range stays NaN
             row[f"{net}_edge_early"] = early["beta"] * VGG_LR / 2
             row[f"{net}_edge_late"] = late["beta"] * VGG_LR / 2
         for k in SMOOTHNESS:
@@ -68,8 +71,13 @@ class C6(Study):
     def lines(self, table):
         out = []
         for seed, r in table.items():
+            left_out = unresolved_note(
+                r["vgg16_bn_early_loss_range_unresolved"], r["vgg16_early_loss_range_unresolved"]
+            )
             early = "; ".join(
-                f"{k} {fmt(r[f'vgg16_bn_early_{k}'])} vs {fmt(r[f'vgg16_early_{k}'])}" for k in SMOOTHNESS
+                f"{k} {fmt(r[f'vgg16_bn_early_{k}'])} vs {fmt(r[f'vgg16_early_{k}'])}"
+                + (f" {left_out}" if k == "loss_range" else "")
+                for k in SMOOTHNESS
             )
             out.append(
                 f"seed {seed}: VGG LR 0.1, medians over the early phase (steps <= {EARLY:.0%} of training), BN vs "

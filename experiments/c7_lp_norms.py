@@ -5,12 +5,17 @@ Each l_p net against a reference net of its family, per seed (the seeds where bo
 against VGG16 with BN at LR 0.1 on the final train-subset accuracy (statistic: acc l_p - BN), the DLN_lp
 against the standard DLN at LR 1e-6 on the final loss (statistic: log10(loss l_p / standard)). A statistic
 and its sub-test exist for each family and norm that has runs; the family's condition is declared once.
+
+Every DLN run of a seed (standard, BN, l1, l2, linf) is reported with its final loss and k, the singular
+directions of the target it has learned (`bnopt.dln_rank`; PROTOCOL section 2, rules of 2026-12-07, "DLN (C7,
+C8)"), and a sentence says whether the paper's ordering l1 << BN << standard holds, judged on k (`ordering`).
 """
 
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bnopt.measures import SAME_LOSS, dln_fits, dln_fits_line, same_loss
 from bnopt.readers import DLN_LR, VGG_LR, Missing, final_train_acc, final_train_loss
 from bnopt.studies import Statistic, Study, per_seed, run_id_of, seed_key
 from bnopt.verdicts import PASS, Condition, Test, Tests, at_least, below, fmt, log_ratio
@@ -98,6 +103,48 @@ def family_table(res, scale, fam: Family) -> dict:
         return {}
 
 
+PAPER_ORDER = "l1 << BN << standard (Fig 5b: l1 ~1e2, BN 5e2, standard 1.6e3)"
+ORDERED = {"dln_l1": "l1", "dln_l2": "l2", "dln_bn": "BN", "dln": "standard"}  # as the ordering names them
+
+
+def ordering(table: dict) -> str | None:
+    """Whether the paper's DLN ordering holds, from each seed's k (`dln_fits`): l1 << BN where the l1 net
+    learns more singular directions of the target than BN, BN << standard where BN learns more than the
+    standard net (equal k: the same optimal residual, whatever small gap is left). None without the k of
+    l1, BN and the standard net on some seed."""
+    ks = {s: {m: r.get(f"fit_{m}_k", float("nan")) for m in ORDERED} for s, r in table.items()}
+    ks = {s: k for s, k in ks.items() if all(k[m] == k[m] for m in ("dln_l1", "dln_bn", "dln"))}
+    if not ks:
+        return None
+    nets = [m for m in ORDERED if all(k[m] == k[m] for k in ks.values())]
+    per_seed = "; ".join(f"seed {s}: " + " / ".join(f"{int(k[m])}" for m in nets) for s, k in ks.items())
+    detail = f"k of {' / '.join(ORDERED[m] for m in nets)}: {per_seed}"
+    holds = [s for s, k in ks.items() if k["dln_l1"] > k["dln_bn"] > k["dln"]]
+    if len(holds) == len(ks):
+        return f"DLN: the paper's ordering {PAPER_ORDER} holds on every seed, in learned directions ({detail})"
+    if holds:
+        return (
+            f"DLN: the paper's ordering {PAPER_ORDER} holds on seeds {', '.join(map(str, holds))} only, in "
+            f"learned directions ({detail})"
+        )
+    normed = [m for m in nets if m != "dln"]
+    names = ", ".join(ORDERED[m] for m in normed[:-1]) + f" and {ORDERED[normed[-1]]}"
+    out = f"DLN: the paper's ordering {PAPER_ORDER} is not reproduced ({detail})"
+    if all(len({k[m] for m in normed}) == 1 for k in ks.values()):
+        out += f": {names} learn the same number of singular directions of the target on every seed"
+        losses = {s: [table[s][f"fit_{m}_loss"] for m in normed] for s in ks}
+        same = [s for s, v in losses.items() if same_loss(*v)]
+        if same:
+            where = "every seed" if len(same) == len(ks) else f"seeds {', '.join(map(str, same))}"
+            out += f" and end within {fmt(SAME_LOSS, True)} of each other on {where}"
+        out += "".join(
+            f" (seed {s}: " + ", ".join(f"{ORDERED[m]} {fmt(x)}" for m, x in zip(normed, v, strict=True)) + ")"
+            for s, v in losses.items()
+            if s not in same
+        )
+    return out
+
+
 def present(table: dict) -> list[tuple[Family, str]]:
     """The (family, norm) pairs the per-seed table has numbers of."""
     return [
@@ -126,6 +173,8 @@ class C7(Study):
                 merged.setdefault(seed, {}).update(row)
         if not merged:
             raise Missing("no l_p runs")
+        for seed, row in merged.items():
+            row |= dln_fits(res, scale, seed)
         return {s: merged[s] for s in sorted(merged, key=seed_key)}
 
     def judged(self, table: dict) -> Study:
@@ -161,4 +210,6 @@ class C7(Study):
                     f"vs {fam.ref_name} {fmt(r[ref], fam.pct)}"
                     for s, r in rows.items()
                 ]
-        return out
+        out += [dln_fits_line(s, r) for s, r in table.items() if any(k.startswith("fit_") for k in r)]
+        order = ordering(table)
+        return out + ([order] if order else [])

@@ -38,9 +38,15 @@ def test_c6_smoothness(tmp_path):
     assert [s.verdict for s in c.stats] == [PASS, PASS, PASS]
     assert c.stats[2].name == "log10(BN / standard) beta, early phase"
     assert c.stats[2].mean == pytest.approx(-0.30103, abs=1e-5)
-    assert "loss_range 0.5 vs 2; grad_diff_max 30 vs 250; beta 20 vs 40" in c.evidence[0]
+    assert (
+        "loss_range 0.5 vs 2 (below 4 float32 spacings, left out: 0.0% vs 0.0% of steps); grad_diff_max 30 vs 250; "
+        "beta 20 vs 40" in c.evidence[0]
+    )
     assert "beta x eta / 2 early 1 vs 2, last half 1 vs 2" in c.evidence[0]
-    assert "loss range 0.5 vs 2; gradient predictiveness (max ||grad diff||) 30 vs 250" in c.evidence[1]
+    assert (
+        "loss range 0.5 vs 2 (below 4 float32 spacings, left out: 0.0% vs 0.0% of steps); gradient predictiveness "
+        "(max ||grad diff||) 30 vs 250" in c.evidence[1]
+    )
     assert c.evidence[-1].startswith("rule: sub-tests, each over its whole interval: (1) log10(BN / standard) ")
     mixed = _pair(tmp_path / "b", ("vgg16", dict(beta=10, grad_diff=250, loss_range=2)), BN_SMOOTH).results()
     c = judge("C6", mixed)
@@ -156,7 +162,10 @@ def test_c8_loss_and_smoothness_rest_on_their_own_seeds(tmp_path):
     m.probes[4:] = [p[p.probe != "landscape"] for p in m.probes[4:]]  # seed 2 has no landscape records
     c = judge("C8", m.results())
     assert c.seeds == [0, 1, 2] and c.n_seeds == "2-3" and [s.n for s in c.stats] == [3, 2, 2, 2]
-    assert c.per_seed[2].keys() == {"loss_std", "loss_bn", "log10_ratio_loss"}
+    assert c.per_seed[2].keys() == {f"{q}_{n}" for q in ("loss", "k", "residual") for n in ("std", "bn")} | {
+        "log10_ratio_loss"
+    }
+    assert c.per_seed[2]["k_std"] != c.per_seed[2]["k_std"]  # no run folder config: k not known (NaN)
     assert sum(e.startswith("seed 2: ") for e in c.evidence) == 1  # its loss line, no smoothness line
     assert c.verdict == REPRODUCED
 
