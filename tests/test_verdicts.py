@@ -156,3 +156,9 @@ def test_a_percentile_bootstrap_of_3_seeds_covers_far_less_than_95_percent():
     assert covered < 0.85 and covered == pytest.approx(0.75, abs=0.04)
     t_lo, t_hi = _intervals(t_interval, x)
     assert np.mean((t_lo <= MU) & (MU <= t_hi)) >= 0.93  # the same draws, t-intervals
+
+
+def test_a_statistic_no_seed_measured_is_inconclusive_not_a_failure():
+    s = Stat("R", {0: float("nan"), 1: float("nan")})
+    assert s.n == 0 and s.label == "no seed measured it"
+    assert Test("r", below(0.0)).judge(s) == INCONCLUSIVE

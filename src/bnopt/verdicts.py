@@ -140,6 +140,8 @@ class Stat:
 
     @property
     def label(self) -> str:
+        if self.n == 0:
+            return "no seed measured it"
         if self.n <= 1:
             return "1 seed, no interval"
         if self.method == "seeds":
@@ -183,6 +185,8 @@ class Stat:
 def outcomes_over(intervals: list[Stat], fn) -> str:
     """fn's outcome when every combination of values inside the statistics' intervals gives the same one;
     INCONCLUSIVE otherwise. `fn` takes the statistics' values in order."""
+    if any(s.n == 0 for s in intervals):
+        return INCONCLUSIVE  # nothing measured: no evidence either way (e.g. every loss range below resolution)
     outcomes = {fn(*combo) for combo in itertools.product(*(s.candidates() for s in intervals))}
     return outcomes.pop() if len(outcomes) == 1 else INCONCLUSIVE
 
