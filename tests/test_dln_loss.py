@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bnopt.config import ConfigError, identity, resolve, run_id, validate
+from bnopt.config import LOSS_NORMS, ConfigError, identity, resolve, run_id, validate
+from bnopt.losses import regression_loss
 from bnopt.models import build_model
-from bnopt.tasks import LOSS_NORMS, LinearRegression, regression_loss
+from bnopt.tasks import LinearRegression
 
 from .conftest import make_cfg
 

@@ -332,7 +332,8 @@ def test_a_fresh_clone_restores_the_committed_records_instead_of_training(tmp_pa
     """results/<scale>/runs/ holds the finished runs a committed report was drawn from: `make reproduce`
     and `make figures` restore all of them that have no run folder (also those of figures not selected, whose
     records a redraw would otherwise drop), and train only the rest."""
-    from bnopt.records import RunFolder, archive_run
+    from bnopt.archive import archive_run
+    from bnopt.records import RunFolder
 
     runs = reproduce.plan(["fig4"], "smoke", tmp_path / "elsewhere")
     other = next(r for r in reproduce.plan(["fig1"], "smoke", tmp_path) if r.run_id not in {x.run_id for x in runs})

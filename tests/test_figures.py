@@ -526,7 +526,7 @@ def test_cli_module_without_results_dir(tmp_path):
 
 
 def fake_history(res: Results, run_id: str) -> list[dict]:
-    """What records.WandbMirror logs for a run, as W&B history rows (one dict per step)."""
+    """What wandb_mirror.WandbMirror logs for a run, as W&B history rows (one dict per step)."""
     rows: dict[int, dict] = defaultdict(dict)
     for r in res.metrics[res.metrics["run_id"] == run_id].to_dict("records"):
         for k, v in r.items():

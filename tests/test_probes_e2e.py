@@ -151,7 +151,7 @@ def test_probes_mirror_to_wandb(tmp_path, monkeypatch):
     depend on how W&B orders steps)."""
     import wandb
 
-    from bnopt.records import WandbMirror
+    from bnopt.wandb_mirror import WandbMirror
 
     sent = []
     monkeypatch.setattr(WandbMirror, "log", lambda self, data, step: sent.append((step, data)))

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from bnopt import train as train_module
+from bnopt.archive import archive_run, restore_runs
 from bnopt.config import resolve, run_id
 from bnopt.records import (
     CKPT_FILE,
@@ -22,17 +23,14 @@ from bnopt.records import (
     PROBES_FILE,
     SCHEMA_VERSION,
     STATUS_FILE,
-    WANDB_INIT_TIMEOUT_S,
     Checkpoint,
     CorruptRun,
     RunFolder,
-    WandbMirror,
-    archive_run,
     read_run,
-    restore_runs,
 )
 from bnopt.results import Results, load_runs
 from bnopt.train import train
+from bnopt.wandb_mirror import WANDB_INIT_TIMEOUT_S, WandbMirror
 
 from .conftest import SMOKE, run_cli, smoke_cfg
 

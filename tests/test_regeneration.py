@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bnopt.archive import restore_runs
 from bnopt.figures.panels import LAYOUT_GRID, new_figure, save, snap
-from bnopt.records import RECORDS_DIR, STATUS_FILE, restore_runs
+from bnopt.records import RECORDS_DIR, STATUS_FILE
 from bnopt.report import MANIFEST, newest_record, publish
 from bnopt.verdicts import roundoff
 

@@ -18,9 +18,10 @@ import pandas as pd
 import pytest
 
 from bnopt import train as train_module
-from bnopt.records import METRICS_FILE, RunFolder, WandbMirror
+from bnopt.records import METRICS_FILE, RunFolder
 from bnopt.results import load_runs
 from bnopt.train import BadInput, train
+from bnopt.wandb_mirror import WandbMirror
 
 from .conftest import REPO, SMOKE, run_cli, smoke_cfg
 from .wandb_reader import logged_by_step, logged_in

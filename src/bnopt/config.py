@@ -37,7 +37,7 @@ SCALE_KEYS = ("steps", "batch_size", "eval_every", "ckpt_every")
 LOGGERS = ("wandb", "none")
 WANDB_MODES = ("offline", "online", "disabled")
 DATA_FOR_FAMILY = {"vgg": ("cifar10", "synthetic"), "dln": ("gaussian_linear",)}
-LOSS_NORMS = ("sum", "half_sum", "mean")  # model.loss_norm of the DLN (tasks.regression_loss)
+LOSS_NORMS = ("sum", "half_sum", "mean")  # model.loss_norm of the DLN (losses.regression_loss)
 PRECISIONS = ("fp32", "bf16")  # train.precision; fp16 is left out: it needs loss scaling
 
 

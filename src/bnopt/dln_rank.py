@@ -7,7 +7,7 @@ its inputs X, and its loss plateaus at the optimal rank-k residual (reduced-rank
     E_k = ||Y - P_X Y||^2 + sum_{i>k} s_i(P_X Y)^2
 
 (P_X the projection onto X's columns, s_i the singular values; with n >= dim samples Y = X A^T lies in X's
-column space and E_k = sum_{i>k} s_i(Y)^2), under the run's `model.loss_norm` (`tasks.regression_loss`:
+column space and E_k = sum_{i>k} s_i(Y)^2), under the run's `model.loss_norm` (`losses.regression_loss`:
 half_sum E/2, sum E, mean E/n). A net with a norm layer (every norm of models/norms.py subtracts the batch
 mean and adds a shift beta) or with biases is affine, not linear: its optimum is the rank-k fit of the
 centred Y from the centred X plus Y's mean (`affine`): on results/small the normed nets' final losses sit
@@ -34,10 +34,10 @@ import torch
 from omegaconf import OmegaConf
 
 from .data import gaussian_linear
+from .losses import regression_loss
 from .readers import Missing, final_train_loss
 from .records import CONFIG_FILE
 from .results import Results
-from .tasks import regression_loss
 
 
 def rank_residuals(x: torch.Tensor, y: torch.Tensor, norm: str, affine: bool = False) -> tuple[float, ...]:

@@ -28,8 +28,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import figures, regime, studies
+from .archive import archive_run
 from .config import SCALES
-from .records import FINAL_STATUSES, RECORDS_DIR, STATUS_FILE, RunFolder, archive_run, atomic_write_text
+from .records import FINAL_STATUSES, RECORDS_DIR, STATUS_FILE, RunFolder, atomic_write_text
 from .results import FIGURE_MANIFEST, load_runs
 from .verdicts import BEYOND, INCONCLUSIVE, NOT_RUN, PAPER
 

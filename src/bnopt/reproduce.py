@@ -31,11 +31,12 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from . import experiments, report
+from .archive import restore_runs
 from .config import SCALES as PRESETS
 from .config import ConfigError, run_id, validate
 from .data import DataError, load_cifar10
 from .estimates import Speeds
-from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder, restore_runs
+from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder
 
 SCALES = ("auto", *PRESETS)
 LAUNCHERS = {  # name -> hydra/launcher choice

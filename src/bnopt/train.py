@@ -30,11 +30,11 @@ from .records import (
     PROBES_FILE,
     Checkpoint,
     RunFolder,
-    WandbMirror,
     check_writable,
     environment,
 )
 from .tasks import build_task
+from .wandb_mirror import WandbMirror
 
 LOG_EVERY = 25  # steps between host syncs / record flushes (one .item() per chunk, not per step)
 # train.precision -> dtype of torch.autocast around the training step's forward (None: plain fp32)

@@ -3,7 +3,7 @@
     from bnopt.wandb_source import load_wandb
     res = load_wandb("my-entity/bnopt", model=["vgg16", "vgg16_bn"])    # filters as in load_runs
 
-What the W&B mirror (records.WandbMirror) holds and therefore what comes back:
+What the W&B mirror (wandb_mirror.WandbMirror) holds and therefore what comes back:
 - runs: from run.config (the resolved config: model.name, optim.lr, scale.name, ...) and run.summary;
 - metrics: history keys train/<col> (kind=train) and eval/<col> (kind=eval) at their logged step;
 - probes: landscape/<summary metric> (loss_min, loss_max, grad_diff_min/max, beta, grad_norm, loss0),
