@@ -4,9 +4,14 @@ accuracy (Fig 1) and the DLN's full-batch training loss (Fig 3b, 5b, 13).
 `runs` is a figure's {(model, lr): runs row} from `select_runs`; `lrs` the figure's learning rates in the
 order their line styles are assigned (first solid, second dashed, ...).
 
-Seeds: a curve is the mean over every seed of its run that the results hold (runs with the same model,
+Seeds: a curve is the centre over every seed of its run that the results hold (runs with the same model,
 LR and numbers, one per seed: `seed_runs`), with a min-max band and "(N seeds)" in the legend. With one
-seed it is that run's curve, drawn as before.
+seed it is that run's curve, drawn as before. The centre is the arithmetic mean on a linear axis and the
+geometric mean on a log axis (`over_seeds(..., center="geometric")`: the mean of log10 y, what a log axis
+shows halfway; an arithmetic mean there is pulled up to the largest seed), said in the legend.
+
+Smoothing: the batch-accuracy curves are the rolling mean over `readers.WINDOW` steps, the numbers the claims
+read (`readers.smoothed_acc`), whatever the run's length.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..readers import eval_rows, train_rows
+from ..readers import WINDOW, eval_rows, smoothed_acc, train_rows
 from ..results import FINAL_STATUSES
 from .common import STEP_LABEL
-from .panels import LR_STYLES, color, diverged_note, label, legend, record_runs, set_labels, smooth_window, smoothed
+from .panels import LR_STYLES, color, diverged_note, label, legend, record_runs, set_labels
 from .selection import same_lr
 
 # The columns of `runs` that must agree for two runs to be seeds of one curve (those present are compared).
@@ -36,6 +41,9 @@ SAME_NUMBERS = (
     "scale",
 )
 BAND_ALPHA = 0.18
+# How a curve over seeds is centred: the arithmetic mean (linear axes), the geometric mean (log axes: the
+# mean of log y, non-positive values left out) or the median; the legend's "(N seeds, ...)" names it.
+CENTERS = {"mean": "", "geometric": "geometric mean", "median": "median"}
 
 
 def _eval_dots(ax, steps, acc, model: str, style: str, lbl, z) -> None:
@@ -86,13 +94,35 @@ def _seed_runs(res, run) -> list:
     return [out[s] for s in sorted(out)] or [run]
 
 
-def seeds_note(group: list) -> str:
-    return f" ({len(group)} seeds)" if len(group) > 1 else ""
+def seeds_note(group: list, center: str = "mean") -> str:
+    """ " (N seeds)" for a curve over several seeds (" (N seeds, geometric mean)" for another centre)."""
+    if len(group) <= 1:
+        return ""
+    return f" ({len(group)} seeds{', ' + CENTERS[center] if CENTERS[center] else ''})"
 
 
-def over_seeds(frames: list, column: str, transform=None):
-    """(steps, mean, min, max) of `column` over the runs' step-indexed frames (`readers`' slices), aligned on
-    step (NaN-aware: a seed that diverged or stopped early leaves the others' mean)."""
+def center_of(values: np.ndarray, center: str = "mean") -> np.ndarray:
+    """The centre of each row of `values` [steps, seeds] over its finite entries (NaN where none): the mean,
+    the geometric mean (exp of the mean log of the positive entries; non-positive ones cannot be drawn on a
+    log axis and are left out) or the median."""
+    if center not in CENTERS:
+        raise ValueError(f"center must be one of {sorted(CENTERS)}, not {center!r}")
+    values = np.asarray(values, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if center == "geometric":
+            return np.exp(np.nanmean(np.log(np.where(values > 0, values, np.nan)), axis=1))
+        if center == "median":
+            return np.nanmedian(values, axis=1)
+        return np.nanmean(values, axis=1)
+
+
+def over_seeds(frames: list, column: str, transform=None, center: str = "mean"):
+    """(steps, centre, min, max) of `column` over the runs' step-indexed frames (`readers`' slices), aligned on
+    step (NaN-aware: a seed that diverged or stopped early leaves the others' centre). `center`: "mean"
+    (linear axes), "geometric" (log axes; min and max then over the positive values) or "median"."""
+    if center not in CENTERS:
+        raise ValueError(f"center must be one of {sorted(CENTERS)}, not {center!r}")
     cols = []
     for i, f in enumerate(frames):
         if column not in f or not len(f):
@@ -103,21 +133,27 @@ def over_seeds(frames: list, column: str, transform=None):
     if not cols:
         return None
     table = pd.concat(cols, axis=1).sort_index()
-    values = table.to_numpy()
+    values = table.to_numpy(dtype=float)
+    if center == "geometric":
+        values = np.where(values > 0, values, np.nan)
     keep = np.isfinite(values).any(axis=1)
     values = values[keep]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return table.index.to_numpy()[keep], np.nanmean(values, 1), np.nanmin(values, 1), np.nanmax(values, 1)
+        lo, hi = np.nanmin(values, 1), np.nanmax(values, 1)
+    return table.index.to_numpy()[keep], center_of(values, center), lo, hi
 
 
 def band(ax, steps, lo, hi, col, z) -> None:
     ax.fill_between(steps, lo, hi, color=col, alpha=BAND_ALPHA, lw=0, zorder=z - 0.5)
 
 
-def probe_line(ax, tables: list, column: str, col: str, lbl: str, z: float = 3, transform=None, **kw) -> None:
+def probe_line(
+    ax, tables: list, column: str, col: str, lbl: str, z: float = 3, transform=None, center: str = "mean", **kw
+) -> None:
     """One probe metric (step-indexed `probe_table`s, one per seed) as a line: the run's own values for one
-    seed, else the mean over seeds with a min-max band and "(N seeds)" in the label."""
+    seed, else the centre over seeds (`over_seeds`: pass center="geometric" for a log axis) with a min-max
+    band and "(N seeds)" (", geometric mean" or ", median" for those centres) in the label."""
     tables = [t for t in tables if len(t) and column in t]
     if not tables:
         return
@@ -125,8 +161,8 @@ def probe_line(ax, tables: list, column: str, col: str, lbl: str, z: float = 3, 
         y = tables[0][column].to_numpy(dtype=float)
         ax.plot(tables[0].index, transform(y) if transform else y, color=col, label=lbl, zorder=z, **kw)
         return
-    steps, mean, lo, hi = over_seeds(tables, column, transform)
-    ax.plot(steps, mean, color=col, label=f"{lbl} ({len(tables)} seeds)", zorder=z, **kw)
+    steps, mid, lo, hi = over_seeds(tables, column, transform, center)
+    ax.plot(steps, mid, color=col, label=lbl + seeds_note(tables, center), zorder=z, **kw)
     band(ax, steps, lo, hi, col, z)
 
 
@@ -138,41 +174,38 @@ def lr_style(lr, lrs) -> str:
     return "-"
 
 
+def _smoothed_acc_frame(res, rid: str) -> pd.DataFrame:
+    """A run's batch accuracy as the claims read it: rolling mean over readers.WINDOW steps, by step."""
+    tr = train_rows(res, rid)
+    if "acc" not in tr or not tr["acc"].notna().any():
+        return pd.DataFrame(columns=["acc"], index=tr.index[:0])
+    return smoothed_acc(res, rid).to_frame("acc")
+
+
 def acc_panel(ax, res, runs: dict, lrs: list[float], title: str = "Training accuracy") -> None:
-    """Per-step batch accuracy (moving average) as lines, eval-mode accuracy on a training subset as dots."""
-    window, dots = 1, False
+    """Per-step batch accuracy (rolling mean over readers.WINDOW steps, as the claims read it) as lines,
+    eval-mode accuracy on a training subset as dots."""
+    drawn, dots = False, False
     for i, ((model, lr), run) in enumerate(runs.items()):
         group = seed_runs(res, run, ax)
         style = lr_style(lr, lrs)
         lbl, z = label(model, lr, diverged_note(run) + seeds_note(group)), 3 + len(runs) - i
-        if len(group) > 1:
-            trs = [train_rows(res, r["run_id"]) for r in group]
-            w = smooth_window(max(len(tr) for tr in trs))
-            curve = over_seeds(trs, "acc", lambda y, w=w: smoothed(pd.Series(y), w).to_numpy())
-            if curve is not None:
-                window = max(window, w)
-                steps, mean, lo, hi = curve
-                ax.plot(steps, mean, color=color(model), ls=style, lw=1.3, label=lbl, zorder=z)
+        curve = over_seeds([_smoothed_acc_frame(res, r["run_id"]) for r in group], "acc")
+        if curve is not None:
+            drawn = True
+            steps, mean, lo, hi = curve
+            ax.plot(steps, mean, color=color(model), ls=style, lw=1.3, label=lbl, zorder=z)
+            if len(group) > 1:
                 band(ax, steps, lo, hi, color(model), z)
-                lbl = None
-            dot = over_seeds([eval_rows(res, r["run_id"]) for r in group], "train_eval_acc")
-            if dot is not None:
-                dots = True
-                _eval_dots(ax, dot[0], dot[1], model, style, lbl, z)
-            continue
-        tr = train_rows(res, run["run_id"])
-        if "acc" in tr and tr["acc"].notna().any():
-            w = smooth_window(len(tr))
-            window = max(window, w)
-            ax.plot(tr.index, smoothed(tr["acc"], w), color=color(model), ls=style, lw=1.3, label=lbl, zorder=z)
             lbl = None
-        ev = eval_rows(res, run["run_id"])
-        if "train_eval_acc" in ev and ev["train_eval_acc"].notna().any():
+        dot = over_seeds([eval_rows(res, r["run_id"]) for r in group], "train_eval_acc")
+        if dot is not None:
             dots = True
-            _eval_dots(ax, ev.index, ev["train_eval_acc"], model, style, lbl, z)
-    avg = f"moving avg. over {window} steps" if window > 1 else "per step"
+            _eval_dots(ax, dot[0], dot[1], model, style, lbl, z)
     seeds = any(len(seed_runs(res, run)) > 1 for run in runs.values())
-    ax.plot([], [], color="0.5", lw=1.3, label=f"line: batch accuracy, {avg}" + (", mean over seeds" if seeds else ""))
+    if drawn:
+        avg = f"batch accuracy, moving avg. over {WINDOW} steps"
+        ax.plot([], [], color="0.5", lw=1.3, label=f"line: {avg}" + (", mean over seeds" if seeds else ""))
     if seeds:
         ax.fill_between([], [], [], color="0.5", alpha=BAND_ALPHA, lw=0, label="band: min-max over seeds")
     if dots:
@@ -216,22 +249,19 @@ def eval_acc_panel(ax, res, runs: dict, lrs: list[float]) -> None:
 
 
 def loss_panel(ax, res, runs: dict, lrs: list[float], title: str = "Training loss") -> None:
-    """DLN: the full-batch training loss at every step (log scale)."""
+    """DLN: the full-batch training loss at every step (log scale; over seeds their geometric mean)."""
+    positive = lambda y: np.where(np.isfinite(y) & (y > 0), y, np.nan)
     for i, ((model, lr), run) in enumerate(runs.items()):
         group = seed_runs(res, run, ax)
-        positive = lambda y: np.where(np.isfinite(y) & (y > 0), y, np.nan)
         z = 3 + len(runs) - i
-        lbl = label(model, lr, diverged_note(run) + seeds_note(group))
-        if len(group) > 1:
-            curve = over_seeds([train_rows(res, r["run_id"]) for r in group], "loss", positive)
-            if curve is not None:
-                steps, mean, lo, hi = curve
-                ax.plot(steps, mean, color=color(model), ls=lr_style(lr, lrs), lw=1.3, label=lbl, zorder=z)
-                band(ax, steps, lo, hi, color(model), z)
+        lbl = label(model, lr, diverged_note(run) + seeds_note(group, "geometric"))
+        curve = over_seeds([train_rows(res, r["run_id"]) for r in group], "loss", positive, "geometric")
+        if curve is None:
             continue
-        tr = train_rows(res, run["run_id"])
-        y = positive(tr["loss"].to_numpy(dtype=float))
-        ax.plot(tr.index, y, color=color(model), ls=lr_style(lr, lrs), lw=1.3, label=lbl, zorder=z)
+        steps, mid, lo, hi = curve
+        ax.plot(steps, mid, color=color(model), ls=lr_style(lr, lrs), lw=1.3, label=lbl, zorder=z)
+        if len(group) > 1:
+            band(ax, steps, lo, hi, color(model), z)
     ax.set_yscale("log", nonpositive="mask")
     set_labels(ax, title, STEP_LABEL, "training loss (squared error, full batch)")
     legend(ax)

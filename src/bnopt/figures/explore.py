@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..readers import eval_rows, landscape_by_eta, probe_table, train_rows
+from ..readers import WINDOW, eval_rows, landscape_by_eta, probe_table, train_rows
 from ..results import Results
 from .common import STEP_LABEL
 from .landscape import landscape_panels
-from .panels import band, color, label, legend, new_figure, ridge, set_labels, smooth_window, smoothed, step_colorbar
+from .panels import band, color, label, legend, new_figure, ridge, set_labels, smoothed, step_colorbar
 from .selection import layer_histogram
 
 
@@ -39,7 +39,7 @@ def plot_run_curves(results: Results, run_id: str):
     fig = new_figure(13 if vgg else 9, 4.2)
     axes = [fig.add_subplot(1, 2 if vgg else 1, i + 1) for i in range(2 if vgg else 1)]
     c, lbl = color(run["model"]), label(run["model"], run["lr"])
-    w = smooth_window(len(tr))
+    w = WINDOW  # the claims' and the paper figures' window
     ax = axes[0]
     ax.plot(
         tr.index,

@@ -13,7 +13,7 @@ from ..readers import probe_table
 from .common import STEP_LABEL, experiment_runs, figure_title, lrs_of
 from .curves import acc_panel, loss_panel, probe_line, seed_runs
 from .panels import color, label, legend, new_figure, set_labels
-from .selection import MissingRecords, lr_text, same_lr, scale_of
+from .selection import MissingRecords, lr_text, same_lr, scale_of, titled
 
 
 def _ics_figure(res, name, experiment, layers, family, scale, fig=None):
@@ -43,7 +43,9 @@ def _ics_figure(res, name, experiment, layers, family, scale, fig=None):
                 lbl = label(model, lr)
                 tables = [probe_table(res, r["run_id"], "ics", k) for r in seed_runs(res, run, ax_l2)] or [t]
                 for a, what in ((ax_l2, "l2"), (ax_cos, "cos")):
-                    probe_line(a, tables, what, color(model), lbl, z=2, marker="o", ms=3, lw=1.2)
+                    # the DLN's l2 axis is logarithmic: the geometric mean over seeds there
+                    center = "geometric" if family == "dln" and what == "l2" else "mean"
+                    probe_line(a, tables, what, color(model), lbl, z=2, center=center, marker="o", ms=3, lw=1.2)
             if family == "dln":
                 ax_l2.set_yscale("log", nonpositive="mask")
             set_labels(ax_l2, f"Layer #{k}, LR {lr_text(lr)}", None, "ICS: ‖G − G′‖₂ (ideal 0)")
@@ -55,7 +57,7 @@ def _ics_figure(res, name, experiment, layers, family, scale, fig=None):
         fig,
         f"Fig. 3{'a' if family == 'vgg' else 'b'} — Internal covariate shift (Definition 2.1), "
         f"{what}: G = layer gradient before, G′ after the update of the preceding layers",
-        runs,
+        titled(runs, scale),
     )
     return fig
 

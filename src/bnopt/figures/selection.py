@@ -21,6 +21,7 @@ __all__ = [
     "select_runs",
     "train_command",
     "lr_text",
+    "titled",
     "LayerHistogram",
     "layer_histogram",
     "histograms",
@@ -31,6 +32,16 @@ HIST_KEYS = ("edges", "counts", "steps", "unit_mean", "unit_var", "underflow", "
 
 def lr_text(lr: float) -> str:
     return f"{float(lr):g}"
+
+
+def titled(runs: dict, scale: str | None) -> dict:
+    """The runs as a figure's title names them (`common.figure_title`): drawn for a `scale`, every row says
+    that scale. A run has the numbers of every preset it was selected at, not only of the one it was trained
+    under: the DLN's numbers are paper's and small's, so its runs trained with scale=small are Fig 10's at
+    scale paper too, and that figure's title says "scale paper". Without `scale`, the rows as they are."""
+    if not scale:
+        return runs
+    return {k: {**r, "scale": scale} for k, r in runs.items()}
 
 
 @dataclass

@@ -10,8 +10,9 @@ from ..readers import DLN_LR, VGG_LR
 from ..results import Results
 from .common import experiment_runs, figure_title, from_wandb, lrs_of, models_of
 from .curves import acc_panel, eval_acc_panel, loss_panel
+from .drift import activation_site
 from .panels import color, label, new_figure, ridge, set_labels
-from .selection import histograms
+from .selection import histograms, titled
 
 
 def build_fig1(res: Results, scale=None):
@@ -35,7 +36,7 @@ def build_fig1(res: Results, scale=None):
             set_labels(
                 ax,
                 f"(c) layer #{k}, {label(m, VGG_LR)}",
-                "activation (after norm, before ReLU)",
+                activation_site(m, "vgg"),
                 "training step" if j == 0 else None,
             )
     else:
@@ -47,7 +48,7 @@ def build_fig1(res: Results, scale=None):
             fontsize=8,
             color="0.3",
         )
-    figure_title(fig, "Fig. 1 — VGG16 with and without BatchNorm on CIFAR-10", runs)
+    figure_title(fig, "Fig. 1 — VGG16 with and without BatchNorm on CIFAR-10", titled(runs, scale))
     return fig
 
 
@@ -68,14 +69,14 @@ def build_fig2(res: Results, scale=None):
             set_labels(
                 ax,
                 f"{label(m)}, layer #{k}",
-                "activation (after norm [+ noise], before ReLU)" if r == len(layers) - 1 else None,
+                activation_site(m, "vgg") if r == len(layers) - 1 else None,
                 "training step" if c == 0 else None,
             )
     figure_title(
         fig,
         f"Fig. 2 — Standard, BatchNorm and noisy BatchNorm VGG16 at LR {VGG_LR:g}"
         + ("" if hist else " (histograms omitted: not in W&B)"),
-        runs,
+        titled(runs, scale),
     )
     return fig
 
@@ -84,7 +85,7 @@ def _fig5_half(res, scale, fig, experiment: str, half: str, panel, lr: float, wh
     runs = experiment_runs(res, experiment, scale, figure=f"fig5_{half}")
     fig = fig or new_figure(8, 5)
     panel(fig.add_subplot(1, 1, 1), res, runs, [lr], what)
-    figure_title(fig, title, runs)
+    figure_title(fig, title, titled(runs, scale))
     return fig
 
 
@@ -110,6 +111,6 @@ def build_fig6(res, scale=None):
     for j, m in enumerate(models):
         ax = fig.add_subplot(1, len(models), j + 1)
         ridge(ax, hists[m], color(m))
-        set_labels(ax, label(m, VGG_LR), "activation (after norm, before ReLU)", "training step" if j == 0 else None)
-    figure_title(fig, "Fig. 6 — Activation histograms of VGG16 layer #11 under each normalisation", runs)
+        set_labels(ax, label(m, VGG_LR), activation_site(m, "vgg"), "training step" if j == 0 else None)
+    figure_title(fig, "Fig. 6 — Activation histograms of VGG16 layer #11 under each normalisation", titled(runs, scale))
     return fig
