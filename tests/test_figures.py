@@ -391,7 +391,7 @@ def test_old_one_row_edges_are_read_for_every_measurement():
 def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypatch, capsys):
     """results/<scale>/figures/manifest.json: per drawn figure its runs (all in the results), seeds, scale,
     steps and histogram panels, none with more than 5% of its values outside the drawn range."""
-    from bnopt import report
+    from bnopt import publish
     from bnopt import results as results_module
     from bnopt.results import figure_manifest
 
@@ -400,10 +400,10 @@ def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypat
     smoke = lambda scale, family: {**real(scale, family), **({"steps": STEPS} if scale == "smoke" else {})}
     monkeypatch.setattr(results_module, "scale_numbers", smoke)
     (tmp_path / "smoke" / "runs" / "gone-run").mkdir(parents=True)  # committed with an older report
-    published = report.publish(records, tmp_path / "smoke", "smoke")
+    published = publish.publish(records, tmp_path / "smoke", "smoke")
     # issue 22 item 12: bars on stderr over the records, each figure (by name) and the checks; a summary
     err = capsys.readouterr().err
-    for stage in (f"records of {records / 'runs'}", "figure fig1", "figure beyond_rank", "checks: studies B1-B10"):
+    for stage in (f"records of {records / 'runs'}", "figure fig1", "figure beyond_rank", "judged C1", "judged B11"):
         assert stage in err, stage
     n = len(figures.figure_list())
     assert published.summary.startswith(f"{n} of {n} figure(s) in {tmp_path / 'smoke' / 'figures'}, report ")
@@ -438,7 +438,7 @@ def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypat
     # both halves of a composite are named; a figure not drawn this time keeps its entry while its image stays
     fig3_models = {results.runs.set_index("run_id").loc[r, "family"] for r in manifest["fig3"]["run_ids"]}
     assert fig3_models == {"vgg", "dln"}
-    report.write_figure_manifest(tmp_path / "smoke" / "figures", {"fig4": {"missing": "x"}, "fig7": {"missing": "y"}})
+    publish.write_figure_manifest(tmp_path / "smoke" / "figures", {"fig4": {"missing": "x"}, "fig7": {"missing": "y"}})
     again = figure_manifest("smoke", tmp_path)
     assert again["fig4"] == manifest["fig4"] and again["fig7"] == {"missing": "y"}
     # issue 22 item 20: the report's header names where its records are: beside it, where they were copied

@@ -16,8 +16,9 @@ import pytest
 
 from bnopt.archive import restore_runs
 from bnopt.figures.panels import LAYOUT_GRID, new_figure, save, snap
+from bnopt.publish import publish
 from bnopt.records import RECORDS_DIR, STATUS_FILE
-from bnopt.report import MANIFEST, newest_record, publish
+from bnopt.report import MANIFEST, newest_record
 from bnopt.verdicts import roundoff
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,7 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from . import experiments, report
+from . import experiments, publish, report
 from .archive import restore_runs
 from .config import SCALES as PRESETS
 from .config import ConfigError, run_id, validate
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = refresh(runs, results)
     out = output_dir(results, scale)
     planned_ids = [r.run_id for r in runs]
-    written = report.publish(results, out, scale, figs=figs, force=args.force, planned=planned_ids)
+    written = publish.publish(results, out, scale, figs=figs, force=args.force, planned=planned_ids)
     took = f"{(time.time() - t0) / 60:.1f} min" + (f" (planned {planned / 60:.0f} min)" if planned else "")
     print(f"\n=== reproduce ({scale_note}): {written.summary}, {took} ===")
     report.print_verdicts(written.checks)

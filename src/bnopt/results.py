@@ -251,7 +251,7 @@ def figure_manifest(scale: str | None = None, results: str | Path = "results") -
     """What each published figure of a scale was drawn from, {figure: entry} ({} when none was published):
     run_ids, seeds, scale, steps ({run_id: [first, last] step of its records}) and histograms (one per
     histogram panel: run_id, layer, steps drawn, fraction of values `outside` the drawn range); a figure
-    that could not be drawn has {"missing": why} instead. Written by `bnopt.report.publish`."""
+    that could not be drawn has {"missing": why} instead. Written by `bnopt.publish.publish`."""
     try:
         data = json.loads(figure_manifest_path(scale, results).read_text())
     except (OSError, json.JSONDecodeError):

@@ -252,7 +252,7 @@ def draw_all(
     """Every figure it can draw. Returns {name: [png, pdf]} for drawn figures and {name: message} for the
     others: "missing: ... ; produce them with: bnopt-train experiment=... scale=..." or "failed: ..." (a bug).
     `manifest`, when given, gets {name: describe(draw_figure(name))} of the drawn figures and {name: {"missing":
-    message}} of the others (bnopt.report.publish writes it next to the images). `progress`: a bar on
+    message}} of the others (bnopt.publish.publish writes it next to the images). `progress`: a bar on
     stderr naming the figure being drawn (a figure takes seconds, all of them minutes)."""
     names = figure_names(figs)
     if isinstance(results_root, Results):
