@@ -66,12 +66,26 @@ def sharpness_panel(res, runs: dict, ax, name: str) -> dict:
     tables = seed_values(res, runs, ax, name, "hessian records (probe hessian)", records)
     for (model, lr), ts in tables.items():
         mode = ", batch statistics" if model != "vgg16" else ""
-        line(ax, [t["batch"] for t in ts], color(model), label(model, lr, mode), marker="o", ms=3)
+        line(ax, [t["batch"] for t in ts], color(model), label(model, lr, mode), marker="o", ms=3, center="geometric")
         if model != "vgg16":
             running = [t["running"] for t in ts]
-            line(ax, running, color(model), label(model, lr, ", running statistics"), ls="--", marker="s", ms=3)
+            line(
+                ax,
+                running,
+                color(model),
+                label(model, lr, ", running statistics"),
+                ls="--",
+                marker="s",
+                ms=3,
+                center="geometric",
+            )
     ax.set_yscale("log", nonpositive="mask")
-    seeds_note(ax, tables, [("-", "solid: train mode (batch statistics)"), ("--", "dashed: eval mode (running)")])
+    seeds_note(
+        ax,
+        tables,
+        [("-", "solid: train mode (batch statistics)"), ("--", "dashed: eval mode (running)")],
+        center="geometric mean",
+    )
     title = f"(a) Sharpness: |top Hessian eigenvalue| (points with residual < {CONVERGED:g})"
     set_labels(ax, title, STEP_LABEL, "|λ_max| of the loss on the step's batch")
     legend(ax, loc="best")

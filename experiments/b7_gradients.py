@@ -43,10 +43,10 @@ def layer_norm_panels(res, runs: dict, axes, name: str) -> None:
         (axes[1], later, "(b) Median over the measured steps after 0"),
     ):
         for (model, lr), v in values.items():
-            line(ax, v, color(model), label(model, lr), marker="o", ms=3.5, lw=1.3)
+            line(ax, v, color(model), label(model, lr), marker="o", ms=3.5, lw=1.3, center="geometric")
         ax.set_yscale("log", nonpositive="mask")
         layer_axis(ax, CONV_LAYERS)
-        seeds_note(ax, values)
+        seeds_note(ax, values, center="geometric mean")
         set_labels(ax, title, "conv layer #k (input → output)", "‖∇W_k L‖ (Frobenius)")
         legend(ax, loc="best")
 

@@ -33,11 +33,20 @@ def effective_lr_panel(ax, tables: dict) -> None:
     for (model, lr), ts in tables.items():
         last = [float(lr) / t.ffill().iloc[-1] ** 2 for t in ts]
         first = [float(lr) / t.loc[0] ** 2 for t in ts]
-        line(ax, last, color(model), label(model, lr, ", last measured step"), marker="o", ms=3.5, lw=1.3)
-        line(ax, first, color(model), label(model, lr, ", step 0"), ls=":", marker=".", ms=3, lw=1)
+        line(
+            ax,
+            last,
+            color(model),
+            label(model, lr, ", last measured step"),
+            marker="o",
+            ms=3.5,
+            lw=1.3,
+            center="geometric",
+        )
+        line(ax, first, color(model), label(model, lr, ", step 0"), ls=":", marker=".", ms=3, lw=1, center="geometric")
     ax.set_yscale("log", nonpositive="mask")
     layer_axis(ax, CONV_LAYERS)
-    seeds_note(ax, tables, [("-", "solid: last measured step"), (":", "dotted: step 0")])
+    seeds_note(ax, tables, [("-", "solid: last measured step"), (":", "dotted: step 0")], center="geometric mean")
     set_labels(ax, "(b) Effective learning rate per layer", "conv layer #k (input → output)", "lr / ‖W_k‖²")
     legend(ax, loc="best")
 

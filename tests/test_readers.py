@@ -55,7 +55,10 @@ def test_metric_slices_are_indexed_by_step_in_step_order():
     assert train.index.name == evals.index.name == "step"
     assert list(train.index) == [1, 2] and list(train["loss"]) == [3.0, 1.0]
     assert list(evals.index) == [0, 2] and evals.loc[2, "test_acc"] == 0.55
-    assert readers.final_eval(res, "a", "test_acc") == 0.55 and readers.final_train_acc(res, "a") == 0.6
+    assert readers.final_eval(res, "a", "test_acc", last=1) == 0.55  # the last evaluation in step order
+    # a final evaluation number is the mean of the last LAST_EVALS (3) evaluations, here the 2 there are
+    assert readers.final_eval(res, "a", "test_acc") == pytest.approx((0.1 + 0.55) / 2)
+    assert readers.final_train_acc(res, "a") == pytest.approx((0.1 + 0.6) / 2)
     assert readers.final_train_loss(res, "a", window=1) == 1.0 and readers.final_train_loss(res, "a") == 2.0
     assert list(readers.smoothed_acc(res, "a", window=2)) == pytest.approx([0.3, 0.4])
     assert readers.final_smoothed_acc(res, "a", window=2) == pytest.approx(0.4)
@@ -83,7 +86,7 @@ def test_probe_slices_are_indexed_by_step():
 
 def test_a_diverged_run_counts_as_chance_and_an_unfinished_one_is_missing():
     res = results()
-    assert readers.final_accuracy(res, "a") == 0.6 and readers.final_accuracy(res, "b") == CHANCE
+    assert readers.final_accuracy(res, "a") == pytest.approx(0.35) and readers.final_accuracy(res, "b") == CHANCE
     with pytest.raises(Missing, match="run c is running, not finished"):
         readers.final_accuracy(res, "c")
 

@@ -7,9 +7,8 @@
     drawn = catalog.draw_figure("fig4", res)          # Drawn(fig, runs, histograms): the Figure, what it drew
     figures.describe(drawn, res)                      # its manifest entry: the runs, steps and histogram panels
 
-The beyond-the-paper studies B1, B3-B10 (issue 12) have one figure each, drawn after the paper's:
-beyond_hessian, beyond_init, beyond_lr, beyond_batch,
-beyond_regularisation, beyond_gradients, beyond_inference, beyond_effective_lr, beyond_rank (`beyond`).
+The studies beyond the paper (experiments/b*.py) draw their own figures (`Study.draw`, found through
+bnopt.studies.registry), after the paper's: beyond_hessian (B1) .. beyond_rank (B10), beyond_edge (B11).
 Fig 3, 5 and 11 have an (a) VGG and a (b) DLN half, from different experiments' runs: `fig3` draws both
 into fig3.png (and needs both halves' runs); the halves alone are fig3_vgg / fig3_dln (also fig3a / fig3b),
 fig5_vgg / fig5_dln and fig11_vgg / fig11_dln.

@@ -178,11 +178,6 @@ def diverged_note(run) -> str:
 # ------------------------------------------------------------------------------------------- curves
 
 
-def smooth_window(n: int) -> int:
-    """Moving-average window for per-step batch curves: about 1/60 of the run, at least 1."""
-    return max(1, int(round(n / 60)))
-
-
 def smoothed(values: pd.Series, window: int) -> pd.Series:
     return values.rolling(window, min_periods=1, center=False).mean() if window > 1 else values
 
@@ -386,5 +381,4 @@ __all__ = [
     "outside_fraction",
     "step_colorbar",
     "smoothed",
-    "smooth_window",
 ]

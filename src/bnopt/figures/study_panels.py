@@ -50,12 +50,14 @@ def line(ax, values: list, col: str, lbl: str, transform=finite_positive, **kw) 
     probe_line(ax, tables, "value", col, lbl, transform=transform, **kw)
 
 
-def seeds_note(ax, values: dict, extra: list[tuple[str, str]] = ()) -> None:
+def seeds_note(ax, values: dict, extra: list[tuple[str, str]] = (), center: str = "mean") -> None:
     """Legend entries saying what the line styles are and, with several seeds, what the band is."""
     for ls, text in extra:
         ax.plot([], [], color="0.5", ls=ls, lw=1.3, label=text)
     if any(len(v) > 1 for v in values.values()):
-        ax.fill_between([], [], [], color="0.5", alpha=BAND_ALPHA, lw=0, label="line: mean, band: min-max over seeds")
+        ax.fill_between(
+            [], [], [], color="0.5", alpha=BAND_ALPHA, lw=0, label=f"line: {center}, band: min-max over seeds"
+        )
 
 
 def layer_axis(ax, layers) -> None:
