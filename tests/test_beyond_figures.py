@@ -249,15 +249,15 @@ def test_a_network_whose_sweep_runs_are_all_still_training_is_left_out(res):
 
 
 def test_sharpness_panel_draws_only_the_converged_points(res):
-    """B1's panel (a): |top eigenvalue| at the points whose residual is below 0.1 (step 40 is left out), mean over
-    the 2 seeds; BN also with running statistics. Panel (b): g^T H g / ||g||^2 with its sign, on a symlog axis."""
+    """B1's panel (a): |top eigenvalue| at the points whose residual is below 0.1 (step 40 is left out), geometric
+    mean over the 2 seeds (a log axis); BN also with running statistics. Panel (b): g^T H g / ||g||^2 with its sign, on a symlog axis."""
     fig = figures.make_figure("beyond_hessian", res)
     sharp, ghg = fig.axes
     lines = {ln.get_label(): ln for ln in sharp.get_lines() if len(ln.get_xdata())}
-    std = lines["Standard, LR 0.1 (2 seeds)"]
+    std = lines["Standard, LR 0.1 (2 seeds, geometric mean)"]
     assert 40 not in list(std.get_xdata()) and len(std.get_xdata()) == len(PROBE_STEPS) - 1
-    np.testing.assert_allclose(std.get_ydata(), 105.0)  # mean of 100 and 110
-    bn_eval = lines["Batch Norm, LR 0.1, running statistics (2 seeds)"]
-    np.testing.assert_allclose(bn_eval.get_ydata(), 31.5)
+    np.testing.assert_allclose(std.get_ydata(), np.sqrt(100.0 * 110.0))  # geometric mean of 100 and 110 (log axis)
+    bn_eval = lines["Batch Norm, LR 0.1, running statistics (2 seeds, geometric mean)"]
+    np.testing.assert_allclose(bn_eval.get_ydata(), np.sqrt(30.0 * 33.0))
     assert sharp.get_yscale() == "log" and ghg.get_yscale() == "symlog"
     assert min(y for ln in ghg.get_lines() for y in ln.get_ydata()) < 0  # negative curvature kept
