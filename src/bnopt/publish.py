@@ -161,5 +161,3 @@ def commit_records(results_root: Path, out_dir: Path, run_ids) -> None:
     for old in archive.iterdir() if archive.is_dir() else []:
         if old.is_dir() and old.name not in run_ids:
             shutil.rmtree(old)
-
-

@@ -36,7 +36,8 @@ def _metric_rows(res: Results, rid: str, kind: str) -> pd.DataFrame:
     m = res.metrics
     if m is None or not len(m):
         return pd.DataFrame(columns=[c for c in METRICS_COLUMNS if c != STEP], index=pd.Index([], name=STEP))
-    rows = m[(m["run_id"] == rid) & (m["kind"] == kind)]
+    m = res.of_run("metrics", rid)
+    rows = m[m["kind"] == kind]
     return rows.set_index(STEP).sort_index(kind="stable")
 
 
@@ -119,7 +120,8 @@ def _probe_rows(res: Results, rid: str, probe: str, eta: bool = False) -> pd.Dat
     p = res.probes
     if p is None or not len(p):
         return pd.DataFrame(columns=PROBE_COLUMNS).astype({"value": float})
-    return p[(p["run_id"] == rid) & (p["probe"] == probe) & (p["eta"].notna() if eta else p["eta"].isna())]
+    p = res.of_run("probes", rid)
+    return p[(p["probe"] == probe) & (p["eta"].notna() if eta else p["eta"].isna())]
 
 
 def probe_series(res: Results, rid: str, probe: str, metric: str, layer: int | None = None) -> pd.Series:

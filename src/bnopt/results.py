@@ -51,6 +51,18 @@ class Results:
     # run folders load_runs skipped as unreadable (run_id, path, reason); keyword-only so that subclasses'
     # positional fields (figures.wandb_source.WandbResults) keep their places
     corrupt: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CORRUPT_COLUMNS), kw_only=True)
+    _by_run: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def of_run(self, table: str, run_id: str) -> pd.DataFrame:
+        """The rows of one run in `table` ("metrics" or "probes"). The table is grouped by run once: the readers
+        ask for one run's rows hundreds of times per report, and filtering the whole table each time was most
+        of a study's judging time. The frames are not to be changed after loading."""
+        if table not in self._by_run:
+            df = getattr(self, table)
+            groups = dict(tuple(df.groupby("run_id", sort=False))) if df is not None and len(df) else {}
+            self._by_run[table] = (groups, df.iloc[0:0] if df is not None else None)
+        groups, empty = self._by_run[table]
+        return groups.get(run_id, empty)
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -434,7 +446,21 @@ def select_runs(
     then small, then smoke) that covers the most pairs (with runs holding the required probes' records,
     then with runs at all); if no preset covers any, the best run of any numbers."""
     requires = requires or Requires()
-    pairs = [(str(m), float(lr)) for m, lr in pairs]
+    pairs = tuple((str(m), float(lr)) for m, lr in pairs)
+    # remembered per Results: a report asks for the same runs hundreds of times (every study, seed and figure)
+    memo = res._by_run.setdefault("select", {})
+    key = (pairs, scale, requires, figure, experiment)
+    if key not in memo:
+        try:
+            memo[key] = _select_runs(res, pairs, scale, requires, figure, experiment)
+        except MissingRuns as e:
+            memo[key] = e
+    if isinstance(memo[key], MissingRuns):
+        raise memo[key]
+    return {k: row.copy() for k, row in memo[key].items()}
+
+
+def _select_runs(res: Results, pairs, scale, requires: Requires, figure: str, experiment: str | None) -> dict:
     runs = res.runs
     if runs is None or not len(runs) or "model" not in runs:
         raise MissingRuns(figure, "no runs in the results", experiment, scale)
