@@ -250,7 +250,8 @@ def test_a_network_whose_sweep_runs_are_all_still_training_is_left_out(res):
 
 def test_sharpness_panel_draws_only_the_converged_points(res):
     """B1's panel (a): |top eigenvalue| at the points whose residual is below 0.1 (step 40 is left out), geometric
-    mean over the 2 seeds (a log axis); BN also with running statistics. Panel (b): g^T H g / ||g||^2 with its sign, on a symlog axis."""
+    mean over the 2 seeds (a log axis); BN also with running statistics. Panel (b): g^T H g / ||g||^2 with its
+    sign, on a symlog axis."""
     fig = figures.make_figure("beyond_hessian", res)
     sharp, ghg = fig.axes
     lines = {ln.get_label(): ln for ln in sharp.get_lines() if len(ln.get_xdata())}

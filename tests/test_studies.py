@@ -75,7 +75,10 @@ def test_a_new_study_file_is_found_and_judged(tmp_path):
 
     j = reg["B99"].judge(Res())
     assert j.verdict == "supported" and j.seeds == [0, 1, 2] and j.stats[0].mean == -11.0
-    assert j.evidence[-1].startswith("rule: supported when D below 0 over its whole interval")
+    assert j.evidence[-1] == (
+        "rule: supported when the whole interval of D is below 0, not supported when none of it is; otherwise "
+        "inconclusive"
+    )
 
 
 def test_a_study_without_its_runs_is_not_run_with_the_command_that_trains_them():

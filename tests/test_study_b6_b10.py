@@ -77,7 +77,7 @@ def test_b6_gap_at_the_matched_training_loss(tmp_path):
         r.run("vgg16_bn", 0.1, seed, loss=0.5, train_eval=(0.1, 0.9, 0.95), test=(0.1, 0.8, 0.8))
     worse = judge("B6", r.results())
     assert worse.verdict == NOT_SUPPORTED and worse.evidence[0].startswith("against the claim: BN's train-test")
-    assert worse.evidence[-1].startswith("rule: supported when G below 0.0% over its whole interval")
+    assert worse.evidence[-1].startswith("rule: supported when the whole interval of G is below 0.0%, not supported")
 
 
 # ------------------------------------------------------------------------------------------------- B7

@@ -128,8 +128,8 @@ def test_c4_drift_is_not_counted(tmp_path):
     c = judge("C4", m.run("vgg16_noisy_bn", 0.1, final_acc=0.95, drift=0.01).results())
     assert c.numbers["drift_ratio"] == pytest.approx(1.0) and c.verdict == REPRODUCED
     assert c.evidence[-1] == (
-        "rule: reproduced when (a) acc noisy BN - BN (smoothed, train mode) at or above -5.0% over its whole "
-        "interval, not reproduced when not over its whole interval; otherwise inconclusive"
+        "rule: reproduced when the whole interval of (a) acc noisy BN - BN (smoothed, train mode) is at or above "
+        "-5.0%, not reproduced when none of it is; otherwise inconclusive"
     )
 
 

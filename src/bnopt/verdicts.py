@@ -345,9 +345,11 @@ class Tests:
 
     def sentence(self, named: dict[str, Stat], words: Vocabulary) -> str:
         if len(self.tests) == 1:
+            t = self.tests[0]
+            s = named[t.stat]
             return (
-                f"rule: {words.holds} when {self.tests[0].describe(named)} over its whole interval, {words.fails} "
-                "when not over its whole interval; otherwise inconclusive"
+                f"rule: {words.holds} when the whole interval of {s.short} is {t.condition.describe(s.pct)}, "
+                f"{words.fails} when none of it is; otherwise inconclusive"
             )
         parts = "; ".join(f"({i + 1}) {t.describe(named)}" for i, t in enumerate(self.tests))
         if self.holds_at == 1.0 and not self.partly_at:
