@@ -333,6 +333,7 @@ def test_sweep_of_another_launcher_recomputes_its_runs_and_keeps_its_logs(tmp_pa
     assert sorted(p.name for p in sweep_dir.iterdir()) == [".submitit", "multirun.yaml"]  # empty job folders went
 
 
+@pytest.mark.integration  # runs a sweep through Hydra's launcher
 def test_bnopt_train_sweep_ends_with_the_summary_and_leaves_no_sweep_folder(tmp_path, monkeypatch, capsys):
     """The callback as configs/hydra/default.yaml registers it, in a real in-process sweep (basic launcher)
     whose runs are finished already (nothing trains)."""

@@ -17,6 +17,9 @@ from bnopt.results import Requires, Results, scale_numbers, select_runs
 
 from .run_rows import Maker, run_row
 
+# every test here draws a whole paper figure: the integration tier (pyproject.toml's markers)
+pytestmark = pytest.mark.integration
+
 
 def frame(values, steps=(0, 5, 10), column="v") -> pd.DataFrame:
     return pd.DataFrame({column: np.asarray(values, dtype=float)}, index=pd.Index(list(steps), name="step"))
