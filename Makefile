@@ -28,8 +28,8 @@ test: $(STAMP) ## run the whole test suite (real-CIFAR test runs when BNOPT_DATA
 	$(BIN)/pytest -q
 
 # One torch thread per worker and two workers (pytest-xdist): the unit tier's tensors are tiny, and a second
-# thread waiting for a busy core costs more than it saves. Measured on 2 idle cores (2026-12-07): 116 s in one
-# process, 68 s with -n 2.
+# thread waiting for a busy core costs more than it saves. Measured on 2 idle cores (2026-12-07): about 110 s in one
+# process, 58 s with -n 2 (64 s wall with the workers' start).
 test-fast: $(STAMP) ## the unit tier (unmarked tests): in-process, no plan, no training, no figures (about a minute)
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 -m "not integration and not e2e"
 
