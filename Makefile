@@ -39,9 +39,9 @@ test-integration: $(STAMP) ## the integration tier: plans, sweeps, smoke runs tr
 test-e2e: $(STAMP) ## the e2e tier: processes (the CLI, notebook kernels), the real CIFAR-10, the committed report
 	$(BIN)/pytest -q -m e2e
 
-lint: $(STAMP) ## ruff check and ruff format --check on sources and tests
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+lint: $(STAMP) ## ruff check and ruff format --check on sources, tests and experiments/
+	$(BIN)/ruff check src tests experiments
+	$(BIN)/ruff format --check src tests experiments
 
 bench: $(STAMP) ## measure train-loop and probe speed on this machine -> results/bench.json
 	$(BIN)/python -m bnopt.bench --out results/bench.json
