@@ -11,7 +11,6 @@ directions of the target it has learned (`bnopt.dln_rank`; PROTOCOL section 2, r
 C8)"), and a sentence says whether the paper's ordering l1 << BN << standard holds, judged on k (`ordering`).
 """
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -177,21 +176,19 @@ class C7(Study):
             row |= dln_fits(res, scale, seed)
         return {s: merged[s] for s in sorted(merged, key=seed_key)}
 
-    def judged(self, table: dict) -> Study:
-        """This study with the statistics and sub-tests of the pairs the table has."""
+    def judged_by(self, table):
+        """The statistics and sub-tests of the pairs the table has (each family's condition, declared once)."""
         pairs = present(table)
-        study = copy.copy(self)
-        study.statistics = tuple(
+        statistics = tuple(
             Statistic(
                 fam.key(p), f"{fam.name} {p}: {fam.statistic.format(p=p)}", f"{fam.key(p)}_{fam.column}", pct=fam.pct
             )
             for fam, p in pairs
         )
-        study.rule = Tests(tuple(Test(fam.key(p), fam.condition) for fam, p in pairs))
-        return study
+        return statistics, Tests(tuple(Test(fam.key(p), fam.condition) for fam, p in pairs))
 
     def conclude(self, table, extra_stats=()):
-        j = Study.conclude(self.judged(table), table, extra_stats)
+        j = super().conclude(table, extra_stats)
         j.numbers |= {"passed": sum(s.verdict == PASS for s in j.stats), "total": len(j.stats)}
         return j
 
