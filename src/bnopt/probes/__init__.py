@@ -34,7 +34,7 @@ from .gradnorms import GradNormsProbe
 from .hessian import HessianProbe, check_iterations, check_modes
 from .ics import DEFAULT_LAYERS as ICS_LAYERS
 from .ics import ICSProbe
-from .landscape import DEFAULT_ETAS, DIRECTIONS, LandscapeProbe
+from .landscape import DEFAULT_ETAS, DIRECTIONS, DTYPES, LandscapeProbe
 from .rank import DEFAULT_LAYERS as RANK_LAYERS
 from .rank import RankProbe
 
@@ -98,7 +98,8 @@ def build_probes(cfg, model, task=None) -> list[Probe]:
         if key == "landscape":
             etas = _get(sub, "etas") or DEFAULT_ETAS[family]
             seed = _get(sub, "seed", int(cfg.get("seed", 0)) + 2)  # as the config: noisy-BN noise uses seed + 1
-            probes.append(LandscapeProbe(every, list(etas), _get(sub, "direction", "gradient"), seed))
+            direction, dtype = _get(sub, "direction", "gradient"), _get(sub, "dtype", "float32")
+            probes.append(LandscapeProbe(every, list(etas), direction, seed, dtype, _get(sub, "norm_params", True)))
         elif key == "ics":
             probes.append(ICSProbe.for_model(every, model, _get(sub, "layers"), family))
         elif key == "activations":
@@ -144,6 +145,12 @@ def check_config(cfg) -> None:
                 raise ValueError(f"probes.landscape.etas must be null or a list of positive numbers, got {etas}")
             if _get(sub, "direction", "gradient") not in DIRECTIONS:
                 raise ValueError(f"probes.landscape.direction must be one of {', '.join(DIRECTIONS)}")
+            dtype = _get(sub, "dtype", "float32")
+            if dtype not in DTYPES:
+                raise ValueError(f"probes.landscape.dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+            norm_params = _get(sub, "norm_params", True)
+            if not isinstance(norm_params, bool):
+                raise ValueError(f"probes.landscape.norm_params must be true or false, not {norm_params!r}")
         if key == "hessian":
             check_iterations(_get(sub, "iterations", 20), "probes.hessian.iterations")
             check_modes(_get(sub, "mode", ["train"]), "probes.hessian.mode")
