@@ -4,15 +4,17 @@ Reads the landscape probe's effective beta of VGG16 with and without BN at LR 0.
 (configs/experiment/beyond_edge.yaml; LR 0.1 is Fig 1's runs) and of the DLN with and without BN at LR 1e-6
 and 1e-7 (Fig 3b's runs). Per (net, LR) and seed: E = the median of beta x eta / 2 over the last half of
 training (1: the edge of stability, beta = 2 / eta) and T = the fraction of training before beta x eta / 2
-first reaches 0.8. One sub-test per (net, LR): E within [0.8, 1.25]. Its figure (beyond_edge): beta x eta / 2
-against the step, one panel per net, one line per LR, every seed a thin line, the edge at 1.
+first reaches 0.8. One sub-test per (net, LR): E within [0.8, 1.25]. Beside E, not judged: S = the same median
+of the top Hessian eigenvalue x eta / 2 (the sharpness) where a run of that net, LR and seed has hessian records
+(B1's VGG runs, the DLN set-up ablation's), so that effective beta and sharpness are told apart. Its figure
+(beyond_edge): beta x eta / 2 against the step, one panel per net, one line per LR, every seed a thin line, the
+edge at 1.
 """
-
-import numpy as np
 
 from bnopt.figures.common import STEP_LABEL, figure_title
 from bnopt.figures.panels import legend, new_figure, record_runs, set_labels
-from bnopt.readers import DLN_LR, Missing, probe_series
+from bnopt.measures import LATE, edge_series, late_median
+from bnopt.readers import DLN_LR, Missing
 from bnopt.results import MissingRuns
 from bnopt.studies import Statistic, Study, run_id_of, seeds_of
 from bnopt.verdicts import Test, Tests, fmt, within
@@ -26,13 +28,17 @@ NETS = {  # (net, learning rates): the VGG grid of beyond_edge, the DLN rates of
 AT_EDGE = within(0.8, 1.25)  # E "at the edge of stability"
 REACHED = 0.8  # T: the first measured step with beta x eta / 2 at or above this
 MIN_SEEDS = 3
-LATE = 0.5  # E is the median over the measured steps after this fraction of training
 
 
-def edge_series(res, rid: str, lr: float):
-    """beta x eta / 2 at each measured step of the run (step 0 left out: beta at initialisation)."""
-    beta = probe_series(res, rid, "landscape", "beta")
-    return (beta[beta.index > 0] * lr / 2).replace([np.inf, -np.inf], np.nan).dropna()
+def sharpness(res, net: str, lr: float, scale, seed) -> float | None:
+    """S: the late median of the top Hessian eigenvalue x eta / 2 of the run of (net, lr, seed) with hessian
+    records (same training as the landscape run: probes leave it unchanged); None when there is none."""
+    try:
+        rid = run_id_of(res, net, lr, scale, seed, probes=("hessian",))
+    except Missing:
+        return None
+    s = late_median(res, rid, edge_series(res, rid, lr, "hessian", "top_eig"))
+    return s if s == s else None
 
 
 def key(net: str, lr: float) -> str:
@@ -48,7 +54,7 @@ def name(k: str) -> str:
 class B11(Study):
     id = "B11"
     claim = "The paper's effective beta is the edge of stability: late in training beta sits at 2 / eta"
-    sweeps = ("beyond_edge", "fig3_ics_dln")
+    sweeps = ("beyond_edge", "fig3_ics_dln", "beyond_hessian", "beyond_dln_setup")
     figures = ("beyond_edge",)
     regime = ("vgg", "dln")
 
@@ -62,12 +68,13 @@ class B11(Study):
                     continue
                 s = edge_series(res, rid, lr)
                 steps = int(res.runs.set_index("run_id").loc[rid, "steps"])
-                late = s[s.index > LATE * steps]
-                if not len(late):
+                if not (s.index > LATE * steps).any():
                     continue
                 hit = s.index[s.to_numpy() >= REACHED]
-                row[f"E_{key(net, lr)}"] = float(late.median())
+                row[f"E_{key(net, lr)}"] = late_median(res, rid, s)
                 row[f"T_{key(net, lr)}"] = float(hit[0]) / steps if len(hit) else 1.0
+                if (sharp := sharpness(res, net, lr, scale, seed)) is not None:
+                    row[f"S_{key(net, lr)}"] = sharp
         if not row:
             raise Missing("no landscape records of the nets and learning rates B11 reads")
         return row
@@ -83,13 +90,21 @@ class B11(Study):
             raise Missing(f"no (net, LR) has landscape records of {MIN_SEEDS} seeds")
         named = [Statistic(f"E_{k}", f"E {name(k)}: median beta x eta / 2, last half") for k in cells]
         timing = [Statistic(f"T_{k}", f"T {name(k)}: first reaches {REACHED:g}", pct=True) for k in cells]
+        sharp = [
+            Statistic(f"S_{k}", f"S {name(k)}: median top Hessian eigenvalue x eta / 2, last half (not judged)")
+            for k in cells
+            if any(f"S_{k}" in r for r in table.values())
+        ]
         rule = Tests(tuple(Test(f"E_{k}", AT_EDGE, f"{name(k)} does not sit at the edge of stability") for k in cells))
-        return (*named, *timing), rule
+        return (*named, *timing, *sharp), rule
 
     def lines(self, table):
+        def cell(r, k):
+            return f"{name(k)} {fmt(r[f'E_{k}'])}" + (f" (sharpness {fmt(r[f'S_{k}'])})" if f"S_{k}" in r else "")
+
         return [
-            f"seed {s}: median beta x eta / 2 over the last half: "
-            + ", ".join(f"{name(k)} {fmt(r[f'E_{k}'])}" for k in self.cells(table) if f"E_{k}" in r)
+            f"seed {s}: median beta x eta / 2 over the last half (beside it, where measured, the top Hessian "
+            "eigenvalue x eta / 2): " + ", ".join(cell(r, k) for k in self.cells(table) if f"E_{k}" in r)
             for s, r in table.items()
         ]
 

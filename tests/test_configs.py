@@ -105,6 +105,9 @@ def test_run_id_ignores_where_and_how_a_run_is_stored_or_shown():
         "probes.activations.bins=32",
         "probes.activations.edges=first",
         "model.init_scale=2",
+        "model.init=orthogonal",
+        "probes.landscape.dtype=float64",
+        "probes.landscape.norm_params=false",
         "probes.landscape.enabled=false",
         "probes=none",
         "scale.vgg.probe_every.landscape=6",
@@ -112,6 +115,21 @@ def test_run_id_ignores_where_and_how_a_run_is_stored_or_shown():
 )
 def test_every_recorded_setting_changes_the_run_id(override):
     assert rid(override) != rid()
+
+
+def test_settings_added_after_runs_were_recorded_leave_the_run_id_alone_at_their_old_value():
+    """model.init and the landscape probe's dtype / norm_params (issue 25) came after runs were recorded: at the
+    values those runs used they are left out of the id, at any depth of IDENTITY_DEFAULTS."""
+    base = rid()
+    assert rid("model.init=glorot", "probes.landscape.dtype=float32", "probes.landscape.norm_params=true") == base
+    assert rid("dln_setup=protocol") == base  # the ablation's protocol set-up is the protocol's run
+    assert rid("dln_setup=orthogonal") == rid("model.init=orthogonal") != base
+    assert rid("dln_setup=float64") == rid("probes.landscape.dtype=float64") != base
+
+
+def test_an_unknown_init_is_one_config_error():
+    with pytest.raises(ConfigError, match="unknown model.init 'he'; choose one of glorot, orthogonal"):
+        validate(resolve(make_cfg(["model.init=he"])))
 
 
 def test_probe_cadence_from_the_scale_preset_is_in_the_run_id():

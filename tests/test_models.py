@@ -56,6 +56,46 @@ def test_init_scale_multiplies_the_glorot_weights_and_1_is_plain_glorot(family):
         torch.testing.assert_close(c, 10 * a, rtol=1e-6, atol=0)
 
 
+def product(net: DLN) -> torch.Tensor:
+    """W25 ... W1 of a DLN in float64."""
+    p = torch.eye(net.layer(1).layer.weight.shape[1], dtype=torch.float64)
+    for k in range(1, net.num_layers + 1):
+        p = net.layer(k).layer.weight.double() @ p
+    return p
+
+
+def test_orthogonal_init_gives_a_dln_product_with_every_singular_value_1_and_glorot_does_not():
+    """model.init=orthogonal (issue 25's DLN set-up ablation): each layer orthogonal, so the 25-layer product is
+    too; Glorot's product spans many decades (the rank collapse the ablation asks about)."""
+    torch.manual_seed(0)
+    ortho = DLN("none", norm_cfg=OmegaConf.merge(NORM_CFG, {"init": "orthogonal"}))
+    svals = torch.linalg.svdvals(product(ortho))  # float32 weights: orthogonal to about 1e-7 each
+    torch.testing.assert_close(svals, torch.ones(10, dtype=torch.float64), rtol=1e-5, atol=0)
+    torch.manual_seed(0)
+    glorot = torch.linalg.svdvals(product(DLN("none", norm_cfg=NORM_CFG)))
+    assert glorot[0] / glorot[-1] > 1e6
+    with pytest.raises(ValueError, match="unknown model.init 'he'; choose one of glorot, orthogonal"):
+        DLN("none", norm_cfg=OmegaConf.merge(NORM_CFG, {"init": "he"}))
+
+
+def test_the_critical_gain_keeps_a_vectors_log_norm_through_the_glorot_product_level():
+    """configs/dln_setup/critical_gain.yaml's 1.047 (docs/PROTOCOL.md section 8): at Glorot's gain 1 a vector's
+    log-norm through the 25 layers falls by about 0.046 a layer on average (to ~0.32 of its length); at 1.047 it
+    stays level, to within the sampling error of 400 draws."""
+
+    def mean_log_growth(gain: float) -> float:
+        torch.manual_seed(1)
+        logs = []
+        for _ in range(400):
+            net = DLN("none", norm_cfg=OmegaConf.merge(NORM_CFG, {"init_scale": gain}))
+            x = torch.nn.functional.normalize(torch.randn(10, dtype=torch.float64), dim=0)
+            logs.append(torch.log(torch.linalg.vector_norm(product(net) @ x)).item() / 25)
+        return sum(logs) / len(logs)
+
+    assert mean_log_growth(1.0) == pytest.approx(-0.046, abs=0.008)
+    assert mean_log_growth(1.047) == pytest.approx(0.0, abs=0.008)
+
+
 def test_dln_shapes_numbering_and_no_norm_on_output():
     model = DLN("batch", norm_cfg=NORM_CFG)
     assert model.num_layers == 25

@@ -40,3 +40,22 @@ def test_fewer_than_three_seeds_is_not_run(tmp_path):
     j = judge(records(tmp_path, bn_beta=19.0, seeds=(0, 1)))
     assert j.verdict == NOT_RUN and "3 seeds" in j.evidence[0]
     assert "bnopt-train experiment=beyond_edge" in j.evidence[1]
+
+
+def test_the_sharpness_is_reported_beside_beta_where_hessian_records_exist(tmp_path):
+    """S, the top Hessian eigenvalue x eta / 2 (late median), comes from runs with hessian records and is not
+    judged: here BN's eigenvalue 10 sits at half the edge while its effective beta sits at it."""
+    import numpy as np
+    import pandas as pd
+
+    m = Maker(tmp_path)
+    for seed in (0, 1, 2):
+        m.run("vgg16", 0.1, beta=20.0, seed=seed).run("vgg16_bn", 0.1, beta=20.0, seed=seed)
+        rows = [(s, "hessian", 0, np.nan, "top_eig", 10.0) for s in range(0, 1000, 100)]
+        frame = pd.DataFrame(rows, columns=["step", "probe", "layer", "eta", "metric", "value"])
+        m.probes.append(frame.assign(run_id=m.runs[-1]["run_id"]))
+    j = judge(m.results())
+    stats = {s.name.split(":")[0]: s for s in j.stats}
+    assert stats["S vgg16_bn LR 0.1"].mean == pytest.approx(0.5) and "S vgg16 LR 0.1" not in stats
+    assert j.verdict == BEYOND.holds  # judged on E alone
+    assert "vgg16_bn LR 0.1 1 (sharpness 0.5)" in j.evidence[0]

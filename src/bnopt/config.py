@@ -99,6 +99,8 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("optim.momentum and optim.weight_decay must be >= 0")
     _positive("model.width", m.width)
     _positive("model.init_scale", m.get("init_scale", 1.0))
+    if m.get("init", "glorot") not in INITS:
+        raise ConfigError(f"unknown model.init {m.get('init')!r}; choose one of {', '.join(INITS)}")
     for key in SCALE_KEYS:
         _positive(f"scale.{key}", s[key], integer=True)
     n_train = dataset_size(cfg)
@@ -161,8 +163,33 @@ SCALE_IDENTITY = ("steps", "batch_size", "eval_every")
 # Keys added after runs were recorded, with the value those runs used: at that value a key is left out of
 # the id, so those runs keep their ids; any other value (train.precision=bf16, train.tf32=false) is in it.
 # model.loss_norm (DLN only): "sum" is the loss every DLN run used before the key existed.
-# model.init_scale: 1.0 (plain Glorot) is what every run used before the key existed.
-IDENTITY_DEFAULTS = {"train": {"precision": "fp32", "tf32": True}, "model": {"loss_norm": "sum", "init_scale": 1.0}}
+# model.init_scale: 1.0 (plain Glorot) is what every run used before the key existed; model.init: glorot likewise.
+# probes.landscape.dtype / norm_params (issue 25's DLN ablation): float32 over every parameter, as every landscape
+# record before them. Nested groups nest here.
+IDENTITY_DEFAULTS = {
+    "train": {"precision": "fp32", "tf32": True},
+    "model": {"loss_norm": "sum", "init_scale": 1.0, "init": "glorot"},
+    "probes": {"landscape": {"dtype": "float32", "norm_params": True}},
+}
+INITS = ("glorot", "orthogonal")  # model.init (models.blocks.init_weights)
+
+
+def _without_defaults(values: dict, defaults: dict) -> dict:
+    """`values` less every key (at any depth of `defaults`) that holds its default; a group left empty goes."""
+    out = {}
+    for key, value in values.items():
+        default = defaults.get(key, _NO_DEFAULT)
+        if isinstance(default, dict) and isinstance(value, dict):
+            value = _without_defaults(value, default)
+            if not value:
+                continue
+        elif default is not _NO_DEFAULT and default == value:
+            continue
+        out[key] = value
+    return out
+
+
+_NO_DEFAULT = object()
 
 
 def identity(cfg: DictConfig) -> dict:
@@ -175,10 +202,7 @@ def identity(cfg: DictConfig) -> dict:
         for key in keys:
             c.get(group, {}).pop(key, None)
     c["scale"] = {k: c["scale"][k] for k in SCALE_IDENTITY}
-    for group, defaults in IDENTITY_DEFAULTS.items():
-        kept = {k: v for k, v in (c.pop(group, None) or {}).items() if defaults.get(k, object()) != v}
-        if kept:
-            c[group] = kept
+    c = _without_defaults(c, IDENTITY_DEFAULTS)
     if c["data"].get("source") in ("auto", "npz", "torchvision"):
         c["data"]["source"] = "cifar10-files"  # the same images whichever way they reach us
     return c

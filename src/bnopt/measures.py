@@ -30,16 +30,25 @@ SMOOTHNESS = ("loss_range", "grad_diff_max", "beta")  # the landscape probe's me
 RESOLVED_SPACINGS = 4
 
 
-def resolved_ranges(lo: pd.Series, hi: pd.Series) -> tuple[pd.Series, float]:
-    """The per-step loss ranges hi - lo (by step) that float32 resolves, at least RESOLVED_SPACINGS x
-    np.spacing(float32(loss)) (the loss: hi), and the fraction of the measured steps (finite range) they
-    leave out; NaN when none is measured."""
+def resolved_ranges(lo: pd.Series, hi: pd.Series, dtype: str = "float32") -> tuple[pd.Series, float]:
+    """The per-step loss ranges hi - lo (by step) that the probe's precision (`dtype`, the run's
+    probes.landscape.dtype) resolves, at least RESOLVED_SPACINGS x np.spacing(loss) in it (the loss: hi), and
+    the fraction of the measured steps (finite range) they leave out; NaN when none is measured."""
     r = (hi - lo).replace([np.inf, -np.inf], np.nan).dropna()
     if not len(r):
         return r, float("nan")
-    spacing = np.spacing(np.abs(hi.loc[r.index].to_numpy(dtype=np.float32)))
+    spacing = np.spacing(np.abs(hi.loc[r.index].to_numpy(dtype=np.dtype(dtype))))
     keep = r.to_numpy() >= RESOLVED_SPACINGS * spacing.astype(float)
     return r[keep], float(1 - keep.mean())
+
+
+def landscape_dtype(res: Results, rid: str) -> str:
+    """The precision the run's landscape probe measured in (float32 but for issue 25's float64 ablation)."""
+    runs = res.runs
+    if "landscape_dtype" not in runs:
+        return "float32"
+    value = runs.loc[runs["run_id"] == rid, "landscape_dtype"]
+    return str(value.iloc[0]) if len(value) and isinstance(value.iloc[0], str) else "float32"
 
 
 def smoothness(res: Results, rid: str) -> dict:
@@ -48,7 +57,7 @@ def smoothness(res: Results, rid: str) -> dict:
     effective beta; the peak of the gradient predictiveness; and the fraction of loss ranges left out."""
     lo, hi = probe_series(res, rid, "landscape", "loss_min"), probe_series(res, rid, "landscape", "loss_max")
     grad_diff = probe_series(res, rid, "landscape", "grad_diff_max")
-    ranges, unresolved = resolved_ranges(lo, hi)
+    ranges, unresolved = resolved_ranges(lo, hi, landscape_dtype(res, rid))
     return {
         "loss_range": median(ranges),
         "grad_diff_max": median(grad_diff),
@@ -111,6 +120,25 @@ def grid_line(row: dict, prefix: str, values) -> str:
     return "; ".join(
         f"{name} " + " / ".join(fmt(row[f"{prefix}_{key}_{v:g}"], True) for v in values) for key, name in nets
     )
+
+
+# ------------------------------------------------------------------ the edge of stability (B11, B12)
+
+LATE = 0.5  # "late in training": the measured steps after this fraction of the run's steps
+
+
+def edge_series(res: Results, rid: str, lr: float, probe: str = "landscape", metric: str = "beta") -> pd.Series:
+    """x eta / 2 at each measured step of the run (step 0 left out: initialisation) of the landscape probe's
+    effective beta, or with probe="hessian", metric="top_eig" of the sharpness: 1 is the edge of stability
+    (2 / eta, Cohen et al. 2021)."""
+    s = probe_series(res, rid, probe, metric)
+    return (s[s.index > 0] * lr / 2).replace([np.inf, -np.inf], np.nan).dropna()
+
+
+def late_median(res: Results, rid: str, s: pd.Series) -> float:
+    """The median of a run's series over its measured steps in the last LATE of training; NaN when none."""
+    steps = int(res.runs.set_index("run_id").loc[rid, "steps"])
+    return median(s[s.index > LATE * steps])
 
 
 # ---------------------------------------------------------------- DLN final losses and their k (C7, C8)

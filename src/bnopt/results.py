@@ -132,8 +132,12 @@ def run_summary(folder: Path, records: RunRecords | None = None) -> dict | None:
         "precision": (cfg.get("train") or {}).get("precision", "fp32"),
         # DLN runs from before model.loss_norm existed were trained with the plain sum
         "loss_norm": cfg.model.get("loss_norm", "sum") if cfg.model.family == "dln" else None,
-        # runs from before model.init_scale existed used plain Glorot (1.0)
+        # runs from before model.init_scale / model.init existed used plain Glorot (1.0)
         "init_scale": float(cfg.model.get("init_scale", 1.0)),
+        "init": cfg.model.get("init", "glorot"),
+        # the DLN's regression problem: its own seed's unless data.data_seed fixes it (issue 25's ablation)
+        "data_seed": int(cfg.data.data_seed) if cfg.data.get("data_seed") is not None else None,
+        **landscape_setup(cfg),
         "probes": cfg.probes.name,
         "experiment": cfg.get("experiment_name", ""),
         "status": status.get("status", "unknown"),
@@ -144,6 +148,17 @@ def run_summary(folder: Path, records: RunRecords | None = None) -> dict | None:
         "images_per_s": summary.get("images_per_s"),
         "device": "cuda" if status.get("environment", {}).get("cuda") else "cpu",
         "environment": status.get("environment", {}),
+    }
+
+
+def landscape_setup(cfg) -> dict:
+    """The run's landscape probe settings beyond the paper's (issue 25): landscape_dtype, landscape_norm_params;
+    None for a run without the probe."""
+    sub = (cfg.get("probes") or {}).get("landscape")
+    on = sub is not None and sub.get("enabled", True)
+    return {
+        "landscape_dtype": sub.get("dtype", "float32") if on else None,
+        "landscape_norm_params": bool(sub.get("norm_params", True)) if on else None,
     }
 
 
@@ -398,7 +413,10 @@ class Requires:
     `train.precision` (the protocol's fp32: a bf16 run never stands in for it). `loss_norm`: only DLN runs
     with that `model.loss_norm` (None: the one configs/_model_dln.yaml sets). `init_scale`: only runs with
     that `model.init_scale` (the paper's plain Glorot; B3 asks for others). `batch_size`: B5's batch-study
-    run at that batch (`rows_at_scale(..., batch_study=True)`) instead of the preset's numbers."""
+    run at that batch (`rows_at_scale(..., batch_study=True)`) instead of the preset's numbers. The set-up of
+    issue 25's DLN ablation: `init` (model.init), `data_seed` (None: the run's own seed's problem, the protocol;
+    a number: the problem fixed at it), and, of a run with the landscape probe, `landscape_dtype` and
+    `landscape_norm_params` (a run without the probe meets any)."""
 
     probes: tuple = ()
     seed: int | None = None
@@ -406,6 +424,10 @@ class Requires:
     loss_norm: str | None = None
     init_scale: float = 1.0
     batch_size: int | None = None
+    init: str = "glorot"
+    data_seed: int | None = None
+    landscape_dtype: str = "float32"
+    landscape_norm_params: bool = True
 
     def rows(self, runs: pd.DataFrame) -> pd.DataFrame:
         """The rows of a runs table that meet every requirement but the probes (`select_runs` tells runs
@@ -418,16 +440,34 @@ class Requires:
             runs = runs[(runs["family"] != "dln") | (runs["loss_norm"] == (self.loss_norm or dln_loss_norm()))]
         if "init_scale" in runs:
             runs = runs[runs["init_scale"].fillna(1.0).map(lambda v: math.isclose(float(v), float(self.init_scale)))]
+        runs = self._setup_rows(runs)
         if self.batch_size is not None and "batch_size" in runs:
             return runs[runs["batch_size"] == int(self.batch_size)]
         if len(runs) and {"steps", "batch_size"} <= set(runs):  # B5's runs stand in for no other figure's
             runs = runs[[not any(_in_batch_study(row, s) for s in SCALE_ORDER) for _, row in runs.iterrows()]]
         return runs
 
+    def _setup_rows(self, runs: pd.DataFrame) -> pd.DataFrame:
+        """The rows of the DLN ablation's set-up asked for (a table without a column, e.g. an older one or W&B's,
+        holds the protocol's)."""
+        if "init" in runs:
+            runs = runs[runs["init"].fillna("glorot") == self.init]
+        if "data_seed" in runs and "seed" in runs:
+            own = runs["data_seed"].isna() | (runs["data_seed"] == runs["seed"])
+            runs = runs[own if self.data_seed is None else runs["data_seed"] == self.data_seed]
+        for key in ("landscape_dtype", "landscape_norm_params"):
+            if key in runs:
+                runs = runs[runs[key].isna() | (runs[key] == getattr(self, key))]
+        return runs
+
     def describe(self) -> str:
         """The requirements beyond the defaults, as a check's "not run" line says them ("" when none)."""
         where = "" if self.seed is None else f" seed {self.seed}"
         where += "" if self.init_scale == 1.0 else f" init scale {self.init_scale:g}"
+        where += "" if self.init == "glorot" else f" init {self.init}"
+        where += "" if self.data_seed is None else f" data seed {self.data_seed}"
+        where += "" if self.landscape_dtype == "float32" else f" landscape in {self.landscape_dtype}"
+        where += "" if self.landscape_norm_params else " landscape without the norm parameters"
         return where + ("" if self.batch_size is None else f" batch {self.batch_size}")
 
 

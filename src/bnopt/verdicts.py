@@ -344,7 +344,7 @@ class Tests:
         return out
 
     def sentence(self, named: dict[str, Stat], words: Vocabulary) -> str:
-        if len(self.tests) == 1:
+        if len(self.tests) == 1 and isinstance(self.tests[0], Test):  # (one AtLeast reads as the general case)
             t = self.tests[0]
             s = named[t.stat]
             return (

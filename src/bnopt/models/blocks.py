@@ -31,10 +31,17 @@ class NumberedNet(nn.Module):
         return len(self.blocks)
 
 
-def glorot_init(model: nn.Module, scale: float = 1.0) -> None:
-    """Glorot (Xavier) uniform weights times `scale` (model.init_scale; 1 = the paper), zero biases."""
+INITS = {"glorot": nn.init.xavier_uniform_, "orthogonal": nn.init.orthogonal_}  # model.init
+
+
+def init_weights(model: nn.Module, kind: str = "glorot", scale: float = 1.0) -> None:
+    """Every conv and linear weight drawn by `kind` (model.init: glorot = Xavier uniform, the paper; orthogonal =
+    a random orthogonal matrix, a conv's flattened to out x in*k*k) with gain `scale` (model.init_scale), zero
+    biases."""
+    if kind not in INITS:
+        raise ValueError(f"unknown model.init {kind!r}; choose one of {', '.join(INITS)}")
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight, gain=scale)
+            INITS[kind](m.weight, gain=scale)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .blocks import Block, NumberedNet, glorot_init
+from .blocks import Block, NumberedNet, init_weights
 from .norms import make_norm
 
 
@@ -20,7 +20,8 @@ class DLN(NumberedNet):
             blocks.append(Block(nn.Linear(dim, dim, bias=bias), layer_norm, nn.Identity()))
         self.net = nn.Sequential(*blocks)
         self.blocks = list(blocks)
-        glorot_init(self, float((norm_cfg or {}).get("init_scale", 1.0)))
+        cfg = norm_cfg or {}
+        init_weights(self, str(cfg.get("init", "glorot")), float(cfg.get("init_scale", 1.0)))
 
     def forward(self, x):
         return self.net(x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .blocks import Block, NumberedNet, glorot_init
+from .blocks import Block, NumberedNet, init_weights
 from .norms import make_norm
 
 # 13 conv widths with max-pools ("M"); conv layer #k of the paper is the k-th number here (1-based).
@@ -44,7 +44,8 @@ class VGG(NumberedNet):
         self.features = nn.Sequential(*stages)
         self.blocks = blocks  # plain list: the modules are registered once, in `features`
         self.classifier = nn.Linear(c_in, num_classes)
-        glorot_init(self, float((norm_cfg or {}).get("init_scale", 1.0)))
+        cfg = norm_cfg or {}
+        init_weights(self, str(cfg.get("init", "glorot")), float(cfg.get("init_scale", 1.0)))
 
     def forward(self, x):
         return self.classifier(self.features(x).flatten(1))

@@ -1,0 +1,125 @@
+"""B12 (experiments/b12_dln_setup.py), the DLN set-up ablation, on hand-made records: each set-up's runs are found
+by what its configs/dln_setup file sets (init, data seed, LR, the landscape probe's dtype and direction), BN
+smoother under one set-up and rougher under the others is "partly", and a float64 probe's tiny loss ranges count
+(a float32 one's are rounding, left out)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bnopt import studies
+from bnopt.verdicts import BEYOND, FAIL, NOT_RUN
+from tests.run_rows import RecordsBuilder, run_row
+
+STEPS = 1000
+
+
+class SetupRuns(RecordsBuilder):
+    """DLN runs with the runs-table columns of the ablation's set-ups, landscape rows every 100 steps, a
+    falling training loss and (hessian=True) top-eigenvalue rows."""
+
+    def run(self, model, lr, seed, *, beta, grad_diff, loss_range, loss=1e4, hessian=None, **setup):
+        cols = dict(init="glorot", init_scale=1.0, data_seed=seed, landscape_dtype="float32")
+        cols |= dict(landscape_norm_params=True, loss_norm="half_sum", precision="fp32", probes="edge")
+        cols |= setup
+        rid = f"{model}-lr{lr:g}-s{seed}-" + "-".join(f"{k}{v}" for k, v in sorted(setup.items()))
+        self.runs.append(run_row(model, lr, seed, run_id=rid, steps=STEPS, batch_size=1000, **cols))
+        steps = np.arange(STEPS)
+        self.metrics.append(pd.DataFrame(dict(step=steps, kind="train", loss=loss * (1 + np.exp(-steps / 100)))))
+        self.metrics[-1]["run_id"] = rid
+        rows = []
+        for s in range(0, STEPS, 100):
+            summary = {"loss_min": loss, "loss_max": loss + loss_range, "grad_diff_max": grad_diff, "beta": beta}
+            rows += [(s, "landscape", 0, np.nan, k, v) for k, v in summary.items()]
+            if hessian is not None:
+                rows.append((s, "hessian", 0, np.nan, "top_eig", hessian))
+        frame = pd.DataFrame(rows, columns=["step", "probe", "layer", "eta", "metric", "value"])
+        self.probes.append(frame.assign(run_id=rid))
+        return self
+
+
+def judge(res):
+    return studies.registry()["B12"].judge(res, None)
+
+
+def both(m, seed, lr=1e-6, bn=(1.0, 1.0, 1.0), **setup):
+    """The standard net (loss range 1.0, predictiveness 10, beta 1e5) and BN at `bn` times those."""
+    std = dict(loss_range=1.0, grad_diff=10.0, beta=1e5)
+    m.run("dln", lr, seed, **std, **setup)
+    m.run("dln_bn", lr, seed, **{k: v * f for (k, v), f in zip(std.items(), bn, strict=True)}, **setup)
+
+
+def test_each_set_up_is_judged_on_its_own_runs_and_one_smoother_set_up_is_partly(tmp_path):
+    m = SetupRuns(tmp_path)
+    for seed in (0, 1, 2):
+        both(m, seed, bn=(3.0, 2.0, 2.5 + 0.1 * seed))  # the protocol: BN rougher on all three
+        both(m, seed, bn=(0.1, 0.2, 0.3 + 0.01 * seed), init="orthogonal")  # BN smoother
+        both(m, seed, lr=1e-5, bn=(2.0, 0.5, 2.0 + 0.1 * seed))  # smoother on 1 of 3 only
+    j = judge(m.results())
+    assert j.verdict == BEYOND.partly
+    stats = {s.name: s for s in j.stats}
+    assert stats["protocol: log10(BN / standard) effective beta"].mean == pytest.approx(np.log10(2.6), abs=1e-3)
+    assert stats["orthogonal: log10(BN / standard) loss range"].mean == pytest.approx(-1.0)
+    assert stats["lr1e-5: log10(BN / standard) gradient predictiveness"].mean == pytest.approx(np.log10(0.5))
+    assert not any(name.startswith("critical_gain") for name in stats)  # a set-up without runs is not judged
+    assert j.evidence[0] == (
+        "set-ups whose seed means put BN smoother on at least 2 of 3 medians (Fig 10's direction): orthogonal"
+    )
+
+
+def test_a_fixed_data_seed_run_is_not_taken_for_the_protocol_and_the_reverse(tmp_path):
+    m = SetupRuns(tmp_path)
+    for seed in (0, 1, 2):
+        both(m, seed, bn=(3.0, 3.0, 3.0))
+        if seed:  # at seed 0 the fixed problem is the protocol's own run (data_seed 0 = seed)
+            both(m, seed, bn=(0.1, 0.1, 0.1), data_seed=0)
+    table = studies.registry()["B12"].table(m.results(), None)
+    assert table[0]["fixed_data_log10_ratio_beta"] == pytest.approx(np.log10(3.0))  # seed 0: the shared run
+    assert table[1]["fixed_data_log10_ratio_beta"] == pytest.approx(-1.0)
+    assert table[1]["protocol_log10_ratio_beta"] == pytest.approx(np.log10(3.0))
+
+
+def test_a_float64_probe_resolves_loss_ranges_a_float32_one_leaves_out(tmp_path):
+    m = SetupRuns(tmp_path)
+    for seed in (0, 1):
+        # a loss range of 1e-4 at a loss of 1e4 is far below a float32 spacing (2^-10), far above a float64 one
+        for dtype in ("float32", "float64"):
+            extra = {} if dtype == "float32" else {"landscape_dtype": dtype}
+            m.run("dln", 1e-6, seed, beta=1e5, grad_diff=10.0, loss_range=1e-4, **extra)
+            m.run("dln_bn", 1e-6, seed, beta=1e5, grad_diff=10.0, loss_range=1e-2, **extra)
+    row = studies.registry()["B12"].table(m.results(), None)[0]
+    assert np.isnan(row["protocol_log10_ratio_loss_range"])  # the standard net's ranges are all rounding
+    assert row["float64_log10_ratio_loss_range"] == pytest.approx(2.0)
+
+
+def test_sharpness_and_the_edge_are_reported_beside_the_judged_ratios(tmp_path):
+    m = SetupRuns(tmp_path)
+    for seed in (0, 1, 2):
+        m.run("dln", 1e-6, seed, beta=2e5, grad_diff=10.0, loss_range=1.0, hessian=1e5)
+        m.run("dln_bn", 1e-6, seed, beta=2e6, grad_diff=10.0, loss_range=1.0, hessian=1.9e6)
+    j = judge(m.results())
+    stats = {s.name: s for s in j.stats}
+    assert stats["protocol: beta x eta / 2 BN (not judged)"].mean == pytest.approx(1.0)
+    assert stats["protocol: top eigenvalue x eta / 2 BN (not judged)"].mean == pytest.approx(0.95)
+    assert stats["protocol: top eigenvalue x eta / 2 standard (not judged)"].mean == pytest.approx(0.05)
+    assert [s.verdict for s in j.stats if "log10" in s.name] == [FAIL] * 3 and j.verdict == BEYOND.fails
+
+
+def test_no_ablation_runs_is_not_run_with_the_command(tmp_path):
+    m = SetupRuns(tmp_path)
+    m.run("vgg16", 0.1, 0, beta=20.0, grad_diff=1.0, loss_range=1.0)
+    j = judge(m.results())
+    assert j.verdict == NOT_RUN and "bnopt-train experiment=beyond_dln_setup" in j.evidence[1]
+
+
+def test_every_set_up_file_sets_only_what_the_study_can_find_runs_by():
+    b12 = studies._load(studies.STUDY_DIR / "b12_dln_setup.py")
+    assert {n: b12.setup_of(n) for n in ("protocol", "orthogonal", "lr5e-6", "float64")} == {
+        "protocol": (1e-6, ()),
+        "orthogonal": (1e-6, (("init", "orthogonal"),)),
+        "lr5e-6": (5e-6, ()),
+        "float64": (1e-6, (("landscape_dtype", "float64"),)),
+    }
+    assert all(b12.setup_of(n) for n in b12.setups())  # every declared set-up reads (none sets an unknown key)
