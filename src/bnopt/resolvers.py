@@ -99,6 +99,10 @@ def add(a, b) -> int:
     return int(a) + int(b)
 
 
+def mul(a, b) -> int:
+    return int(a) * int(b)
+
+
 RESOLVERS = {
     "get": get,
     "first": first,
@@ -106,6 +110,7 @@ RESOLVERS = {
     "preset": preset,
     "probe_default": probe_default,
     "add": add,
+    "mul": mul,
     "div": div,
     "linear_lr": linear_lr,
     "seeds": seed_list,
