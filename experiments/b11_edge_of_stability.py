@@ -89,7 +89,9 @@ class B11(Study):
         if not cells:
             raise Missing(f"no (net, LR) has landscape records of {MIN_SEEDS} seeds")
         named = [Statistic(f"E_{k}", f"E {name(k)}: median beta x eta / 2, last half") for k in cells]
-        timing = [Statistic(f"T_{k}", f"T {name(k)}: first reaches {REACHED:g}", pct=True) for k in cells]
+        timing = [
+            Statistic(f"T_{k}", f"T {name(k)}: first reaches {REACHED:g}", method="range", pct=True) for k in cells
+        ]
         sharp = [
             Statistic(f"S_{k}", f"S {name(k)}: median top Hessian eigenvalue x eta / 2, last half (not judged)")
             for k in cells

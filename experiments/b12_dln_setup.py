@@ -141,7 +141,7 @@ class B12(Study):
             for k in SMOOTHNESS
         ]
         reported = [
-            Statistic(f"{n}_{q}_{net}", f"{n}: {what} {label(net)} (not judged)")
+            Statistic(f"{n}_{q}_{net}", f"{n}: {what} {label(net)} (not judged)", method="range" if q == "k" else "t")
             for n in names
             for q, what in (("E", "beta x eta / 2"), ("S", "top eigenvalue x eta / 2"), ("k", "k"))
             for net in NETS

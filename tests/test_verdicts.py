@@ -162,3 +162,16 @@ def test_a_statistic_no_seed_measured_is_inconclusive_not_a_failure():
     s = Stat("R", {0: float("nan"), 1: float("nan")})
     assert s.n == 0 and s.label == "no seed measured it"
     assert Test("r", below(0.0)).judge(s) == INCONCLUSIVE
+
+
+def test_a_range_statistic_reports_the_seeds_least_and_greatest_not_an_interval_leaving_its_domain():
+    """B11's T is a fraction of training: a t-interval over (0.05, 0.1, 1.0) reaches far past 1; "range" gives the
+    seeds' least and greatest value and says so."""
+    from bnopt.verdicts import Stat
+
+    t = Stat("T", {0: 0.05, 1: 0.1, 2: 1.0}, pct=True)
+    assert t.hi > 1.0  # the defect: a 95% t-interval past 100% of training
+    r = Stat("T", {0: 0.05, 1: 0.1, 2: 1.0}, "range", pct=True)
+    assert (r.lo, r.hi) == (0.05, 1.0) and r.mean == pytest.approx(1.15 / 3)
+    assert r.label == "3 seeds, range (least to greatest; not judged, no interval)"
+    assert r.summary().endswith("range [5.0%, 100.0%] (3 seeds, range (least to greatest; not judged, no interval))")

@@ -156,7 +156,8 @@ def _numbers(c) -> str:
             parts.append(f"{name}: {s.label}")
             continue
         ci = f" [{s.fmt(s.lo)}, {s.fmt(s.hi)}]" if s.n > 1 else ""
-        parts.append(f"{name} {s.fmt(s.mean)}{ci} ({s.n} seed{'s' if s.n > 1 else ''})")
+        seeds = f"{s.n} seed{'s' if s.n > 1 else ''}" + (", range" if s.method == "range" and s.n > 1 else "")
+        parts.append(f"{name} {s.fmt(s.mean)}{ci} ({seeds})")
     return "; ".join(parts)
 
 

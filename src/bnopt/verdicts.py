@@ -97,7 +97,9 @@ class Stat:
     of the per-seed log10, taken back; the mean is the geometric mean). A statistic with a value the
     interval cannot take (infinite; for a ratio also 0) gets no interval: its method becomes "seeds", the
     rule is applied to each seed's value and one verdict for all seeds is that verdict (the report states
-    the count, e.g. "3/5 seeds infinite"). `thresholds`: the rule's cut points on it (set by the rule that
+    the count, e.g. "3/5 seeds infinite"). "range": a reported (never judged) number whose t-interval would leave
+    its domain (a fraction of training, a count): the mean and the seeds' least and greatest value, called a
+    range, not an interval. `thresholds`: the rule's cut points on it (set by the rule that
     judges it). `pct`: shown as a percentage. `verdict`: what the rule made of it."""
 
     name: str
@@ -111,13 +113,13 @@ class Stat:
     hi: float = field(init=False)
 
     def __post_init__(self):
-        if self.method not in ("t", "log", "seeds"):
-            raise ValueError(f"unknown interval method {self.method!r} (t, log or seeds)")
+        if self.method not in ("t", "log", "seeds", "range"):
+            raise ValueError(f"unknown interval method {self.method!r} (t, log, seeds or range)")
         vals = self.finite_or_infinite()
         usable = np.isfinite(vals).all() and (self.method != "log" or (vals > 0).all())
         if not usable:
             self.method = "seeds"
-        if self.method == "seeds":
+        if self.method in ("seeds", "range"):
             with np.errstate(invalid="ignore"):
                 self.mean = float(vals.mean()) if len(vals) else float("nan")
             self.lo, self.hi = (float(vals.min()), float(vals.max())) if len(vals) else (float("nan"),) * 2
@@ -144,6 +146,8 @@ class Stat:
             return "no seed measured it"
         if self.n <= 1:
             return "1 seed, no interval"
+        if self.method == "range":
+            return f"{self.n} seeds, range (least to greatest; not judged, no interval)"
         if self.method == "seeds":
             vals = self.finite_or_infinite()
             odd = int((~np.isfinite(vals)).sum()) or int((vals <= 0).sum())
@@ -154,7 +158,7 @@ class Stat:
     @property
     def kind(self) -> str:
         """The interval in a word for a table cell."""
-        return {"t": "t", "log": "t on log10", "seeds": "per seed"}[self.method]
+        return {"t": "t", "log": "t on log10", "seeds": "per seed", "range": "range"}[self.method]
 
     def candidates(self) -> list[float]:
         """Values the statistic can take that meet every verdict it can give. With an interval: its ends
@@ -177,7 +181,9 @@ class Stat:
         per_seed = ", ".join(f"s{s}: {self.fmt(v)}" for s, v in self.values.items())
         mean = "geometric mean" if self.method == "log" else "mean"
         body = f"{self.name}: per seed {per_seed}; {mean} {self.fmt(self.mean)}"
-        if self.n > 1 and self.method != "seeds":
+        if self.n > 1 and self.method == "range":
+            body += f", range [{self.fmt(self.lo)}, {self.fmt(self.hi)}]"
+        elif self.n > 1 and self.method != "seeds":
             body += f", 95% interval [{self.fmt(self.lo)}, {self.fmt(self.hi)}]"
         return body + f" ({self.label})" + (f" -> {self.verdict}" if self.verdict else "")
 
