@@ -190,9 +190,10 @@ def test_a_seed_trained_again_with_other_probes_draws_the_run_with_the_figures_r
 
 def test_beyond_figures_follow_the_paper_figures():
     """The studies' own figures, found through the registry, in study order after the paper's (a new study's
-    figure is appended: B11's beyond_edge)."""
+    figure is appended: B11's beyond_edge, B12's beyond_dln_setup)."""
     assert figures.figure_list()[: len(PAPER_FIGURES) + len(BEYOND_FIGURES)] == [*PAPER_FIGURES, *BEYOND_FIGURES]
-    assert figures.figure_list()[len(PAPER_FIGURES) + len(BEYOND_FIGURES) :] == ["beyond_edge"]
+    added = ["beyond_edge", "beyond_dln_setup"]
+    assert figures.figure_list()[len(PAPER_FIGURES) + len(BEYOND_FIGURES) :] == added
     assert figures.figure_names(["beyond_rank"]) == ["beyond_rank"]
 
 

@@ -123,3 +123,21 @@ def test_every_set_up_file_sets_only_what_the_study_can_find_runs_by():
         "float64": (1e-6, (("landscape_dtype", "float64"),)),
     }
     assert all(b12.setup_of(n) for n in b12.setups())  # every declared set-up reads (none sets an unknown key)
+
+
+def test_its_figure_draws_each_set_up_and_names_every_run_behind_it(tmp_path):
+    from bnopt import figures
+
+    m = SetupRuns(tmp_path)
+    for seed in (0, 1):
+        both(m, seed, bn=(3.0, 2.0, 2.5))
+        both(m, seed, bn=(0.1, 0.2, 0.3), init="orthogonal")
+    res = m.results()
+    drawn = figures.draw_figure("beyond_dln_setup", res, None)
+    assert set(drawn.runs) == set(res.runs["run_id"])  # 2 set-ups x 2 nets x 2 seeds
+    ax = drawn.fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["protocol", "orthogonal"]
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert sorted(round(float(y), 6) for line in dots for y in line.get_ydata()) == pytest.approx(
+        sorted([np.log10(3.0)] * 2 + [-1.0] * 2)
+    )
