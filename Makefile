@@ -24,8 +24,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install bnopt with its dev tools (idempotent)
 
+# Every tier with two pytest-xdist workers of one torch thread each (see test-fast): the suite took 30 min in one
+# process on 2 cores (2026-12-07), over the 15-minute budget; --dist loadfile keeps a file's module fixtures in
+# one worker, so none is built twice.
 test: $(STAMP) ## run the whole test suite (real-CIFAR test runs when BNOPT_DATA or ../shared has the data)
-	$(BIN)/pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile
 
 # One torch thread per worker and two workers (pytest-xdist): the unit tier's tensors are tiny, and a second
 # thread waiting for a busy core costs more than it saves. Measured on 2 idle cores (2026-12-07): about 110 s in one
@@ -34,10 +37,10 @@ test-fast: $(STAMP) ## the unit tier (unmarked tests): in-process, no plan, no t
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 -m "not integration and not e2e"
 
 test-integration: $(STAMP) ## the integration tier: plans, sweeps, smoke runs trained in-process, figures drawn
-	$(BIN)/pytest -q -m integration
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile -m integration
 
 test-e2e: $(STAMP) ## the e2e tier: processes (the CLI, notebook kernels), the real CIFAR-10, the committed report
-	$(BIN)/pytest -q -m e2e
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile -m e2e
 
 lint: $(STAMP) ## ruff check and ruff format --check on sources, tests and experiments/
 	$(BIN)/ruff check src tests experiments

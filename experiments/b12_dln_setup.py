@@ -127,9 +127,9 @@ class B12(Study):
             raise Missing(f"no run of the DLN set-up ablation ({SWEEP}) with landscape records")
         return row
 
-    def measured(self, table: dict) -> list[str]:
-        """The set-ups with log-ratios of at least 2 seeds, in the sweep's order."""
-        return [n for n in setups() if sum(f"{n}_log10_ratio_beta" in r for r in table.values()) >= 2]
+    def measured(self, table: dict, at_least: int = 2) -> list[str]:
+        """The set-ups with log-ratios of at least `at_least` seeds, in the sweep's order."""
+        return [n for n in setups() if sum(f"{n}_log10_ratio_beta" in r for r in table.values()) >= at_least]
 
     def judged_by(self, table):
         names = self.measured(table)
@@ -181,10 +181,13 @@ class B12(Study):
 
     def draw(self, res, scale):
         """The three log10(BN / standard) medians per set-up: a dot per seed, the mean and its 95% interval."""
-        table = self.table(res, scale)
-        names = self.measured(table) if table else []
+        try:
+            table = self.table(res, scale)
+        except Missing as e:
+            raise MissingRuns(self.figures[0], str(e), SWEEP, scale) from None
+        names = self.measured(table, at_least=1)  # drawn from one seed (a dot each), judged from 2
         if not names:
-            raise MissingRuns(self.figures[0], "no set-up with landscape records of 2 seeds", SWEEP, scale)
+            raise MissingRuns(self.figures[0], "no set-up with landscape records", SWEEP, scale)
         fig = new_figure(15, 5)
         x = np.arange(len(names))
         for i, (k, title) in enumerate(MEDIANS.items()):

@@ -65,10 +65,13 @@ def test_every_drawn_figure_has_experiments_and_every_experiment_a_figure():
 def test_sweep_expands_with_hydra_to_runs_of_one_family(name):
     sweep = experiments.get(name).sweep(["scale=smoke"])
     cfgs = experiments.runs(name, ("scale=smoke",))
-    assert len(cfgs) == len(sweep) == len({run_id(c) for c in cfgs}) >= 2
+    # B12's fixed_data set-up at seed 0 is the protocol's run (data seed 0 = the seed): one run id for both nets
+    shared = 2 if name == "beyond_dln_setup" else 0
+    assert len(cfgs) == len(sweep) == len({run_id(c) for c in cfgs}) + shared >= 2
     assert len({c.model.family for c in cfgs}) == 1
     for c in cfgs:
         probes = {"beyond_rank": "rank", "beyond_batch": "none", "beyond_hessian": "hessian"}.get(name, "paper")
+        probes = "edge" if name == "beyond_dln_setup" else probes
         assert c.probes.name == probes and c.experiment_name == name  # B5 reads accuracies only
         if name == "beyond_hessian":  # B1 measures at every evaluation (PROTOCOL section 7)
             assert c.probes.hessian.every == c.scale.eval_every == 10 and c.probes.hessian.mode == ["train", "eval"]
@@ -93,8 +96,9 @@ def test_every_experiment_declares_its_seed_group():
     for name, exp in experiments.registry().items():
         family = experiments.runs(name, ("scale=smoke",))[0].model.family
         want = "dln" if family == "dln" else "claims" if _in_the_claims_group(name, exp) else "single"
-        if name.startswith("beyond_"):  # B6-B10: the claims group (3 seeds at small); B1, B3-B5: 1 (PROTOCOL section 7)
+        if name.startswith("beyond_"):  # B6-B11: the claims group; B1, B3-B5: 1 (PROTOCOL section 7)
             want = "single" if name in ("beyond_hessian", "beyond_init", "beyond_lr", "beyond_batch") else "claims"
+            want = "dln" if name == "beyond_dln_setup" else want  # B12: the DLN's 5 seeds, as Fig 10 (section 8)
         assert exp.seed_group == want, name
         assert "seed" not in dict(exp.params)  # the seed comes from the scale preset
 
@@ -215,9 +219,10 @@ def test_plan_shares_runs_between_figures(tmp_path):
     assert len(reproduce.plan(paper_figures, "smoke", tmp_path)) == 17  # 10 VGG + 7 DLN runs serve all figures
     runs = reproduce.plan(None, "smoke", tmp_path)
     # the studies beyond the paper add B10's 2 DLN runs with probes=rank, B1's 2 VGG runs with probes=hessian,
-    # B3's 4 (init scales 0.1 and 10), B4's 4 (LR 1 and 2), B5's 6 (batch 8, 32, 128) and B11's 4 (LR 0.05 and
-    # 0.2); B6-B9's runs are Fig 1's and Fig 2's
-    assert len(runs) == 17 + 2 + 2 + 4 + 4 + 6 + 4
+    # B3's 4 (init scales 0.1 and 10), B4's 4 (LR 1 and 2), B5's 6 (batch 8, 32, 128), B11's 4 (LR 0.05 and
+    # 0.2) and B12's 16 (9 DLN set-ups x 2 nets with probes=edge, less fixed_data's seed 0: the protocol's run);
+    # B6-B9's runs are Fig 1's and Fig 2's
+    assert len(runs) == 17 + 2 + 2 + 4 + 4 + 6 + 4 + 16
     shared = {r.label: r.experiments for r in runs}
     assert set(shared["vgg16_bn lr=0.1 seed=0"]) >= {"fig1", "fig2", "fig4", "fig6", "fig8", "beyond_init"}
     assert shared["vgg16_bn lr=0.1 init_scale=10 seed=0"] == ["beyond_init"]  # labels tell B3's runs apart

@@ -34,6 +34,7 @@ DLN = [(m, lr) for m in ("dln", "dln_bn") for lr in (1e-6, 1e-7)] + [
 ]
 RANK = [(m, 1e-6) for m in ("dln", "dln_bn")]  # B10 (beyond_rank): the DLN trained with probes=rank
 HESSIAN = [(m, 0.1) for m in ("vgg16", "vgg16_bn")]  # B1 (beyond_hessian): VGG16 trained with probes=hessian
+EDGE = [(m, 1e-6) for m in ("dln", "dln_bn")]  # B12 (beyond_dln_setup): the protocol's set-up with probes=edge
 # B3 (beyond_init), B4 (beyond_lr) and B5 (beyond_batch, the smoke preset's batch study: 128 images at batch 8,
 # 32, 128): the other init scales, LRs and batches beside Fig 1's runs; their figures read no probes
 SWEPT = (
@@ -44,7 +45,7 @@ SWEPT = (
 
 
 def build_records(root: Path) -> Path:
-    """The 35 smoke runs every figure needs, the paper's and the beyond studies' (a finished run is skipped, so
+    """The 37 smoke runs every figure needs, the paper's and the beyond studies' (a finished run is skipped, so
     a second call is cheap)."""
     import torch
 
@@ -54,7 +55,7 @@ def build_records(root: Path) -> Path:
     torch.set_num_threads(1)  # tiny models: one thread is as fast, and far faster on a busy machine
     try:
         runs = [(m, lr, "probes=paper") for m, lr in VGG + DLN] + [(m, lr, "probes=rank") for m, lr in RANK]
-        runs += [(m, lr, "probes=hessian") for m, lr in HESSIAN]
+        runs += [(m, lr, "probes=hessian") for m, lr in HESSIAN] + [(m, lr, "probes=edge") for m, lr in EDGE]
         for model, lr, extra in runs + [(m, lr, "probes=none " + x) for m, lr, x in SWEPT]:
             data = [] if model.startswith("dln") else ["data=synthetic"]
             # B5's runs take their LR and steps from the batch (the experiment's interpolations)
@@ -585,7 +586,7 @@ def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
 
     monkeypatch.setattr(wandb, "Api", fake_api(results))
     wb = load_wandb("me/bnopt")
-    assert wb.source == "wandb" and len(wb.runs) == len(results.runs) == 35
+    assert wb.source == "wandb" and len(wb.runs) == len(results.runs) == 37
     cols = ["run_id", "model", "family", "norm", "lr", "scale", "steps", "width", "status", "probes"]
     pd.testing.assert_frame_equal(
         wb.runs[cols].sort_values("run_id").reset_index(drop=True),
@@ -622,7 +623,7 @@ def test_cli_from_wandb(results, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(wandb, "Api", fake_api(results))
     assert figures_main(["--from-wandb", "me/bnopt", "--out", str(tmp_path), "--figs", "fig10", "fig9"]) == 0
     out = capsys.readouterr().out
-    assert "35 runs from W&B project me/bnopt" in out and "drew 1 of 2 figures" in out
+    assert "37 runs from W&B project me/bnopt" in out and "drew 1 of 2 figures" in out
     assert (tmp_path / "fig10.png").exists()
 
     def broken(*a, **k):

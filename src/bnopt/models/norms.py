@@ -244,8 +244,10 @@ def norms_in_fp32(model: nn.Module) -> None:
 
 
 def _input_to_fp32(module, args):
+    """A half-precision input (bf16, fp16) cast to fp32; any other left as it is (a float64 copy of the model,
+    the landscape probe's dtype=float64, keeps computing in float64)."""
     x = args[0]
-    if x.is_floating_point() and x.dtype != torch.float32:
+    if x.dtype in (torch.bfloat16, torch.float16):
         return (x.float(), *args[1:])
     return None
 

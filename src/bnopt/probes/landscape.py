@@ -33,7 +33,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..models.norms import _input_to_fp32, noisy_layers
+from ..models.norms import noisy_layers
 from .base import NoTrace, Probe, ProbeContext, ProbeGenerator, forward_loss, global_norm
 
 # Fig 4 / 11a: S spans [0.05, 0.4] for VGG; the largest eta is just below the LR where the standard net
@@ -197,7 +197,6 @@ def float64_context(ctx: ProbeContext) -> ProbeContext:
     for layer in noisy_layers(twin):
         if layer.last_noise is not None:
             layer.last_noise = tuple(t.to(torch.float64) for t in layer.last_noise)
-    _drop_fp32_casts(twin)
     return dataclasses.replace(
         ctx, model=twin, inputs=_to_float64(ctx.inputs), targets=_to_float64(ctx.targets), heard={}
     )
@@ -205,12 +204,3 @@ def float64_context(ctx: ProbeContext) -> ProbeContext:
 
 def _to_float64(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float64) if torch.is_tensor(t) and t.is_floating_point() else t
-
-
-def _drop_fp32_casts(model: torch.nn.Module) -> None:
-    """Remove the hooks with which bf16 training makes the norm layers cast their input to float32
-    (norms.norms_in_fp32): in the float64 copy they would put float32 back."""
-    for m in model.modules():
-        for key, hook in list(m._forward_pre_hooks.items()):
-            if hook is _input_to_fp32:
-                del m._forward_pre_hooks[key]
