@@ -21,7 +21,7 @@ from bnopt.config import CONFIG_DIR
 from bnopt.figures.common import figure_title
 from bnopt.figures.panels import new_figure, set_labels
 from bnopt.measures import FIT, SMOOTHNESS, dln_fit, edge_series, fit_text, late_median, smoothness
-from bnopt.readers import Missing
+from bnopt.readers import Missing, train_rows
 from bnopt.results import MissingRuns
 from bnopt.studies import Statistic, Study, run_id_of, seeds_of
 from bnopt.verdicts import AtLeast, Test, Tests, below, fmt, log_ratio, t_interval
@@ -85,6 +85,14 @@ def edge_numbers(res, rids: dict, lr: float, name: str, scale, seed) -> dict:
     return out
 
 
+def diverged(res, rid: str) -> bool:
+    """Whether a run ended above where it started (or not finite): the LR is past the net's stability limit,
+    and a smaller landscape median of the other net then says that this one diverges, not that the other is
+    smooth."""
+    loss = train_rows(res, rid)["loss"]
+    return bool(len(loss)) and not float(loss.iloc[-1]) <= float(loss.iloc[0])
+
+
 def label(net: str) -> str:
     return "BN" if net == "dln_bn" else "standard"
 
@@ -97,7 +105,18 @@ def summary_line(table: dict, names) -> str:
         if sum(m < 0 for m in means) >= 2:
             smoother.append(n)
     said = ", ".join(smoother) if smoother else "none"
-    return f"set-ups whose seed means put BN smoother on at least 2 of 3 medians (Fig 10's direction): {said}"
+    unstable = [
+        f"{n} ({label(net)} in {sum(bool(r.get(f'{n}_diverged_{net}')) for r in table.values())} of "
+        f"{sum(f'{n}_diverged_{net}' in r for r in table.values())} seeds)"
+        for n in names
+        for net in NETS
+        if any(r.get(f"{n}_diverged_{net}") for r in table.values())
+    ]
+    return (
+        f"set-ups whose seed means put BN smoother on at least 2 of 3 medians (Fig 10's direction): {said}; "
+        "set-ups where a net diverged (final loss above its initial loss or not finite): "
+        + (", ".join(unstable) or "none")
+    )
 
 
 class B12(Study):
@@ -122,6 +141,7 @@ class B12(Study):
             row |= {f"{name}_{k}_{net}": s[net][k] for net in NETS for k in SMOOTHNESS}
             for net, rid in rids.items():
                 row |= {f"{name}_{q}_{net}": v for q, v in dln_fit(res, rid).items()}
+                row[f"{name}_diverged_{net}"] = diverged(res, rid)
             row |= edge_numbers(res, rids, lr, name, scale, seed)
         if not row:
             raise Missing(f"no run of the DLN set-up ablation ({SWEEP}) with landscape records")
@@ -166,7 +186,11 @@ class B12(Study):
             for n in names:
                 if f"{n}_log10_ratio_beta" not in r:
                     continue
-                fits = ", ".join(f"{label(net)} {fit_text(*(r[f'{n}_{q}_{net}'] for q in FIT))}" for net in NETS)
+                fits = ", ".join(
+                    f"{label(net)} {fit_text(*(r[f'{n}_{q}_{net}'] for q in FIT))}"
+                    + (" (diverged)" if r.get(f"{n}_diverged_{net}") else "")
+                    for net in NETS
+                )
                 edge = ", ".join(
                     f"{q} {fmt(r[f'{n}_{q}_dln_bn'])} vs {fmt(r[f'{n}_{q}_dln'])}"
                     for q in ("E", "S")

@@ -20,14 +20,15 @@ class SetupRuns(RecordsBuilder):
     """DLN runs with the runs-table columns of the ablation's set-ups, landscape rows every 100 steps, a
     falling training loss and (hessian=True) top-eigenvalue rows."""
 
-    def run(self, model, lr, seed, *, beta, grad_diff, loss_range, loss=1e4, hessian=None, **setup):
+    def run(self, model, lr, seed, *, beta, grad_diff, loss_range, loss=1e4, hessian=None, rising=False, **setup):
         cols = dict(init="glorot", init_scale=1.0, data_seed=seed, landscape_dtype="float32")
         cols |= dict(landscape_norm_params=True, loss_norm="half_sum", precision="fp32", probes="edge")
         cols |= setup
         rid = f"{model}-lr{lr:g}-s{seed}-" + "-".join(f"{k}{v}" for k, v in sorted(setup.items()))
         self.runs.append(run_row(model, lr, seed, run_id=rid, steps=STEPS, batch_size=1000, **cols))
         steps = np.arange(STEPS)
-        self.metrics.append(pd.DataFrame(dict(step=steps, kind="train", loss=loss * (1 + np.exp(-steps / 100)))))
+        curve = loss * (1 + np.exp(-steps / 100)) if not rising else loss * (1 + steps)  # rising: diverges
+        self.metrics.append(pd.DataFrame(dict(step=steps, kind="train", loss=curve)))
         self.metrics[-1]["run_id"] = rid
         rows = []
         for s in range(0, STEPS, 100):
@@ -65,8 +66,25 @@ def test_each_set_up_is_judged_on_its_own_runs_and_one_smoother_set_up_is_partly
     assert stats["lr1e-5: log10(BN / standard) gradient predictiveness"].mean == pytest.approx(np.log10(0.5))
     assert not any(name.startswith("critical_gain") for name in stats)  # a set-up without runs is not judged
     assert j.evidence[0] == (
-        "set-ups whose seed means put BN smoother on at least 2 of 3 medians (Fig 10's direction): orthogonal"
+        "set-ups whose seed means put BN smoother on at least 2 of 3 medians (Fig 10's direction): orthogonal; "
+        "set-ups where a net diverged (final loss above its initial loss or not finite): none"
     )
+
+
+def test_a_set_up_where_the_standard_net_diverges_says_so(tmp_path):
+    """Past its stability limit the standard net's loss rises and its landscape medians grow: BN is then
+    "smoother" because the other net diverges, and the evidence says which set-ups and seeds that was."""
+    m = SetupRuns(tmp_path)
+    for seed in (0, 1):
+        m.run("dln", 5e-6, seed, beta=1e7, grad_diff=1e3, loss_range=1e3, rising=seed == 1)
+        m.run("dln_bn", 5e-6, seed, beta=1e5, grad_diff=10.0, loss_range=1.0)
+    j = judge(m.results())
+    assert j.evidence[0].endswith(
+        "set-ups where a net diverged (final loss above its initial loss or not finite): "
+        "lr5e-6 (standard in 1 of 2 seeds)"
+    )
+    assert any(e.startswith("seed 1, lr5e-6:") and "(diverged)" in e for e in j.evidence)
+    assert not any(e.startswith("seed 0, lr5e-6:") and "(diverged)" in e for e in j.evidence)
 
 
 def test_a_fixed_data_seed_run_is_not_taken_for_the_protocol_and_the_reverse(tmp_path):
@@ -136,8 +154,9 @@ def test_its_figure_draws_each_set_up_and_names_every_run_behind_it(tmp_path):
     drawn = figures.draw_figure("beyond_dln_setup", res, None)
     assert set(drawn.runs) == set(res.runs["run_id"])  # 2 set-ups x 2 nets x 2 seeds
     ax = drawn.fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["protocol", "orthogonal"]
+    # fixed_data's seed 0 is the protocol's own run (data seed 0 = the seed): drawn from that one seed
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["protocol", "orthogonal", "fixed_data"]
     dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
     assert sorted(round(float(y), 6) for line in dots for y in line.get_ydata()) == pytest.approx(
-        sorted([np.log10(3.0)] * 2 + [-1.0] * 2)
+        sorted([np.log10(3.0)] * 3 + [-1.0] * 2)
     )
