@@ -606,7 +606,7 @@ def test_wandb_frames_match_the_local_records(results, tmp_path, monkeypatch):
     np.testing.assert_allclose(merged["value_wb"], merged["value"], equal_nan=True)
     assert wb.histograms(wb.runs["run_id"].iloc[0]) == {}
     dln_bn = load_wandb("me/bnopt", model="dln_bn")
-    assert len(dln_bn) == 3 and set(dln_bn.metrics["run_id"]) == set(dln_bn.runs["run_id"])
+    assert len(dln_bn) == 4 and set(dln_bn.metrics["run_id"]) == set(dln_bn.runs["run_id"])
 
     # figures from W&B: curves and landscape ranges yes, histograms and per-eta curves with a clear message
     report = figures.draw_all(wb, tmp_path, figs=["fig4", "fig1", "fig6", "fig11", "fig13"])
