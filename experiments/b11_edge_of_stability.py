@@ -14,7 +14,7 @@ edge at 1.
 from bnopt.figures.common import STEP_LABEL, figure_title
 from bnopt.figures.panels import legend, new_figure, record_runs, set_labels
 from bnopt.measures import LATE, edge_series, late_median
-from bnopt.readers import DLN_LR, Missing
+from bnopt.readers import DLN_LR, Missing, run_steps
 from bnopt.results import MissingRuns
 from bnopt.studies import Statistic, Study, run_id_of, seeds_of
 from bnopt.verdicts import Test, Tests, fmt, within
@@ -67,7 +67,7 @@ class B11(Study):
                 except Missing:
                     continue
                 s = edge_series(res, rid, lr)
-                steps = int(res.runs.set_index("run_id").loc[rid, "steps"])
+                steps = run_steps(res, rid)
                 if not (s.index > LATE * steps).any():
                     continue
                 hit = s.index[s.to_numpy() >= REACHED]

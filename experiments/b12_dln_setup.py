@@ -49,20 +49,13 @@ def setups() -> tuple[str, ...]:
 @cache
 def setup_of(name: str) -> tuple[float, tuple]:
     """(LR, sorted Requires items) of a set-up, read from its configs/dln_setup file (the one declaration)."""
-    flat = {}
-
-    def walk(node, prefix=""):
-        for k, v in node.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                flat[prefix + k] = v
-
-    walk(OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "dln_setup" / f"{name}.yaml")) or {})
-    unknown = sorted(set(flat) - set(KEYS))
+    cfg = OmegaConf.load(CONFIG_DIR / "dln_setup" / f"{name}.yaml")
+    values = {k: OmegaConf.select(cfg, k) for k in experiments.config_keys(cfg)}
+    values = {k: v for k, v in values.items() if not OmegaConf.is_dict(v)}  # the values set, not their groups
+    unknown = sorted(set(values) - set(KEYS))
     if unknown:
         raise ValueError(f"configs/dln_setup/{name}.yaml sets {unknown}, which B12 cannot find runs by")
-    req = {KEYS[k]: v for k, v in flat.items()}
+    req = {KEYS[k]: v for k, v in values.items()}
     return float(req.pop("lr", PROTOCOL_LR)), tuple(sorted(req.items()))
 
 
@@ -85,9 +78,10 @@ def edge_numbers(res, rids: dict, lr: float, name: str, scale, seed) -> dict:
     return out
 
 
-def diverged(res, rid: str) -> bool:
-    """Whether a run ended above where it started (or not finite): the LR is past the net's stability limit,
-    and a smaller landscape median of the other net then says that this one diverges, not that the other is
+def loss_rose(res, rid: str) -> bool:
+    """Whether a run ended above where it started (or not finite): broader than `readers.diverged` (the status a
+    non-finite loss sets), it also takes a net that oscillates upwards. The LR is then past the net's stability
+    limit, and a smaller landscape median of the other net says that this one diverges, not that the other is
     smooth."""
     loss = train_rows(res, rid)["loss"]
     return bool(len(loss)) and not float(loss.iloc[-1]) <= float(loss.iloc[0])
@@ -141,7 +135,7 @@ class B12(Study):
             row |= {f"{name}_{k}_{net}": s[net][k] for net in NETS for k in SMOOTHNESS}
             for net, rid in rids.items():
                 row |= {f"{name}_{q}_{net}": v for q, v in dln_fit(res, rid).items()}
-                row[f"{name}_diverged_{net}"] = diverged(res, rid)
+                row[f"{name}_diverged_{net}"] = loss_rose(res, rid)
             row |= edge_numbers(res, rids, lr, name, scale, seed)
         if not row:
             raise Missing(f"no run of the DLN set-up ablation ({SWEEP}) with landscape records")

@@ -8,14 +8,13 @@ nets' effective beta sits at the edge of stability, beta = 2 / eta, where gradie
 the network: beta x eta / 2 over the last half of training is reported beside it, not judged.
 """
 
-from bnopt.measures import SMOOTHNESS, median, resolved_ranges, smoothness_lines, smoothness_seed, unresolved_note
-from bnopt.readers import VGG_LR, Missing, probe_series
+from bnopt.measures import LATE, SMOOTHNESS, median, resolved_ranges, smoothness_lines, smoothness_seed, unresolved_note
+from bnopt.readers import VGG_LR, Missing, probe_series, run_steps
 from bnopt.studies import Statistic, Study, run_id_of
 from bnopt.verdicts import Test, Tests, below, fmt, log_ratio, within
 
 MARGIN = 0.05  # |log10 ratio| below this is no difference (a factor 1.12): PROTOCOL, rules of 2026-12-07
 EARLY = 0.25  # the early phase: measured steps in (0, EARLY x steps]
-LATE = 0.5  # beta x eta / 2 is reported over steps > LATE x steps
 EDGE = within(0.8, 1.25)  # beta x eta / 2 "at the edge of stability"
 MEDIANS = {"loss_range": None, "grad_diff_max": "grad_diff_max", "beta": "beta"}
 
@@ -35,10 +34,6 @@ def phase_medians(res, rid: str, first: float, last: float) -> dict:
         "beta": median(window("beta")),
         "loss_range_unresolved": unresolved,
     }
-
-
-def run_steps(res, rid: str) -> int:
-    return int(res.runs.set_index("run_id").loc[rid, "steps"])
 
 
 class C6(Study):

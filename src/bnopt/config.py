@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .data import CIFAR_TRAIN_SIZE
-from .models import FAMILIES, NORMS
+from .models import FAMILIES, INITS, NORMS
 from .probes import check_config as check_probes
 from .resolvers import CONFIG_DIR, register_resolvers
 
@@ -171,7 +171,6 @@ IDENTITY_DEFAULTS = {
     "model": {"loss_norm": "sum", "init_scale": 1.0, "init": "glorot"},
     "probes": {"landscape": {"dtype": "float32", "norm_params": True}},
 }
-INITS = ("glorot", "orthogonal")  # model.init (models.blocks.init_weights)
 
 
 def _without_defaults(values: dict, defaults: dict) -> dict:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .dln_rank import learned_directions
-from .readers import DLN_LR, WINDOW, Missing, final_train_loss, probe_series
+from .readers import DLN_LR, WINDOW, Missing, final_train_loss, probe_series, run_steps
 from .results import Results
 from .studies import Statistic, run_id_of
 from .verdicts import Test, below, fmt, log_ratio
@@ -124,7 +124,7 @@ def grid_line(row: dict, prefix: str, values) -> str:
 
 # ------------------------------------------------------------------ the edge of stability (B11, B12)
 
-LATE = 0.5  # "late in training": the measured steps after this fraction of the run's steps
+LATE = 0.5  # "late in training": the measured steps after this fraction of the run's steps (B11, B12, C6)
 
 
 def edge_series(res: Results, rid: str, lr: float, probe: str = "landscape", metric: str = "beta") -> pd.Series:
@@ -137,8 +137,7 @@ def edge_series(res: Results, rid: str, lr: float, probe: str = "landscape", met
 
 def late_median(res: Results, rid: str, s: pd.Series) -> float:
     """The median of a run's series over its measured steps in the last LATE of training; NaN when none."""
-    steps = int(res.runs.set_index("run_id").loc[rid, "steps"])
-    return median(s[s.index > LATE * steps])
+    return median(s[s.index > LATE * run_steps(res, rid)])
 
 
 # ---------------------------------------------------------------- DLN final losses and their k (C7, C8)

@@ -91,6 +91,11 @@ def final_smoothed_acc(res: Results, rid: str, window: int = WINDOW) -> float:
 # ------------------------------------------------------------------------------------------------- status
 
 
+def run_steps(res: Results, rid: str) -> int:
+    """The steps the run was configured for (scale.steps)."""
+    return int(res.runs.set_index("run_id").loc[rid, "steps"])
+
+
 def run_status(res: Results, rid: str) -> str:
     """The run's status (done, diverged, running, ...)."""
     return str(res.runs.set_index("run_id").loc[rid, "status"])

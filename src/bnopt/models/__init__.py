@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .blocks import Block, NumberedNet
+from .blocks import INITS, Block, NumberedNet
 from .dln import DLN
 from .norms import NORMS, LpNorm, NoisyBatchNorm, make_norm, replay_noise, set_noise_generator
 from .vgg import VGG
@@ -16,6 +16,7 @@ __all__ = [
     "NumberedNet",
     "NORMS",
     "FAMILIES",
+    "INITS",
     "LpNorm",
     "NoisyBatchNorm",
     "make_norm",

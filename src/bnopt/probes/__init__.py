@@ -34,7 +34,7 @@ from .gradnorms import GradNormsProbe
 from .hessian import HessianProbe, check_iterations, check_modes
 from .ics import DEFAULT_LAYERS as ICS_LAYERS
 from .ics import ICSProbe
-from .landscape import DEFAULT_ETAS, DIRECTIONS, DTYPES, LandscapeProbe
+from .landscape import DEFAULT_ETAS, DIRECTIONS, LandscapeProbe, check_dtype, check_norm_params
 from .rank import DEFAULT_LAYERS as RANK_LAYERS
 from .rank import RankProbe
 
@@ -145,12 +145,8 @@ def check_config(cfg) -> None:
                 raise ValueError(f"probes.landscape.etas must be null or a list of positive numbers, got {etas}")
             if _get(sub, "direction", "gradient") not in DIRECTIONS:
                 raise ValueError(f"probes.landscape.direction must be one of {', '.join(DIRECTIONS)}")
-            dtype = _get(sub, "dtype", "float32")
-            if dtype not in DTYPES:
-                raise ValueError(f"probes.landscape.dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-            norm_params = _get(sub, "norm_params", True)
-            if not isinstance(norm_params, bool):
-                raise ValueError(f"probes.landscape.norm_params must be true or false, not {norm_params!r}")
+            check_dtype(_get(sub, "dtype", "float32"), "probes.landscape.dtype")
+            check_norm_params(_get(sub, "norm_params", True), "probes.landscape.norm_params")
         if key == "hessian":
             check_iterations(_get(sub, "iterations", 20), "probes.hessian.iterations")
             check_modes(_get(sub, "mode", ["train"]), "probes.hessian.mode")

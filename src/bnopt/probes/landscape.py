@@ -48,6 +48,18 @@ DIRECTIONS = ("gradient", "random")
 DTYPES = ("float32", "float64")
 
 
+def check_dtype(dtype, name: str = "landscape dtype") -> str:
+    if dtype not in DTYPES:
+        raise ValueError(f"{name} must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    return dtype
+
+
+def check_norm_params(norm_params, name: str = "landscape norm_params") -> bool:
+    if not isinstance(norm_params, bool):
+        raise ValueError(f"{name} must be true or false, not {norm_params!r}")
+    return norm_params
+
+
 class LandscapeProbe(Probe):
     name = "landscape"
 
@@ -66,15 +78,11 @@ class LandscapeProbe(Probe):
             raise ValueError(f"landscape etas must be positive finite numbers, got {etas}")
         if direction not in DIRECTIONS:
             raise ValueError(f"landscape direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
-        if dtype not in DTYPES:
-            raise ValueError(f"landscape dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-        if not isinstance(norm_params, bool):
-            raise ValueError(f"landscape norm_params must be true or false, not {norm_params!r}")
         self.etas = sorted(set(etas))
         self.direction = direction
         self.seed = int(seed)
-        self.dtype = dtype
-        self.norm_params = norm_params
+        self.dtype = check_dtype(dtype)
+        self.norm_params = check_norm_params(norm_params)
         self.rng = ProbeGenerator(self.seed)
 
     def layout(self):
