@@ -15,6 +15,7 @@ from functools import cache
 
 import numpy as np
 from omegaconf import OmegaConf
+from scipy import stats
 
 from bnopt import experiments
 from bnopt.config import CONFIG_DIR
@@ -24,7 +25,7 @@ from bnopt.measures import FIT, SMOOTHNESS, dln_fit, edge_series, fit_text, late
 from bnopt.readers import Missing, train_rows
 from bnopt.results import MissingRuns
 from bnopt.studies import Statistic, Study, run_id_of, seeds_of
-from bnopt.verdicts import AtLeast, Test, Tests, below, fmt, log_ratio, t_interval
+from bnopt.verdicts import PASS, AtLeast, Test, Tests, below, fmt, log_ratio, t_interval
 
 SWEEP = "beyond_dln_setup"
 NETS = ("dln", "dln_bn")
@@ -113,6 +114,68 @@ def summary_line(table: dict, names) -> str:
     )
 
 
+def stable(table: dict, name: str) -> bool:
+    """Whether both nets trained under a set-up at every seed (no final loss above its initial one)."""
+    return not any(r.get(f"{name}_diverged_{net}") for r in table.values() for net in NETS)
+
+
+def answer_line(table: dict, outcomes: dict) -> str:
+    """The study's answer in words: where Fig 10's direction passes the rule, and whether both nets trained
+    there (a pass where a net diverged says that net diverges, not that the other is smooth)."""
+    passed = [n for n, o in outcomes.items() if o == PASS]
+    calm = [n for n in passed if stable(table, n)]
+    wild = [n for n in passed if n not in calm]
+    rest = [f"{n} {o}" for n, o in outcomes.items() if o != PASS and stable(table, n)]
+    if calm:
+        out = f"Answer: Fig 10's direction (BN smoother) passes where both nets train stably in: {', '.join(calm)}"
+    else:
+        out = "Answer: no set-up in which both nets train stably gives Fig 10's direction (BN smoother) conclusively"
+    if rest:
+        out += f"; the stable set-ups that do not pass: {', '.join(rest)}"
+    if wild:
+        out += (
+            f"; it passes where a net diverged: {', '.join(wild)} (past that net's stability limit, where BN looks "
+            "smoother because the other net diverges)"
+        )
+    return out
+
+
+def gap_lines(table: dict, names) -> list[str]:
+    """Exploratory, not judged (written after the runs): over the stable set-ups' (set-up, seed) pairs, how
+    the log-ratios go with the gap in learned directions, k(BN) - k(standard): the standard net's rank
+    collapse (k = 4 of 10 under Glorot) against BN keeping rank."""
+    # one pair per trained pair of nets: a set-up that changes only the probe (float64, weights_only) measures
+    # the protocol's nets again, and fixed_data's seed 0 is the protocol's run (the same numbers, counted once)
+    trained = [n for n in names if stable(table, n) and not any(k.startswith("landscape_") for k, _ in setup_of(n)[1])]
+    pairs = {
+        (r[f"{n}_k_dln_bn"] - r[f"{n}_k_dln"], *(r[f"{n}_log10_ratio_{k}"] for k in SMOOTHNESS))
+        for n in trained
+        for r in table.values()
+        if f"{n}_log10_ratio_beta" in r and np.isfinite(r.get(f"{n}_k_dln", np.nan) + r.get(f"{n}_k_dln_bn", np.nan))
+    }
+    if len(pairs) < 3:
+        return []
+    rows = np.array(sorted(pairs))
+    gap, ratios = rows[:, 0], rows[:, 1:]
+    groups = []
+    for what, mask in (("BN learned more directions", gap > 0), ("both learned as many", gap == 0)):
+        if mask.any():
+            means = " / ".join(fmt(float(np.nanmean(ratios[mask, i]))) for i in range(len(SMOOTHNESS)))
+            groups.append(f"{what} ({int(mask.sum())} pairs): mean log10(BN / standard) {means}")
+    rhos = []
+    for i, k in enumerate(SMOOTHNESS):
+        ok = np.isfinite(ratios[:, i])
+        rho, p = stats.spearmanr(gap[ok], ratios[ok, i])
+        rhos.append(f"{MEDIANS[k]} {fmt(float(rho))} (p = {fmt(float(p))})")
+    return [
+        "exploratory, not judged (post hoc): the log-ratios (loss range / predictiveness / beta) against the gap "
+        "in learned directions k(BN) - k(standard), over the trained pairs of nets of the stable set-ups: "
+        + "; ".join(groups)
+        + "; Spearman correlation with the gap: "
+        + ", ".join(rhos)
+    ]
+
+
 class B12(Study):
     id = "B12"
     claim = "Why the DLN differs from Fig 10: Fig 10's direction (BN smoother) holds under every faithful DLN set-up"
@@ -173,9 +236,18 @@ class B12(Study):
         )
         return (*judged, *reported), rule
 
+    def conclude(self, table, extra_stats=()):
+        """The rule's judgement, its answer stated first in words (`answer_line`)."""
+        j = super().conclude(table, extra_stats)
+        statistics, rule = self.judged_by(table)
+        named = {s.key: s.over(table, rule.thresholds(s.key)) for s in statistics}
+        outcomes = {n: sub.judge_all(named) for n, sub in zip(self.measured(table), rule.tests, strict=True)}
+        j.evidence.insert(0, answer_line(table, outcomes))
+        return j
+
     def lines(self, table):
         names = self.measured(table)
-        out = [summary_line(table, names)]
+        out = [summary_line(table, names), *gap_lines(table, names)]
         for s, r in table.items():
             for n in names:
                 if f"{n}_log10_ratio_beta" not in r:

@@ -43,12 +43,17 @@ def test_residuals_of_the_dln_problem_are_half_the_tail_of_y_singular_values():
     assert got[5] == pytest.approx(0.0, abs=1e-6)
 
 
-def test_nearest_rank_on_a_log_scale():
+def test_nearest_rank_counts_a_direction_once_half_its_share_is_gone():
     res_k = (1000.0, 100.0, 10.0, 0.0)
     assert dln_rank.nearest_rank(101.0, res_k) == (1, 100.0)
-    assert dln_rank.nearest_rank(40.0, res_k) == (1, 100.0)  # |log 0.4| < |log 4|
+    assert dln_rank.nearest_rank(56.0, res_k) == (1, 100.0)  # 49% of direction 2's share gone
+    assert dln_rank.nearest_rank(54.0, res_k) == (2, 10.0)  # 51%
     assert dln_rank.nearest_rank(30.0, res_k) == (2, 10.0)
-    assert dln_rank.nearest_rank(1e-3, res_k) == (2, 10.0)  # a zero residual is never nearest a positive loss
+    # the last direction: its residual is 0 up to rounding, and a loss far below the one before has learned it
+    assert dln_rank.nearest_rank(1e-3, res_k) == (3, 0.0)
+    assert dln_rank.nearest_rank(1.5e-4, (1e4, 8.474, 1.6e-10)) == (2, 1.6e-10)
+    assert dln_rank.nearest_rank(2e3, res_k) == (0, 1000.0)  # above E_0: nothing learned
+    assert dln_rank.nearest_rank(float("inf"), res_k) == (0, 1000.0)
 
 
 def _dln_results(tmp_path, norm: str, loss: float, folder: bool = True) -> Results:

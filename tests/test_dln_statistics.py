@@ -111,6 +111,9 @@ def test_fit_text():
     assert fit_text(2439.0, 6, 2438.2) == "2439 (k = 6, at the rank-6 residual 2438)"
     assert fit_text(3810.0, 6, 3647.0) == "3810 (k = 6, 4.5% above the rank-6 residual 3647)"
     assert fit_text(3810.0, float("nan"), float("nan")) == "3810"
+    # a residual far below the loss (the last one is 0 up to rounding) gets no percentage
+    assert fit_text(9.181e-06, 10, 1.628e-10) == "9.181e-06 (k = 10, the rank-10 residual 1.628e-10)"
+    assert fit_text(1.0, 10, 0.0) == "1 (k = 10, the rank-10 residual 0)"
 
 
 def test_c8_reports_k_of_each_run(tmp_path):

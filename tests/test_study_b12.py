@@ -66,6 +66,10 @@ def test_each_set_up_is_judged_on_its_own_runs_and_one_smoother_set_up_is_partly
     assert stats["lr1e-5: log10(BN / standard) gradient predictiveness"].mean == pytest.approx(np.log10(0.5))
     assert not any(name.startswith("critical_gain") for name in stats)  # a set-up without runs is not judged
     assert j.evidence[0] == (
+        "Answer: Fig 10's direction (BN smoother) passes where both nets train stably in: orthogonal; "
+        "the stable set-ups that do not pass: protocol fail, lr1e-5 fail"
+    )
+    assert j.evidence[1] == (
         "set-ups whose seed means put BN smoother on at least 2 of 3 medians (Fig 10's direction): orthogonal; "
         "set-ups where a net diverged (final loss above its initial loss or not finite): none"
     )
@@ -78,8 +82,14 @@ def test_a_set_up_where_the_standard_net_diverges_says_so(tmp_path):
     for seed in (0, 1):
         m.run("dln", 5e-6, seed, beta=1e7, grad_diff=1e3, loss_range=1e3, rising=seed == 1)
         m.run("dln_bn", 5e-6, seed, beta=1e5, grad_diff=10.0, loss_range=1.0)
+        both(m, seed, bn=(2.0, 2.0, 2.0))  # the protocol, stable: BN rougher
     j = judge(m.results())
-    assert j.evidence[0].endswith(
+    assert j.evidence[0] == (
+        "Answer: no set-up in which both nets train stably gives Fig 10's direction (BN smoother) conclusively; "
+        "the stable set-ups that do not pass: protocol fail; it passes where a net diverged: lr5e-6 (past that "
+        "net's stability limit, where BN looks smoother because the other net diverges)"
+    )
+    assert j.evidence[1].endswith(
         "set-ups where a net diverged (final loss above its initial loss or not finite): "
         "lr5e-6 (standard in 1 of 2 seeds)"
     )
@@ -160,3 +170,30 @@ def test_its_figure_draws_each_set_up_and_names_every_run_behind_it(tmp_path):
     assert sorted(round(float(y), 6) for line in dots for y in line.get_ydata()) == pytest.approx(
         sorted([np.log10(3.0)] * 3 + [-1.0] * 2)
     )
+
+
+def test_the_exploratory_gap_analysis_counts_each_trained_pair_once():
+    """The log-ratios against k(BN) - k(standard): probe-only set-ups (float64) and repeated numbers (fixed_data's
+    seed 0 is the protocol's run) are left out; an unstable set-up is left out; the group means and Spearman's
+    rho are the closed-form ones."""
+    b12 = studies._load(studies.STUDY_DIR / "b12_dln_setup.py")
+
+    def pair(name, k_std, k_bn, ratio, diverged=False):
+        row = {f"{name}_k_dln": k_std, f"{name}_k_dln_bn": k_bn, f"{name}_diverged_dln": diverged}
+        return row | {f"{name}_log10_ratio_{k}": ratio for k in ("loss_range", "grad_diff_max", "beta")}
+
+    table = {
+        s: pair("protocol", 4, 6, 2.0 + s)
+        | pair("fixed_data", 4, 6, 2.0 + s)  # seed 0 repeats the protocol's numbers; seeds 1-2 too, here
+        | pair("float64", 4, 6, 9.0)
+        | pair("orthogonal", 10, 10, -1.0 - s)
+        | pair("lr1e-5", 0, 4, -5.0, diverged=True)
+        for s in (0, 1, 2)
+    }
+    names = ["protocol", "orthogonal", "fixed_data", "lr1e-5", "float64"]
+    (line,) = b12.gap_lines(table, names)
+    assert "BN learned more directions (3 pairs): mean log10(BN / standard) 3 / 3 / 3" in line
+    assert "both learned as many (3 pairs): mean log10(BN / standard) -2 / -2 / -2" in line
+    # the gap takes two values, the ratios split by it: Spearman's rho is the point-biserial rank correlation
+    rho = np.corrcoef([2, 2, 2, 0, 0, 0], [4, 5, 6, 3, 2, 1])[0, 1]
+    assert f"loss range {rho:.4g}" in line

@@ -12,7 +12,7 @@ half_sum E/2, sum E, mean E/n). A net with a norm layer (every norm of models/no
 mean and adds a shift beta) or with biases is affine, not linear: its optimum is the rank-k fit of the
 centred Y from the centred X plus Y's mean (`affine`): on results/small the normed nets' final losses sit
 up to 0.1% below the linear E_k, which no linear fit can, and at or above the affine one. A run's k is the
-rank whose residual is nearest its final loss (`readers.final_train_loss`) on a log scale:
+rank whose residual is nearest its final loss (`readers.final_train_loss`) on a linear scale (`nearest_rank`):
 
     from bnopt import dln_rank
     k, residual = dln_rank.learned_directions(res, "dln-lr1e-06-0648bb4950")
@@ -65,11 +65,12 @@ def residuals(n_samples: int, dim: int, data_seed: int, norm: str, affine: bool 
 
 
 def nearest_rank(loss: float, res_k: tuple[float, ...]) -> tuple[int, float]:
-    """(k, E_k): the rank whose residual is nearest `loss` on a log scale (|log(loss / E_k)| least)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gap = np.abs(np.log(loss / np.asarray(res_k, dtype=float)))
-    gap = np.where(np.isfinite(gap), gap, np.inf)
-    k = int(np.argmin(gap))
+    """(k, E_k): the directions learned, each counted once the loss is below the midpoint of its step,
+    (E_{i-1} + E_i) / 2, i.e. once more than half of its share s_i^2 of the loss is gone (the rank whose
+    residual is nearest `loss` on a linear scale). A log scale, the rule until 2026-12-07, never counts the
+    last direction: its E_d is 0 up to float rounding (1.6e-10), so a loss of 1.5e-4 sat nearer E_{d-1} = 8.5."""
+    e = np.asarray(res_k, dtype=float)
+    k = int(np.sum(loss < (e[:-1] + e[1:]) / 2)) if math.isfinite(loss) else 0
     return k, float(res_k[k])
 
 

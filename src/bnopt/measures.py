@@ -171,7 +171,9 @@ def fit_text(loss: float, k: float, residual: float) -> str:
     rank = f"the rank-{int(k)} residual {fmt(residual)}"
     if same_loss(loss, residual):
         return f"{fmt(loss)} (k = {int(k)}, at {rank})"
-    gap = loss / residual - 1
+    gap = loss / residual - 1 if residual > 0 else float("inf")
+    if gap > 1:  # a percentage of a residual far below the loss (the last one is 0 up to rounding) says nothing
+        return f"{fmt(loss)} (k = {int(k)}, {rank})"
     return f"{fmt(loss)} (k = {int(k)}, {fmt(abs(gap), True)} {'above' if gap > 0 else 'below'} {rank})"
 
 
