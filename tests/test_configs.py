@@ -304,3 +304,24 @@ def test_keys_of_your_own_go_under_extra_and_are_part_of_the_run_id():
     train differently, so it is part of the run id; without one the id is unchanged."""
     assert rid("+extra.note=a") != rid() and rid("+extra.note=a") != rid("+extra.note=b")
     assert resolve(make_cfg([*SMOKE_VGG, "+extra.note=a"])).extra.note == "a"
+
+
+def test_interpolations_are_parsed_once_and_bad_ones_still_fail():
+    """`resolvers.cache_interpolation_parsing`: a second resolution of the same config parses nothing and gives
+    the same values; a malformed interpolation raises on every use, not once."""
+    import omegaconf.base
+    from omegaconf import OmegaConf
+    from omegaconf.errors import GrammarParseError
+
+    from bnopt.resolvers import register_resolvers
+
+    register_resolvers()
+    parse = omegaconf.base.parse
+    assert parse.cache_info  # the cached parser is the one OmegaConf's nodes call
+    first = resolve(make_cfg(["model=vgg16_bn", "optim.lr=0.3"]))
+    misses = parse.cache_info().misses
+    again = resolve(make_cfg(["model=vgg16_bn", "optim.lr=0.3"]))
+    assert parse.cache_info().misses == misses and again == first
+    for _ in range(2):
+        with pytest.raises(GrammarParseError):
+            OmegaConf.create({"a": "${oops"})
