@@ -179,3 +179,46 @@ def test_a_smoke_run_is_charged_its_steps_probes_evaluations_and_startup(tmp_pat
     b["train"][-1]["ms_per_step"] = 99.0
     path.write_text(json.dumps(b))
     assert Speeds.load(path).step_seconds(smoke) == pytest.approx(0.1)
+
+
+def test_finished_twins_time_a_planned_run():
+    """estimates.Measured: a run is timed by the median seconds per step of finished runs that differ only in
+    LR or seed, trained on this kind of machine with this many threads; a diverged run, a run of another
+    machine or thread count, and a run with other probes do not count."""
+    from omegaconf import OmegaConf
+
+    from bnopt.estimates import Measured
+
+    def cfg(lr=0.1, seed=0, probe_every=100):
+        return OmegaConf.create(
+            {
+                "model": {"name": "vgg16_bn", "width": 0.25},
+                "scale": {"steps": 2000, "batch_size": 128, "eval_every": 200},
+                "probes": {"landscape": {"every": probe_every, "seed": seed + 2}},  # follows the run's seed
+                "optim": {"lr": lr},
+                "seed": seed,
+            }
+        )
+
+    here = environment()
+    other_threads = here | {"cpu_threads": here["cpu_threads"] + 1}
+    other_machine = here | {"cuda": True, "gpu": "Some GPU"}
+
+    def status(elapsed, env=here, state="done", steps=2000):
+        return {"status": state, "steps_done": steps, "elapsed_s": elapsed, "environment": env}
+
+    measured = Measured.of(
+        [
+            (cfg(0.1, 0), status(400.0)),
+            (cfg(0.5, 1), status(500.0)),
+            (cfg(0.1, 2), status(900.0)),
+            (cfg(0.1, 3), status(10.0, state="diverged", steps=20)),
+            (cfg(0.1, 4), status(50.0, env=other_threads)),
+            (cfg(0.1, 5), status(60.0, env=other_machine)),
+            (cfg(0.1, 6, probe_every=10), status(3000.0)),
+        ]
+    )
+    assert measured.run_seconds(cfg(0.2, 9)) == pytest.approx(500.0)  # the median of 400, 500, 900
+    assert measured.run_seconds(cfg(0.2, 9), steps_done=1500) == pytest.approx(125.0)
+    assert measured.run_seconds(cfg(0.2, 9, probe_every=10)) == pytest.approx(3000.0)
+    assert measured.run_seconds(cfg(0.2, 9, probe_every=50)) is None  # no twin: the bench's estimate instead

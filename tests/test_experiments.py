@@ -274,7 +274,7 @@ def test_reproduce_dry_run_prints_the_plan(tmp_path, capsys):
     runs = reproduce.plan(["fig4"], "smoke", tmp_path)
     for r in runs:
         r.state = "done"
-    reproduce.print_plan(runs, "smoke")  # nothing left: no estimate is needed, so none is asked for
+    reproduce.print_plan(runs, "smoke", tmp_path)  # nothing left: no estimate is needed, so none is asked for
     out = capsys.readouterr().out
     assert "2 runs, 2 already done, nothing to train" in out and "make bench" not in out
 

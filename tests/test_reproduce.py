@@ -109,7 +109,7 @@ def test_a_killed_run_is_interrupted_and_a_live_one_running(tmp_path, capsys):
 
     killed = state()
     assert (killed.state, killed.steps_done, killed.done, killed.to_train) == ("interrupted", 20, False, True)
-    reproduce.print_plan(reproduce.plan(["fig4"], "smoke", tmp_path), "smoke")
+    reproduce.print_plan(reproduce.plan(["fig4"], "smoke", tmp_path), "smoke", tmp_path)
     out = capsys.readouterr().out
     assert f"interrupted at 20  {rid}" in out and "interrupted: the same command resumes it" in out
     with open(folder.file(".lock"), "w") as held:  # a live trainer's lock

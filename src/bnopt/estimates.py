@@ -27,7 +27,10 @@ with no record of its own gets no estimate rather than a wrong one.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from .records import environment
 
@@ -154,3 +157,52 @@ def machine_records(bench: dict) -> dict[str, dict]:
     if isinstance(bench.get("machines"), dict):
         return dict(bench["machines"])
     return {machine_key(bench["environment"]): bench} if isinstance(bench.get("environment"), dict) else {}
+
+
+def run_signature(cfg) -> str:
+    """What sets a run's wall time on a given machine: its model and width, steps, batch, evaluation cadence and
+    probes (with their cadence). Not its LR, seed or initialisation: runs that differ only there take as long."""
+    m, sc = cfg.model, cfg.scale
+    what = {
+        "model": [m.name, float(m.get("width", 1.0))],
+        "scale": [int(sc.steps), int(sc.batch_size), int(sc.get("eval_every") or 0)],
+        "probes": _without_seeds(OmegaConf.to_container(cfg.probes, resolve=True)),
+    }
+    return json.dumps(what, sort_keys=True, default=str)
+
+
+def _without_seeds(value):
+    """A probe config without its seeds (the landscape probe's follows the run's): they change no cost."""
+    if isinstance(value, dict):
+        return {k: _without_seeds(v) for k, v in value.items() if k != "seed"}
+    return value
+
+
+class Measured:
+    """Seconds per step of the runs finished on this kind of machine with this many torch threads, by
+    `run_signature`: the median of elapsed_s / steps (the wall time a run's status.json adds up over its
+    resumes, start-up and evaluations included). Where a planned run has finished twins, their time is a
+    better estimate than the bench's model of it (which ran 1.7x low on 2 CPU cores, 2026-12-07)."""
+
+    def __init__(self, per_step: dict[str, float]):
+        self.per_step = per_step
+
+    @classmethod
+    def of(cls, finished: list[tuple]) -> Measured:
+        """From (resolved config, status.json dict) of finished runs; only runs with status done, trained on a
+        machine of this one's kind (`machine_key`) with this process's thread count."""
+        here = environment()
+        seen: dict[str, list[float]] = {}
+        for cfg, status in finished:
+            env, steps = status.get("environment") or {}, int(status.get("steps_done") or 0)
+            elapsed = status.get("elapsed_s")
+            if status.get("status") != "done" or not steps or not elapsed or not env:
+                continue
+            if machine_key(env) != machine_key(here) or env.get("cpu_threads") != here["cpu_threads"]:
+                continue
+            seen.setdefault(run_signature(cfg), []).append(float(elapsed) / steps)
+        return cls({sig: statistics.median(v) for sig, v in seen.items()})
+
+    def run_seconds(self, cfg, steps_done: int = 0) -> float | None:
+        per_step = self.per_step.get(run_signature(cfg))
+        return None if per_step is None else per_step * max(int(cfg.scale.steps) - steps_done, 0)

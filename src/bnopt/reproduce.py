@@ -6,7 +6,8 @@
 
 1. Plan: the runs of every experiment the chosen figures name (configs/experiment/*.yaml, the one
    registry, expanded by Hydra's sweeper), each resolved and validated, with its run id and state;
-   runs shared by figures appear once. Time estimates from `make bench` (results/bench.json).
+   runs shared by figures appear once. Time estimates from finished runs like them on this machine,
+   else from `make bench` (results/bench.json).
 2. Train: each experiment's sweep through Hydra multirun with the chosen launcher, in a child process
    (`python -m bnopt.train experiment=<name> scale=<scale> hydra/launcher=<launcher>`). Finished runs
    are skipped, killed ones resume; a run that fails is recorded as failed and the others go on.
@@ -35,7 +36,7 @@ from .archive import restore_runs
 from .config import SCALES as PRESETS
 from .config import ConfigError, run_id, validate
 from .data import DataError, load_cifar10
-from .estimates import Speeds
+from .estimates import Measured, Speeds
 from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder
 
 SCALES = ("auto", *PRESETS)
@@ -186,16 +187,27 @@ STATE_LABELS = {"failed": "failed: retry", "corrupt": "corrupt: repair", "restor
 
 
 def print_plan(
-    runs: list[PlannedRun], scale_note: str, speeds: Speeds | None = None, committed: Path | None = None
+    runs: list[PlannedRun],
+    scale_note: str,
+    results: Path,
+    speeds: Speeds | None = None,
+    committed: Path | None = None,
 ) -> float | None:
-    """Print the runs and their states with time estimates from `make bench`'s measurements (estimates.py);
-    returns the estimated seconds of what is left to train (None without an estimate). `committed`: where
-    the runs in state `restore` are committed (results/<scale>/runs/)."""
+    """Print the runs and their states with time estimates: the measured time of finished runs like them on
+    this machine (`estimates.Measured`: the runs under `results`), else `make bench`'s measurements
+    (estimates.py); returns the estimated seconds of what is left to train (None without an estimate).
+    `committed`: where the runs in state `restore` are committed (results/<scale>/runs/)."""
     todo = [r for r in runs if r.to_train]
     restored = sum(r.state == "restore" for r in runs)
-    estimates = {r.run_id: speeds.run_seconds(r.cfg, r.steps_done) if speeds else None for r in todo}
+    measured = Measured.of([(r.cfg, RunFolder(results, r.run_id).status() or {}) for r in runs if r.done])
+    from_runs = {r.run_id: measured.run_seconds(r.cfg, r.steps_done) for r in todo}
+    from_bench = {r.run_id: speeds.run_seconds(r.cfg, r.steps_done) if speeds else None for r in todo}
+    estimates = {rid: s if s is not None else from_bench[rid] for rid, s in from_runs.items()}
     known = [e for e in estimates.values() if e is not None]
     total = f"estimated {sum(known) / 60:.0f} min" if known else "no time estimate: run `make bench` first"
+    twins = sum(e is not None for e in from_runs.values())
+    if twins:
+        total += f"; {twins} of them timed by finished runs like them"
     if known and len(known) < len(todo):
         total += f" for {len(known)} of them; {len(todo) - len(known)} without a measured speed here"
     if todo:
@@ -325,10 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     scale_note = scale + (" (auto)" if args.scale == "auto" else "")
     t0, planned = time.time(), None
     if args.dry_run:  # also with --no-train: a dry run writes nothing, not even the report
-        print_plan(runs, scale_note, Speeds.load(results / "bench.json"), committed)
+        print_plan(runs, scale_note, results, Speeds.load(results / "bench.json"), committed)
         return 0
     if not args.no_train:
-        planned = print_plan(runs, scale_note, Speeds.load(results / "bench.json"), committed)
+        planned = print_plan(runs, scale_note, results, Speeds.load(results / "bench.json"), committed)
         common = run_overrides(scale, results, extra)
         train_missing(runs, selected_experiments(figs), common, args.launcher, args.logger)
         runs = refresh(runs, results)
