@@ -139,3 +139,17 @@ def test_a_dry_run_counts_committed_records_as_restored_and_copies_nothing(tmp_p
     shutil.copytree(committed / planned[0].run_id, results / "runs" / planned[0].run_id)
     assert reproduce.main(args) == 0
     assert f"2 runs, 1 already done, 0 to train, 1 restored from {committed}" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_plans_into_two_results_folders_resolve_each_run_once(tmp_path):
+    """The results folder is not part of a run's identity: a second plan into another folder resolves nothing
+    again and finds the same runs, while each run's training overrides still name its own folder."""
+    from bnopt import experiments
+
+    first = reproduce.plan(["fig4"], "smoke", tmp_path / "a")
+    misses = experiments._resolved.cache_info().misses
+    second = reproduce.plan(["fig4"], "smoke", tmp_path / "b")
+    assert experiments._resolved.cache_info().misses == misses
+    assert [r.run_id for r in first] == [r.run_id for r in second]
+    assert all(f"paths.results={tmp_path / 'b'}" in r.overrides for r in second)

@@ -162,7 +162,9 @@ def plan(
         exps, desc="planning", unit="experiment", disable=None if progress else True, file=sys.stderr, leave=False
     ):
         for overrides in exp.sweep(run_overrides(scale, results, extra)):
-            cfg = experiments.resolved(tuple(overrides))
+            # resolved without the results folder: it is not part of a run's identity (config.NOT_IDENTITY), so
+            # plans of the same runs into other folders share the resolved configs (experiments.resolved caches)
+            cfg = experiments.resolved(tuple(o for o in overrides if not o.startswith("paths.results=")))
             validate(cfg)
             rid = run_id(cfg)
             if rid in runs:
