@@ -15,7 +15,7 @@ from bnopt.figures.common import STEP_LABEL, figure_title
 from bnopt.figures.panels import legend, new_figure, record_runs, set_labels
 from bnopt.measures import LATE, edge_series, late_median
 from bnopt.readers import DLN_LR, Missing, run_steps
-from bnopt.results import MissingRuns
+from bnopt.run_selection import MissingRuns
 from bnopt.studies import Statistic, Study, run_id_of, seeds_of
 from bnopt.verdicts import Test, Tests, fmt, within
 

@@ -23,14 +23,14 @@ from bnopt.figures.common import figure_title
 from bnopt.figures.panels import new_figure, set_labels
 from bnopt.measures import FIT, SMOOTHNESS, dln_fit, edge_series, fit_text, late_median, smoothness
 from bnopt.readers import Missing, train_rows
-from bnopt.results import MissingRuns
+from bnopt.run_selection import MissingRuns
 from bnopt.studies import Statistic, Study, run_id_of, seeds_of
 from bnopt.verdicts import PASS, AtLeast, Test, Tests, below, fmt, log_ratio, t_interval
 
 SWEEP = "beyond_dln_setup"
 NETS = ("dln", "dln_bn")
 PROTOCOL_LR = 1e-6  # the set-up's LR unless it changes it (configs/optim/sgd_dln.yaml)
-# what a configs/dln_setup file sets -> the results.Requires field (or "lr") that finds its runs
+# what a configs/dln_setup file sets -> the run_selection.Requires field (or "lr") that finds its runs
 KEYS = {
     "model.init": "init",
     "model.init_scale": "init_scale",

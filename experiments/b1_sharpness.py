@@ -14,7 +14,7 @@ from bnopt.figures.common import STEP_LABEL, figure_title
 from bnopt.figures.panels import color, label, legend, new_figure, set_labels
 from bnopt.figures.study_panels import line, seed_values, seeds_note
 from bnopt.readers import VGG_LR, Missing, probe_series, required_series
-from bnopt.results import Requires
+from bnopt.run_selection import Requires
 from bnopt.studies import Statistic, Study, run_id_of
 from bnopt.verdicts import Test, Tests, above, below, fmt, log_ratio
 

@@ -17,7 +17,7 @@ from bnopt.figures.panels import label, new_figure
 from bnopt.figures.study_panels import LINE_STYLES, eval_curves, final_points, sweep_panel
 from bnopt.measures import grid_line
 from bnopt.readers import CHANCE, TRAINS, final_accuracy, trains
-from bnopt.results import Requires
+from bnopt.run_selection import Requires
 from bnopt.studies import Statistic, Study, run_id_of
 from bnopt.verdicts import FAILS, HOLDS, PARTLY, above, at_least, fmt, one
 

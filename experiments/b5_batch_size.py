@@ -8,7 +8,7 @@ D = |batch - running statistics acc| of BN. Its figure (beyond_batch): test accu
 training accuracies vs batch.
 
 The batch sizes are those the sweep's file declares (`experiments.get(...).params`, read, not composed); the LR
-at each batch is read from the runs table (the `lr` of its batch-study runs, `results.rows_at_scale(...,
+at each batch is read from the runs table (the `lr` of its batch-study runs, `run_selection.rows_at_scale(...,
 batch_study=True)`: steps x batch = the scale's batch-study images), since the sweep derives it.
 """
 
@@ -23,7 +23,7 @@ from bnopt.figures.panels import color, label, legend, new_figure, set_labels
 from bnopt.figures.study_panels import sweep_panel
 from bnopt.measures import grid_line
 from bnopt.readers import CHANCE, WINDOW, Missing, diverged, final_eval, final_smoothed_acc, final_train_acc
-from bnopt.results import SCALE_ORDER, MissingRuns, Requires, rows_at_scale, same_lr
+from bnopt.run_selection import SCALE_ORDER, MissingRuns, Requires, rows_at_scale, same_lr
 from bnopt.studies import Statistic, Study, run_id_of
 from bnopt.verdicts import Test, Tests, above, below, fmt
 

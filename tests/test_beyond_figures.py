@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 
 from bnopt import figures
 from bnopt.figures.catalog import PAPER_FIGURES, draw_figure
-from bnopt.results import MissingRecords, MissingRuns, Results
+from bnopt.results import Results
+from bnopt.run_selection import MissingRecords, MissingRuns
 from tests.run_rows import run_row
 
 # the figures the studies in experiments/ draw themselves (Study.draw), in study order

@@ -19,7 +19,8 @@ from bnopt.figures.__main__ import main as figures_main
 from bnopt.figures.catalog import draw_figure
 from bnopt.figures.panels import recording
 from bnopt.resolvers import auto_scale
-from bnopt.results import Results, load_runs, scale_numbers
+from bnopt.results import Results, load_runs
+from bnopt.run_selection import scale_numbers
 from bnopt.wandb_source import load_wandb
 
 from .conftest import REPO, make_cfg
@@ -392,14 +393,13 @@ def test_old_one_row_edges_are_read_for_every_measurement():
 def test_published_figures_have_a_manifest(records, results, tmp_path, monkeypatch, capsys):
     """results/<scale>/figures/manifest.json: per drawn figure its runs (all in the results), seeds, scale,
     steps and histogram panels, none with more than 5% of its values outside the drawn range."""
-    from bnopt import publish
-    from bnopt import results as results_module
-    from bnopt.results import figure_manifest
+    from bnopt import publish, run_selection
+    from bnopt.run_selection import figure_manifest
 
     # the test runs are the smoke preset's but for their 20 steps: publish them as the smoke scale's
-    real = results_module.scale_numbers
+    real = run_selection.scale_numbers
     smoke = lambda scale, family: {**real(scale, family), **({"steps": STEPS} if scale == "smoke" else {})}
-    monkeypatch.setattr(results_module, "scale_numbers", smoke)
+    monkeypatch.setattr(run_selection, "scale_numbers", smoke)
     (tmp_path / "smoke" / "runs" / "gone-run").mkdir(parents=True)  # committed with an older report
     published = publish.publish(records, tmp_path / "smoke", "smoke")
     # issue 22 item 12: bars on stderr over the records, each figure (by name) and the checks; a summary
@@ -638,7 +638,7 @@ def test_curves_are_the_mean_over_seeds_with_a_band_and_n_in_the_legend(tmp_path
     """Several seeds of a (model, LR): one mean line, a min-max band, "(N seeds)"; one seed: as before."""
     from bnopt.figures.curves import acc_panel, eval_acc_panel, loss_panel, seed_runs
     from bnopt.figures.panels import new_figure
-    from bnopt.results import Requires, select_runs
+    from bnopt.run_selection import Requires, select_runs
 
     from .run_rows import Maker
 

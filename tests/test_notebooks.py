@@ -146,7 +146,7 @@ def test_figures_notebook_shows_committed_pngs_without_runs(kernel_env, tmp_path
     entry = {"run_ids": ["vgg16-lr0.1-0123456789"], "seeds": [0], "scale": "small", "steps": {}, "histograms": []}
     (root / "small" / "figures" / "manifest.json").write_text(json.dumps({"fig4": entry}))
     nb = run_notebook("figures.ipynb", RESULTS=str(root), SCALE=None)
-    # the figure manifest names the runs of the committed fig4 (read through bnopt.results.figure_manifest)
+    # the figure manifest names the runs of the committed fig4 (read through bnopt.run_selection.figure_manifest)
     assert "vgg16-lr0.1-0123456789" in json.dumps([o for c in nb.cells for o in c.get("outputs", [])])
     shown = shown_figures(nb)
     assert list(shown) == list(figure_list())

@@ -13,7 +13,8 @@ from bnopt.figures.curves import acc_panel, loss_panel, over_seeds, probe_line
 from bnopt.figures.panels import label, new_figure, recording
 from bnopt.figures.selection import titled
 from bnopt.readers import WINDOW, smoothed_acc
-from bnopt.results import Requires, Results, scale_numbers, select_runs
+from bnopt.results import Results
+from bnopt.run_selection import Requires, scale_numbers, select_runs
 
 from .run_rows import Maker, run_row
 

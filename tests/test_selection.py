@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 from bnopt.resolvers import auto_scale
-from bnopt.results import (
+from bnopt.results import Results
+from bnopt.run_selection import (
     MissingRecords,
     MissingRuns,
     Requires,
-    Results,
     scale_numbers,
     scale_of,
     select_runs,

@@ -29,7 +29,8 @@ from .figures.explore import plot_run_curves
 from .models import NORMS
 from .records import CONFIG_FILE, RECORDS_DIR, CorruptRun, RunFolder, read_run
 from .reproduce import run_label
-from .results import load_runs, run_summary, same_lr
+from .results import load_runs, run_summary
+from .run_selection import same_lr
 
 DEFAULT_RESULTS = "results"
 # what `bnopt runs` shows in its status column: status.json's, with a `running` run that no process holds

@@ -17,7 +17,8 @@ from . import figures
 from .archive import archive_run
 from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder, atomic_write_text
 from .report import MANIFEST, newest_record, write_report
-from .results import FIGURE_MANIFEST, load_runs
+from .results import load_runs
+from .run_selection import FIGURE_MANIFEST
 
 
 @dataclass

@@ -10,9 +10,9 @@ Generated; never edited by hand.
 
 `publish` writes a scale's outputs (figures/, REPORT.md, manifest.json) into results/<scale>/. The
 manifest lists the runs they were drawn from; figures/manifest.json, per figure, its runs, seeds, steps
-and histogram panels (`bnopt.results.figure_manifest` reads it); outputs are only replaced by ones drawn from at least
-those runs (so `make figures` on a fresh clone, whose run folders are not in git, keeps the committed
-evidence). Smoke-scale runs (seconds of training) never produce verdicts.
+and histogram panels (`bnopt.run_selection.figure_manifest` reads it); outputs are only replaced by ones
+drawn from at least those runs (so `make figures` on a fresh clone, whose run folders are not in git, keeps
+the committed evidence). Smoke-scale runs (seconds of training) never produce verdicts.
 """
 
 from __future__ import annotations

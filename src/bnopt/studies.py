@@ -25,7 +25,8 @@ import numpy as np
 
 from . import experiments
 from .readers import Missing
-from .results import MissingRuns, Requires, Results, select_runs
+from .results import Results
+from .run_selection import MissingRuns, Requires, select_runs
 from .verdicts import BEYOND, FAILS, HOLDS, NOT_RUN, PAPER, PARTLY, Bands, Stat, Tests, Vocabulary
 
 STUDY_DIR = Path(__file__).resolve().parents[2] / "experiments"
@@ -258,7 +259,7 @@ def per_seed(res: Results, measure: Callable[[int | None], dict]) -> dict:
 
 
 def run_id_of(res: Results, model: str, lr: float, scale: str | None, seed: int | None = None, **requires) -> str:
-    """The run of (model, lr, seed) a study reads; `requires`: the other `results.Requires` it must meet, e.g.
+    """The run of (model, lr, seed) a study reads; `requires`: the other `run_selection.Requires` it must meet, e.g.
     probes=(...), the probe records it must hold (a run trained with other probes, e.g. a beyond study's, has
     the same training but not those records), init_scale (B3) or batch_size (B5)."""
     wanted = Requires(seed=seed, **requires)

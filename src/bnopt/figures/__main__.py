@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..config import SCALES
-from ..results import train_command
+from ..run_selection import train_command
 from ..wandb_source import load_wandb
 from .catalog import ALIASES, draw_all, figure_list, figure_names
 

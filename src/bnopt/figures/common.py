@@ -11,7 +11,8 @@ from pathlib import Path
 from matplotlib.figure import SubFigure
 
 from .. import experiments
-from ..results import Requires, Results
+from ..results import Results
+from ..run_selection import Requires
 from .panels import footer, record_runs, record_title
 
 DEFAULT_OUT = Path("results") / "figures"

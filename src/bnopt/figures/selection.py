@@ -1,6 +1,6 @@
 """The activation histograms a figure reads (from a `Results` object) and the errors of missing runs.
 
-Which runs a figure draws is decided by the one selection function, `bnopt.results.select_runs`
+Which runs a figure draws is decided by the one selection function, `bnopt.run_selection.select_runs`
 (`Results.select`), over the runs its experiment config declares (`figures.common.experiment_runs`); the
 slices of their metrics and probe records are `bnopt.readers`'.
 """
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..results import MissingRecords, MissingRuns, Results, same_lr, scale_of, select_runs, train_command
+from ..results import Results
+from ..run_selection import MissingRecords, MissingRuns, same_lr, scale_of, select_runs, train_command
 
 __all__ = [
     "MissingRecords",
