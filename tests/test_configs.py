@@ -299,6 +299,18 @@ def test_every_experiment_composes_resolves_validates_and_plans_at_every_scale(s
         assert {r.run_id for r in runs} == {r.run_id for r in reproduce.plan(None, "small", tmp_path)}
 
 
+def test_a_plan_at_auto_composes_the_preset_hydra_resolves_auto_to():
+    """reproduce.preset_of: `make plan` / `make reproduce` at SCALE=auto compose the preset auto stands for,
+    the one configs/scale/auto.yaml resolves to for the same device (so the auto plan shares small's configs)."""
+    from bnopt.reproduce import preset_of
+
+    for device in ("auto", "cpu"):
+        hydra = resolve(make_cfg(["scale=auto", f"device={device}", "logger=none"])).scale.name
+        assert preset_of("auto", [f"device={device}"]) == hydra
+    assert preset_of("auto") == resolve(make_cfg(["scale=auto", "logger=none"])).scale.name
+    assert preset_of("auto", ["device=cpu"]) == "small" and preset_of("paper", ["device=cpu"]) == "paper"
+
+
 def test_keys_of_your_own_go_under_extra_and_are_part_of_the_run_id():
     """`+extra.*` is the one namespace for keys of your own (configs/train.yaml): code that reads one may
     train differently, so it is part of the run id; without one the id is unchanged."""

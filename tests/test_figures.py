@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import sys
@@ -68,9 +69,22 @@ def build_records(root: Path) -> Path:
     return root
 
 
+def shared_records(tmp_path_factory) -> Path:
+    """The smoke records, built once per test session: under pytest-xdist the workers share one folder (the
+    session's base folder, above each worker's own) and a file lock, so a second worker that needs them waits
+    for the first (about 80 s on 2 cores) instead of training the same 37 runs again."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # pytest-<N>/popen-gw<i> -> pytest-<N>: this session's, shared by its workers
+    with FileLock(str(base / "figure_records.lock")):
+        return build_records(base / "figure_records")
+
+
 @pytest.fixture(scope="session")
 def records(tmp_path_factory) -> Path:
-    return build_records(tmp_path_factory.getbasetemp() / "figure_records")
+    return shared_records(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

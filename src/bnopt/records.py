@@ -230,8 +230,13 @@ def read_run(folder: Path, frames: bool = True, probes: bool = True) -> RunRecor
     if status.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
         raise CorruptRun(folder, f"written by a newer bnopt (schema {status['schema_version']} > {SCHEMA_VERSION})")
     rec = RunRecords(folder, cfg, status)
-    if not frames:
-        return rec
+    return read_frames(rec, probes) if frames else rec
+
+
+def read_frames(rec: RunRecords, probes: bool = True) -> RunRecords:
+    """`rec` (read with frames=False) with its metrics and, if `probes`, probe frames read and validated: a
+    reader that filtered on config and status first parses config.yaml once, not twice."""
+    folder, status = rec.path, rec.status
     if (folder / METRICS_FILE).exists():
         rec.metrics = _read_frame(folder / METRICS_FILE, METRICS_COLUMNS)
     elif status.get("status") in FINAL_STATUSES:

@@ -38,6 +38,7 @@ from .config import ConfigError, run_id, validate
 from .data import DataError, load_cifar10
 from .estimates import Measured, Speeds
 from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder
+from .resolvers import auto_scale
 
 SCALES = ("auto", *PRESETS)
 LAUNCHERS = {  # name -> hydra/launcher choice
@@ -151,10 +152,21 @@ def run_state(results: Path, rid: str, scale: str) -> tuple[str, int]:
     return ("resume" if steps_done else "train"), steps_done
 
 
+def preset_of(scale: str, extra: list[str] = ()) -> str:
+    """The preset a plan composes: `auto` is planned as the preset it stands for on this machine (small on a
+    CPU, paper with CUDA; a `device=` among the overrides decides, as in configs/scale/auto.yaml). Its runs are
+    trained at that preset anyway, with the same run ids, and the two plans share their composed configs."""
+    if scale != "auto":
+        return scale
+    device = next((o.split("=", 1)[1] for o in extra if o.startswith("device=")), "auto")
+    return auto_scale(device)
+
+
 def plan(
     figures: list[str] | None, scale: str, results: Path, extra: list[str] = (), progress: bool = False
 ) -> list[PlannedRun]:
     runs: dict[str, PlannedRun] = {}
+    scale = preset_of(scale, extra)
     # composing ~90 configs takes tens of seconds on 2 cores: a bar on a terminal says what it is doing (none
     # when stderr is not a terminal, so that a bad input stays one line there)
     exps = selected_experiments(figures)

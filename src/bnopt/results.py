@@ -30,6 +30,7 @@ from .records import (
     PROBE_COLUMNS,
     CorruptRun,
     RunRecords,
+    read_frames,
     read_run,
 )
 from .records import (
@@ -211,10 +212,11 @@ def load_runs(root: str | Path = "results", with_probes: bool = True, progress: 
     folders = run_folders(root)
     for folder in tqdm(folders, desc=f"records of {runs_dir}", unit="run", file=sys.stderr, disable=not progress):
         try:
-            row = run_summary(folder, read_run(folder, frames=False))
+            head = read_run(folder, frames=False)
+            row = run_summary(folder, head)
             if not row_matches(row, filters):
                 continue  # filter on config and status first: frames are read only for the runs asked for
-            rec = read_run(folder, probes=with_probes)
+            rec = read_frames(head, probes=with_probes)
         except CorruptRun as e:
             print(f"bnopt: skipping corrupt run {folder.name}: {e.reason}", file=sys.stderr)
             corrupt.append({"run_id": folder.name, "path": str(folder), "reason": e.reason})

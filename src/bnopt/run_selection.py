@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -152,10 +152,14 @@ def _in_batch_study(row, scale: str) -> bool:
 
 
 def runs_with_probe(res: Results, probe: str) -> set[str]:
-    p = res.probes
-    if p is None or not len(p) or "probe" not in p:
-        return set()
-    return set(p.loc[p["probe"] == probe, "run_id"].unique())
+    """The runs holding records of `probe` (remembered per Results: a scan of the whole probes table, asked
+    for by every selection; a report makes hundreds)."""
+    memo = res._by_run.setdefault("with_probe", {})
+    if probe not in memo:
+        p = res.probes
+        found = p is not None and len(p) and "probe" in p
+        memo[probe] = frozenset(p.loc[p["probe"] == probe, "run_id"].unique()) if found else frozenset()
+    return set(memo[probe])
 
 
 def _best_run(frame: pd.DataFrame) -> pd.Series:
@@ -293,7 +297,12 @@ def _select_runs(res: Results, pairs, scale, requires: Requires, figure: str, ex
     runs = res.runs
     if runs is None or not len(runs) or "model" not in runs:
         raise MissingRuns(figure, "no runs in the results", experiment, scale)
-    runs = requires.rows(runs)
+    # the rows meeting all but the probes, remembered per Results: many selections share their requirements
+    rows_memo = res._by_run.setdefault("rows", {})
+    unprobed = replace(requires, probes=())
+    if unprobed not in rows_memo:
+        rows_memo[unprobed] = requires.rows(runs)
+    runs = rows_memo[unprobed]
     probes = requires.probes
     probed = [runs_with_probe(res, p) for p in probes]
     study = requires.batch_size is not None

@@ -55,7 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     result = measure(args.seconds, args.quick)
     # --quick (tests): one Hessian-vector product per power iteration instead of 20, so that timing B1's
     # probe on the small VGG takes seconds, not minutes
-    quick = {"only": ["vgg16_bn:0.25", "dln_bn:1"], "extra": ["probes.hessian.iterations=1"]} if args.quick else {}
+    quick = (
+        {"only": ["vgg16_bn:0.25", "dln_bn:1"], "extra": ["probes.hessian.iterations=1"], "warmup": 0}
+        if args.quick
+        else {}
+    )
     probes = probe_costs(args.seconds, **quick)
     row = next(r for r in probes if r["model"] == "vgg16_bn" and r["width"] == SMALL)
     result["ratios"]["probe_overhead_paper"] = row["overhead"]["paper"]["overhead_fraction"]

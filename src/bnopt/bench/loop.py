@@ -190,7 +190,9 @@ def startup_seconds() -> float:
 
 
 def measure(seconds: float, quick: bool = False) -> dict:
-    """All groups: {'train': rows, 'ratios': {...}}; quick = fewer cases and no full-width VGG (tests)."""
+    """All groups: {'train': rows, 'ratios': {...}}; quick = fewer cases, fewer rounds and no full-width VGG
+    (tests: the numbers' shape, not their precision)."""
+    rounds = {"repeats": 2, "warmup": 1} if quick else {}
     small = interleave(
         [
             bare_case("vgg16_bn", SMALL),
@@ -199,9 +201,10 @@ def measure(seconds: float, quick: bool = False) -> dict:
             *(loop_case(m, SMALL) for m in VGG_SMALL if m != "vgg16_bn"),
         ],
         seconds,
+        **rounds,
     )
     by = {c.label: c for c in small}
-    dln = interleave([loop_case(m, 1.0) for m in (DLN[:2] if quick else DLN)], seconds)
+    dln = interleave([loop_case(m, 1.0) for m in (DLN[:2] if quick else DLN)], seconds, **rounds)
     by.update({c.label: c for c in dln})
     rows = [c.row() for c in small + dln]
     if not quick:

@@ -100,13 +100,14 @@ def time_case(
     }
 
 
-def probe_costs(seconds: float = 8.0, only: list[str] | None = None, extra=()) -> list[dict]:
-    """only: model names (every width) or model:width entries; extra: config overrides of every case."""
+def probe_costs(seconds: float = 8.0, only: list[str] | None = None, extra=(), warmup: int = 1) -> list[dict]:
+    """only: model names (every width) or model:width entries; extra: config overrides of every case; warmup:
+    steps not timed (0 in the tests' quick bench: two timed steps, the first with its warm-up in it)."""
     rows = []
     for name, width, preset in CASES:
         if only and name not in only and f"{name}:{width:g}" not in only:
             continue
-        r = time_case(name, width, seconds, preset=preset, extra=extra)
+        r = time_case(name, width, seconds, warmup=warmup, preset=preset, extra=extra)
         calls = "  ".join(f"{k} {v:.0f}" for k, v in r["ms_per_probe_call"].items())
         over = "  ".join(f"{s} {100 * o['overhead_fraction']:.1f}%" for s, o in r["overhead"].items())
         print(
