@@ -26,7 +26,8 @@ install: $(STAMP) ## create .venv and install bnopt with its dev tools (idempote
 
 # Every tier with two pytest-xdist workers of one torch thread each (see test-fast): the suite took 30 min in one
 # process on 2 cores (2026-12-07), over the 15-minute budget; --dist loadfile keeps a file's module fixtures in
-# one worker, so none is built twice.
+# one worker, so none is built twice (the smoke records two files share are built once, under a file lock).
+# Measured on 2 idle cores: 16 min 39 s, then 14 min 33 s after the cuts of 2026-12-07 (docs/PERFORMANCE.md).
 test: $(STAMP) ## run the whole test suite (real-CIFAR test runs when BNOPT_DATA or ../shared has the data)
 	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n 2 --dist loadfile
 
