@@ -38,7 +38,7 @@ from .config import ConfigError, run_id, validate
 from .data import DataError, load_cifar10
 from .estimates import Measured, Speeds
 from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder
-from .resolvers import auto_scale
+from .resolvers import preset_name
 
 SCALES = ("auto", *PRESETS)
 LAUNCHERS = {  # name -> hydra/launcher choice
@@ -156,10 +156,8 @@ def preset_of(scale: str, extra: list[str] = ()) -> str:
     """The preset a plan composes: `auto` is planned as the preset it stands for on this machine (small on a
     CPU, paper with CUDA; a `device=` among the overrides decides, as in configs/scale/auto.yaml). Its runs are
     trained at that preset anyway, with the same run ids, and the two plans share their composed configs."""
-    if scale != "auto":
-        return scale
     device = next((o.split("=", 1)[1] for o in extra if o.startswith("device=")), "auto")
-    return auto_scale(device)
+    return preset_name(scale, device)
 
 
 def plan(

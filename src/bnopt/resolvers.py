@@ -53,6 +53,11 @@ def auto_scale(device: str) -> str:
     return "paper" if wants_cuda and torch.cuda.is_available() else "small"
 
 
+def preset_name(scale: str | None, device: str = "auto") -> str | None:
+    """The preset a scale names: `auto` is the one it stands for on this machine and device, any other is itself."""
+    return auto_scale(device) if scale == "auto" else scale
+
+
 @cache
 def _preset_file(name: str) -> dict:
     """configs/scale/<name>.yaml over the base every preset shares (configs/_scale_preset.yaml), as its

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from .config import CONFIG_DIR, SCALES
 from .records import FINAL_STATUSES
-from .resolvers import auto_scale, preset
+from .resolvers import preset, preset_name
 
 if TYPE_CHECKING:  # results imports this module: the type only
     from .results import Results
@@ -80,8 +80,7 @@ def train_command(experiment: str, scale: str | None = None) -> str:
     preset's numbers among the runs found) the one `scale=auto` picks here (small on a CPU, paper on a GPU),
     so that a copied command trains what the next selection takes (a command without `scale=` would
     silently train at auto's preset whatever scale the runs found were)."""
-    if not scale or scale == "auto":
-        scale = auto_scale("auto")
+    scale = preset_name(scale or "auto")
     return f"bnopt-train experiment={experiment} scale={scale}"
 
 
@@ -102,7 +101,7 @@ def same_lr(a, b) -> bool:
 
 def scale_numbers(scale: str, family: str) -> dict:
     """The resolved numbers a preset gives a model family's runs: steps, batch_size (and width for VGG)."""
-    return dict(_scale_numbers(auto_scale("auto") if scale == "auto" else scale, family))
+    return dict(_scale_numbers(preset_name(scale), family))
 
 
 @cache
@@ -120,7 +119,7 @@ def _scale_numbers(name: str, family: str) -> tuple[tuple[str, float], ...]:
 def batch_study_images(scale: str) -> int:
     """B5: the training images every batch size of the batch study sees at a scale (scale.batch_study)."""
 
-    name = auto_scale("auto") if scale == "auto" else scale
+    name = preset_name(scale)
     return int(OmegaConf.load(CONFIG_DIR / "scale" / f"{name}.yaml").batch_study.images)
 
 
