@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 
 from bnopt import cli, cli_train, sweeps
 from bnopt.config import CONFIG_DIR, resolve, run_id
-from bnopt.records import METRICS_FILE, RunFolder
+from bnopt.records import METRICS_FILE
+from bnopt.run_folder import RunFolder
 
 from .conftest import SMOKE, smoke_cfg
 

@@ -340,7 +340,7 @@ def test_a_fresh_clone_restores_the_committed_records_instead_of_training(tmp_pa
     and `make figures` restore all of them that have no run folder (also those of figures not selected, whose
     records a redraw would otherwise drop), and train only the rest."""
     from bnopt.archive import archive_run
-    from bnopt.records import RunFolder
+    from bnopt.run_folder import RunFolder
 
     runs = reproduce.plan(["fig4"], "smoke", tmp_path / "elsewhere")
     other = next(r for r in reproduce.plan(["fig1"], "smoke", tmp_path) if r.run_id not in {x.run_id for x in runs})

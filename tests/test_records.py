@@ -25,10 +25,10 @@ from bnopt.records import (
     STATUS_FILE,
     Checkpoint,
     CorruptRun,
-    RunFolder,
     read_run,
 )
 from bnopt.results import Results, load_runs
+from bnopt.run_folder import RunFolder
 from bnopt.train import train
 from bnopt.wandb_mirror import WANDB_INIT_TIMEOUT_S, WandbMirror
 

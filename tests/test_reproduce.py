@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from bnopt import reproduce
-from bnopt.records import RunFolder
+from bnopt.run_folder import RunFolder
 
 from .conftest import REPO
 

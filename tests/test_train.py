@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 
 from bnopt import train as train_module
-from bnopt.records import METRICS_FILE, RunFolder
+from bnopt.records import METRICS_FILE
 from bnopt.results import load_runs
+from bnopt.run_folder import RunFolder
 from bnopt.train import BadInput, train
 from bnopt.wandb_mirror import WandbMirror
 
@@ -322,7 +323,8 @@ def test_cli_multirun_sweeps_and_goes_on_after_divergence(tmp_path):
 @pytest.mark.integration
 def test_a_run_being_trained_elsewhere_is_refused_without_touching_it(tmp_path):
     from bnopt.config import resolve, run_id
-    from bnopt.records import RunFolder, RunLocked
+    from bnopt.records import RunLocked
+    from bnopt.run_folder import RunFolder
 
     cfg = resolve(smoke_cfg(tmp_path))
     holder = RunFolder(tmp_path, run_id(cfg))

@@ -7,7 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .records import ARCHIVE_FILES, RunFolder, atomic_write_bytes, read_run
+from .records import ARCHIVE_FILES, atomic_write_bytes, read_run
+from .run_folder import RunFolder
 
 
 def archive_run(folder: Path, dest_root: Path) -> bool:

@@ -27,9 +27,10 @@ from .cli_train import hydra_error_line, precheck_overrides
 from .config import CONFIG_DIR, SCALES, ConfigError, identity, resolve, run_id, validate
 from .figures.explore import plot_run_curves
 from .models import NORMS
-from .records import CONFIG_FILE, RECORDS_DIR, CorruptRun, RunFolder, read_run
+from .records import CONFIG_FILE, RECORDS_DIR, CorruptRun, read_run
 from .reproduce import run_label
 from .results import load_runs, run_summary
+from .run_folder import RunFolder
 from .run_selection import same_lr
 
 DEFAULT_RESULTS = "results"

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from . import figures
 from .archive import archive_run
-from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder, atomic_write_text
+from .records import FINAL_STATUSES, RECORDS_DIR, atomic_write_text
 from .report import MANIFEST, newest_record, write_report
 from .results import load_runs
+from .run_folder import RunFolder
 from .run_selection import FIGURE_MANIFEST
 
 

@@ -37,8 +37,9 @@ from .config import SCALES as PRESETS
 from .config import ConfigError, run_id, validate
 from .data import DataError, load_cifar10
 from .estimates import Measured, Speeds
-from .records import FINAL_STATUSES, RECORDS_DIR, RunFolder
+from .records import FINAL_STATUSES, RECORDS_DIR
 from .resolvers import preset_name
+from .run_folder import RunFolder
 
 SCALES = ("auto", *PRESETS)
 LAUNCHERS = {  # name -> hydra/launcher choice

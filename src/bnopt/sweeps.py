@@ -23,8 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from . import experiments
 from .cli import NOT_TRAINED, final_metric, run_row, run_state
 from .config import ConfigError, resolve, run_id
-from .records import CorruptRun, RunFolder
+from .records import CorruptRun
 from .reproduce import run_label
+from .run_folder import RunFolder
 
 IN_PROCESS_LAUNCHERS = ("hydra._internal.core_plugins.basic_launcher.BasicLauncher",)
 HYDRA_FILES = ("multirun.yaml",)  # what Hydra itself writes into a sweep folder

@@ -29,10 +29,10 @@ from .records import (
     METRICS_FILE,
     PROBES_FILE,
     Checkpoint,
-    RunFolder,
     check_writable,
     environment,
 )
+from .run_folder import RunFolder
 from .tasks import build_task
 from .wandb_mirror import WandbMirror
 

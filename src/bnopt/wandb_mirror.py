@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .records import RunFolder
+from .run_folder import RunFolder
 
 # wandb.init waits 90 s by default before giving up on an unreachable server; a run should not sit
 # silently that long before its local training starts.
