@@ -49,17 +49,24 @@ class Results:
     # run folders load_runs skipped as unreadable (run_id, path, reason); keyword-only so that subclasses'
     # positional fields (figures.wandb_source.WandbResults) keep their places
     corrupt: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CORRUPT_COLUMNS), kw_only=True)
-    _by_run: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # what readers derive from these frames, remembered per Results (see memo); the frames never change
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def memo(self, name: str) -> dict:
+        """The cache `name` of values derived from these results (run_selection's selections, of_run's groups):
+        a report asks for the same runs and rows hundreds of times."""
+        return self._memo.setdefault(name, {})
 
     def of_run(self, table: str, run_id: str) -> pd.DataFrame:
         """The rows of one run in `table` ("metrics" or "probes"). The table is grouped by run once: the readers
         ask for one run's rows hundreds of times per report, and filtering the whole table each time was most
         of a study's judging time. The frames are not to be changed after loading."""
-        if table not in self._by_run:
+        by_run = self.memo("by_run")
+        if table not in by_run:
             df = getattr(self, table)
             groups = dict(tuple(df.groupby("run_id", sort=False))) if df is not None and len(df) else {}
-            self._by_run[table] = (groups, df.iloc[0:0] if df is not None else None)
-        groups, empty = self._by_run[table]
+            by_run[table] = (groups, df.iloc[0:0] if df is not None else None)
+        groups, empty = by_run[table]
         return groups.get(run_id, empty)
 
     def __len__(self) -> int:

@@ -153,7 +153,7 @@ def _in_batch_study(row, scale: str) -> bool:
 def runs_with_probe(res: Results, probe: str) -> set[str]:
     """The runs holding records of `probe` (remembered per Results: a scan of the whole probes table, asked
     for by every selection; a report makes hundreds)."""
-    memo = res._by_run.setdefault("with_probe", {})
+    memo = res.memo("with_probe")
     if probe not in memo:
         p = res.probes
         found = p is not None and len(p) and "probe" in p
@@ -280,7 +280,7 @@ def select_runs(
     requires = requires or Requires()
     pairs = tuple((str(m), float(lr)) for m, lr in pairs)
     # remembered per Results: a report asks for the same runs hundreds of times (every study, seed and figure)
-    memo = res._by_run.setdefault("select", {})
+    memo = res.memo("select")
     key = (pairs, scale, requires, figure, experiment)
     if key not in memo:
         try:
@@ -297,7 +297,7 @@ def _select_runs(res: Results, pairs, scale, requires: Requires, figure: str, ex
     if runs is None or not len(runs) or "model" not in runs:
         raise MissingRuns(figure, "no runs in the results", experiment, scale)
     # the rows meeting all but the probes, remembered per Results: many selections share their requirements
-    rows_memo = res._by_run.setdefault("rows", {})
+    rows_memo = res.memo("rows")
     unprobed = replace(requires, probes=())
     if unprobed not in rows_memo:
         rows_memo[unprobed] = requires.rows(runs)
