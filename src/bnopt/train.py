@@ -34,7 +34,7 @@ from .records import (
 )
 from .run_folder import RunFolder
 from .tasks import build_task
-from .wandb_mirror import WandbMirror
+from .wandb_mirror import WandbMirror, eval_payload, train_payload, wandb_history
 
 LOG_EVERY = 25  # steps between host syncs / record flushes (one .item() per chunk, not per step)
 # train.precision -> dtype of torch.autocast around the training step's forward (None: plain fp32)
@@ -396,34 +396,6 @@ def summarise(state: Progress) -> dict:
     if "acc" in last_train:
         summary["final_batch_acc"] = last_train["acc"]
     return summary
-
-
-def train_payload(row: dict, probe_payload: dict) -> dict:
-    """What W&B gets for a training row: its values under train/, with its step's probe scalars (W&B drops
-    a row logged at a step below one already logged, so they travel together)."""
-    return {**{f"train/{k}": v for k, v in row.items() if k not in ("step", "kind")}, **probe_payload}
-
-
-def eval_payload(row: dict) -> dict:
-    return {f"eval/{k}": v for k, v in row.items() if k not in ("step", "kind")}
-
-
-def wandb_history(rows: list[dict], probe_rows: list[dict], probes) -> list[tuple[int, dict]]:
-    """Every (step, payload) training logged to W&B for these records, in the order it logged them:
-    what a resumed run sends W&B where W&B lacks it. Probe payloads are rebuilt from the probe rows
-    (an activations histogram is not: only the probe's own step has its histogram)."""
-    by_probe = {p.name: p for p in probes}
-    at_step: dict[tuple[int, str], list[dict]] = {}
-    for r in probe_rows:
-        at_step.setdefault((r["step"], r["probe"]), []).append(r)
-    probe_payloads: dict[int, dict] = {}
-    for (step, name), group in at_step.items():
-        if name in by_probe:
-            probe_payloads.setdefault(step, {}).update(by_probe[name].wandb(group))
-    return [
-        (r["step"], train_payload(r, probe_payloads.get(r["step"], {})) if r["kind"] == "train" else eval_payload(r))
-        for r in rows
-    ]
 
 
 def _print_summary(cfg, folder: RunFolder, status: str, s: dict, elapsed: float, wb: WandbMirror) -> None:

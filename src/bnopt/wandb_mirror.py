@@ -1,5 +1,6 @@
 """The W&B mirror of a run's records (logger=wandb): the run folder stays the source of truth, and any W&B
-failure prints one warning while local records go on."""
+failure prints one warning while local records go on. Also the shape of what W&B gets: a training row's
+payload (with its step's probe scalars), an evaluation's, and the history a resumed run sends to catch up."""
 
 from __future__ import annotations
 
@@ -108,3 +109,31 @@ class WandbMirror:
         except Exception as e:
             self._fail("finish", e)
         self.run = None
+
+
+def train_payload(row: dict, probe_payload: dict) -> dict:
+    """What W&B gets for a training row: its values under train/, with its step's probe scalars (W&B drops
+    a row logged at a step below one already logged, so they travel together)."""
+    return {**{f"train/{k}": v for k, v in row.items() if k not in ("step", "kind")}, **probe_payload}
+
+
+def eval_payload(row: dict) -> dict:
+    return {f"eval/{k}": v for k, v in row.items() if k not in ("step", "kind")}
+
+
+def wandb_history(rows: list[dict], probe_rows: list[dict], probes) -> list[tuple[int, dict]]:
+    """Every (step, payload) training logged to W&B for these records, in the order it logged them:
+    what a resumed run sends W&B where W&B lacks it. Probe payloads are rebuilt from the probe rows
+    (an activations histogram is not: only the probe's own step has its histogram)."""
+    by_probe = {p.name: p for p in probes}
+    at_step: dict[tuple[int, str], list[dict]] = {}
+    for r in probe_rows:
+        at_step.setdefault((r["step"], r["probe"]), []).append(r)
+    probe_payloads: dict[int, dict] = {}
+    for (step, name), group in at_step.items():
+        if name in by_probe:
+            probe_payloads.setdefault(step, {}).update(by_probe[name].wandb(group))
+    return [
+        (r["step"], train_payload(r, probe_payloads.get(r["step"], {})) if r["kind"] == "train" else eval_payload(r))
+        for r in rows
+    ]
