@@ -185,12 +185,13 @@ NETS = {"vgg": ("vgg16", "vgg16_bn"), "dln": ("dln", "dln_bn")}
 SPREAD = {0: -0.01, 1: 0.0, 2: 0.01, 3: 0.005}  # log10 seed spread of BN's l2, so the intervals have width
 
 
-def _ics(maker, family, lr, bn_l2, seeds=(0, 1, 2), bn_g_norm=1.0):
+def _ics(maker, family, lr, bn_l2, seeds=(0, 1, 2), bn_g_norm=1.0, std_acc=0.95):
     """Standard and BN runs at `lr` over `seeds`: the standard net's l2 1 (gradient norm 1), BN's `bn_l2`
-    (times 10**SPREAD[seed]) with gradient norm `bn_g_norm`, at every ICS layer and measured step."""
+    (times 10**SPREAD[seed]) with gradient norm `bn_g_norm`, at every ICS layer and measured step; the
+    standard net's final train-subset accuracy `std_acc`, BN's 0.95."""
     std, bn = NETS[family]
     for seed in seeds:
-        maker.run(std, lr, ics_l2=1.0, ics_cos=0.9, seed=seed)
+        maker.run(std, lr, ics_l2=1.0, ics_cos=0.9, seed=seed, final_acc=std_acc)
         maker.run(bn, lr, ics_l2=bn_l2 * 10 ** SPREAD[seed], ics_cos=0.5, ics_g_norm=bn_g_norm, seed=seed)
     return maker
 
@@ -210,8 +211,11 @@ def test_c5_ics(tmp_path):
     vgg5 = c.stats[0]
     assert vgg5.method == "t" and vgg5.n == 3 and vgg5.mean == pytest.approx(np.log10(2.0)) and vgg5.lo > 0
     assert vgg5.values[0] == pytest.approx(np.log10(2.0) - 0.01)
-    assert c.evidence[0].startswith("seed 0 VGG #5 LR 0.1: median relative l2 BN 1.954 vs std 1;")
-    assert c.evidence[1] == (
+    assert c.evidence[0] == (
+        "VGG LR 0.1, how far each net trained (final train-subset accuracy, median over 3 seeds): standard 95%, BN 95%"
+    )
+    assert c.evidence[1].startswith("seed 0 VGG #5 LR 0.1: median relative l2 BN 1.954 vs std 1;")
+    assert c.evidence[2] == (
         "seed 1 VGG #5 LR 0.1: median relative l2 BN 2 vs std 1; median l2 BN 2 vs std 1; median cos BN 0.5 vs std 0.9"
     )
     assert c.evidence[-1].startswith("rule: sub-tests, each over its whole interval: (1) VGG #5 LR 0.1:")
@@ -224,7 +228,18 @@ def test_c5_judges_the_relative_l2_not_the_raw_one(tmp_path):
     c = judge("C5", _ics(Maker(tmp_path), "vgg", 0.1, 2.0, bn_g_norm=10.0).results())
     assert c.verdict == NOT_REPRODUCED and [s.verdict for s in c.stats] == ["fail", "fail"]
     assert c.stats[0].mean == pytest.approx(np.log10(0.2))
-    assert c.evidence[1].startswith("seed 1 VGG #5 LR 0.1: median relative l2 BN 0.2 vs std 1; median l2 BN 2 vs")
+    assert c.evidence[2].startswith("seed 1 VGG #5 LR 0.1: median relative l2 BN 0.2 vs std 1; median l2 BN 2 vs")
+
+
+def test_c5_says_where_the_standard_net_barely_trains(tmp_path):
+    """At C5's LR 0.01 the standard VGG barely trains (20% here): its layers barely move, so its relative l2
+    is small for that reason; the evidence says how far each net trained and flags it (not judged: the
+    verdict is the same as with a net that trains)."""
+    c = judge("C5", _ics(Maker(tmp_path), "vgg", 0.01, 2.0, std_acc=0.2).results())
+    assert c.verdict == REPRODUCED and c.evidence[0] == (
+        "VGG LR 0.01, how far each net trained (final train-subset accuracy, median over 3 seeds): standard 20%, "
+        "BN 95%; the standard net barely trains here, so its layers barely move and the ratio partly measures that"
+    )
 
 
 def test_c5_without_a_pair_of_3_seeds_is_not_run(tmp_path):
