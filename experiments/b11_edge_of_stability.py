@@ -11,10 +11,12 @@ of the top Hessian eigenvalue x eta / 2 (the sharpness) where a run of that net,
 edge at 1.
 """
 
+import numpy as np
+
 from bnopt.figures.common import STEP_LABEL, figure_title
 from bnopt.figures.panels import legend, new_figure, record_runs, set_labels
 from bnopt.measures import LATE, edge_series, late_median
-from bnopt.readers import DLN_LR, Missing, run_steps
+from bnopt.readers import DLN_LR, TRAINS, Missing, final_accuracy, run_steps
 from bnopt.run_selection import MissingRuns
 from bnopt.studies import Statistic, Study, run_id_of, seeds_of
 from bnopt.verdicts import Test, Tests, fmt, within
@@ -73,6 +75,8 @@ class B11(Study):
                 hit = s.index[s.to_numpy() >= REACHED]
                 row[f"E_{key(net, lr)}"] = late_median(res, rid, s)
                 row[f"T_{key(net, lr)}"] = float(hit[0]) / steps if len(hit) else 1.0
+                if net.startswith("vgg"):  # how far it trained: a net stuck at chance has a flat landscape
+                    row[f"A_{key(net, lr)}"] = final_accuracy(res, rid)
                 if (sharp := sharpness(res, net, lr, scale, seed)) is not None:
                     row[f"S_{key(net, lr)}"] = sharp
         if not row:
@@ -104,11 +108,28 @@ class B11(Study):
         def cell(r, k):
             return f"{name(k)} {fmt(r[f'E_{k}'])}" + (f" (sharpness {fmt(r[f'S_{k}'])})" if f"S_{k}" in r else "")
 
-        return [
+        return self.trained_lines(table) + [
             f"seed {s}: median beta x eta / 2 over the last half (beside it, where measured, the top Hessian "
             "eigenvalue x eta / 2): " + ", ".join(cell(r, k) for k in self.cells(table) if f"E_{k}" in r)
             for s, r in table.items()
         ]
+
+    def trained_lines(self, table) -> list[str]:
+        """How far each judged VGG net trained (median final train-subset accuracy over its seeds), flagged
+        where it does not train (below readers.TRAINS, as B3 and B4 count it): a net stuck at chance has a flat
+        landscape, so its E near 0 says the net is dead, not that a training net stays below the edge."""
+        out = []
+        for k in self.cells(table):
+            accs = [r[f"A_{k}"] for r in table.values() if f"A_{k}" in r]
+            if not accs:
+                continue
+            acc = float(np.median(accs))
+            dead = "; it does not train, so its E says the net is dead, not below the edge" if acc < TRAINS else ""
+            out.append(
+                f"{name(k)}, how far it trained (final train-subset accuracy, median over {len(accs)} seeds): "
+                f"{acc:.0%}{dead}"
+            )
+        return out
 
     def draw(self, res, scale):
         """beta x eta / 2 against the step: a panel per net, a colour per LR, a thin line per seed, the edge."""

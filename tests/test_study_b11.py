@@ -58,4 +58,20 @@ def test_the_sharpness_is_reported_beside_beta_where_hessian_records_exist(tmp_p
     stats = {s.name.split(":")[0]: s for s in j.stats}
     assert stats["S vgg16_bn LR 0.1"].mean == pytest.approx(0.5) and "S vgg16 LR 0.1" not in stats
     assert j.verdict == BEYOND.holds  # judged on E alone
-    assert "vgg16_bn LR 0.1 1 (sharpness 0.5)" in j.evidence[0]
+    assert "vgg16_bn LR 0.1 1 (sharpness 0.5)" in j.evidence[2]  # after how far each net trained
+
+
+def test_says_how_far_each_vgg_net_trained_and_flags_a_dead_one(tmp_path):
+    """The standard VGG stuck at chance (10%) has a flat landscape: its E far below 1 is reported as a dead
+    net, not a net below the edge (a presentation, not judged: its sub-test still fails)."""
+    m = Maker(tmp_path)
+    for seed in (0, 1, 2):
+        m.run("vgg16", 0.1, beta=0.5, seed=seed, final_acc=0.1).run("vgg16_bn", 0.1, beta=20.0, seed=seed)
+    j = judge(m.results())
+    assert [s.verdict for s in j.stats if s.name.startswith("E ")] == [FAIL, PASS]
+    trained = [line for line in j.evidence if "how far it trained" in line]
+    assert trained == [
+        "vgg16 LR 0.1, how far it trained (final train-subset accuracy, median over 3 seeds): 10%; it does not "
+        "train, so its E says the net is dead, not below the edge",
+        "vgg16_bn LR 0.1, how far it trained (final train-subset accuracy, median over 3 seeds): 95%",
+    ]
