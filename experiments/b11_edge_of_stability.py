@@ -11,14 +11,12 @@ of the top Hessian eigenvalue x eta / 2 (the sharpness) where a run of that net,
 edge at 1.
 """
 
-import numpy as np
-
 from bnopt.figures.common import STEP_LABEL, figure_title
 from bnopt.figures.panels import legend, new_figure, record_runs, set_labels
 from bnopt.measures import LATE, edge_series, late_median
 from bnopt.readers import DLN_LR, TRAINS, Missing, final_accuracy, run_steps
 from bnopt.run_selection import MissingRuns
-from bnopt.studies import Statistic, Study, run_id_of, seeds_of
+from bnopt.studies import Statistic, Study, run_id_of, seed_median, seeds_of
 from bnopt.verdicts import Test, Tests, fmt, within
 
 NETS = {  # (net, learning rates): the VGG grid of beyond_edge, the DLN rates of Fig 3b
@@ -120,14 +118,12 @@ class B11(Study):
         landscape, so its E near 0 says the net is dead, not that a training net stays below the edge."""
         out = []
         for k in self.cells(table):
-            accs = [r[f"A_{k}"] for r in table.values() if f"A_{k}" in r]
-            if not accs:
+            acc, n = seed_median(table, f"A_{k}")
+            if not n:
                 continue
-            acc = float(np.median(accs))
             dead = "; it does not train, so its E says the net is dead, not below the edge" if acc < TRAINS else ""
             out.append(
-                f"{name(k)}, how far it trained (final train-subset accuracy, median over {len(accs)} seeds): "
-                f"{acc:.0%}{dead}"
+                f"{name(k)}, how far it trained (final train-subset accuracy, median over {n} seeds): {acc:.0%}{dead}"
             )
         return out
 

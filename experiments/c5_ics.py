@@ -11,12 +11,10 @@ final train-subset accuracy): where one net barely trains its layers barely move
 there partly measures that rather than what BN does to ICS.
 """
 
-import numpy as np
-
 from bnopt.measures import median
 from bnopt.probes import ICS_LAYERS
 from bnopt.readers import DLN_LR, VGG_LR, Missing, final_accuracy, probe_series
-from bnopt.studies import Statistic, Study, run_id_of
+from bnopt.studies import Statistic, Study, run_id_of, seed_median
 from bnopt.verdicts import Test, Tests, at_least, fmt, log_ratio
 
 # Fig 3's (family, standard model, BN model, learning rates), as configs/experiment/fig3_ics_{vgg,dln}.yaml
@@ -128,17 +126,16 @@ class C5(Study):
         lrs = sorted({float(k.split("_")[2]) for k in self.pairs(table) if k.startswith("vgg_")}, reverse=True)
         out = []
         for lr in lrs:
-            rows = [r for r in table.values() if trained_key(lr, "std") in r]
-            if not rows:
+            (std, n), (bn, _) = (seed_median(table, trained_key(lr, net)) for net in ("std", "bn"))
+            if not n:
                 continue
-            acc = {net: float(np.median([r[trained_key(lr, net)] for r in rows])) for net in ("std", "bn")}
             out.append(
-                f"VGG LR {lr:g}, how far each net trained (final train-subset accuracy, median over {len(rows)} "
-                f"seeds): standard {acc['std']:.0%}, BN {acc['bn']:.0%}"
+                f"VGG LR {lr:g}, how far each net trained (final train-subset accuracy, median over {n} "
+                f"seeds): standard {std:.0%}, BN {bn:.0%}"
                 + (
                     "; the standard net barely trains here, so its layers barely move and the ratio partly "
                     "measures that"
-                    if acc["std"] < BARELY_TRAINS
+                    if std < BARELY_TRAINS
                     else ""
                 )
             )

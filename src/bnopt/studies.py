@@ -286,3 +286,10 @@ def seed_means(table: dict) -> dict:
 
 def column(table: dict, key: str) -> dict:
     return {s: row[key] for s, row in table.items() if key in row}
+
+
+def seed_median(table: dict, key: str) -> tuple[float, int]:
+    """The median over the seeds that measured `key`, and how many did (NaN, 0 when none): a reported
+    number that is not judged (C5's and B11's how far each net trained)."""
+    vals = list(column(table, key).values())
+    return (float(np.median(vals)), len(vals)) if vals else (float("nan"), 0)
