@@ -87,4 +87,21 @@ class C6(Study):
                 f"{EDGE.describe()}: their effective beta is pinned at 2 / eta = {2 / VGG_LR:g} (the edge of "
                 "stability, Cohen et al. 2021), so the late beta is set by the step size, not by the network"
             )
-        return out
+        return [*out, fig4c_line(table)]
+
+
+def fig4c_line(table: dict) -> str:
+    """What the paper's Fig 4c (BN's effective beta about 20 and flat) means next to B11: at its LR 0.1, 20 is
+    2 / eta, the edge of stability, where gradient descent holds the sharpness whatever the network."""
+
+    def span(net):
+        v = sorted(x for r in table.values() if (x := r[f"{net}_edge_late"]) == x)
+        return f"{fmt(v[0])}-{fmt(v[-1])}" if v else "not measured"
+
+    return (
+        f"Fig 4c: the paper's flat BN beta of about 20 is 2 / eta = {2 / VGG_LR:g} at its LR {VGG_LR:g}, the edge of "
+        "stability (Cohen et al. 2021), where gradient descent holds the sharpness whatever the network; so a flat "
+        "beta near 2 / eta marks the step size and is not by itself evidence that BN smooths the landscape (B11 "
+        f"tests the edge across learning rates). Here, over the last half of training and {len(table)} seed(s), "
+        f"beta x eta / 2 is {span('vgg16_bn')} for BN and {span('vgg16')} for the standard net"
+    )

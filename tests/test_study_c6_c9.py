@@ -79,7 +79,11 @@ def test_c6_says_when_both_nets_sit_at_the_edge_of_stability(tmp_path):
     pinned = _pair(tmp_path / "a", ("vgg16", dict(beta=21, grad_diff=250, loss_range=2)), BN_SMOOTH).results()
     assert any("pinned at 2 / eta = 20" in e for e in judge("C6", pinned).evidence)
     apart = _pair(tmp_path / "b", ("vgg16", dict(beta=40, grad_diff=250, loss_range=2)), BN_SMOOTH).results()
-    assert not any("pinned" in e for e in judge("C6", apart).evidence)
+    evidence = judge("C6", apart).evidence
+    assert not any("pinned" in e for e in evidence)
+    fig4c = next(e for e in evidence if e.startswith("Fig 4c:"))  # said whether or not the nets are pinned
+    assert "2 / eta = 20 at its LR 0.1" in fig4c
+    assert fig4c.endswith("training and 1 seed(s), beta x eta / 2 is 1-1 for BN and 2-2 for the standard net")
 
 
 def test_c6_without_landscape_records_is_not_run(tmp_path):
