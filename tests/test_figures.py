@@ -693,3 +693,22 @@ def test_ics_and_beta_lines_average_the_seeds(tmp_path):
     ax1 = new_figure(4, 3).add_subplot(1, 1, 1)
     probe_line(ax1, tables[:1], "beta", "k", "BN")
     assert ax1.get_lines()[0].get_label() == "BN" and not ax1.collections
+
+
+@pytest.mark.parametrize("n_runs", [2, 66])
+def test_footer_of_many_runs_keeps_clear_of_the_axis_labels(n_runs):
+    """A figure of many runs names them in several wrapped lines: the strip the layout keeps free grows with
+    them, so the footer ends below the lowest axis label (B11's 66 runs wrapped to 3+ lines over its x labels)."""
+    from bnopt.figures.panels import footer, new_figure
+
+    fig = new_figure(14, 9)
+    for i in range(4):
+        fig.add_subplot(2, 2, i + 1).set_xlabel("training step (SGD updates)")
+    footer(fig, {i: {"run_id": f"vgg16_bn-lr0.05-{i:010d}", "scale": "small"} for i in range(n_runs)})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (text,) = fig.texts
+    text_top = text.get_window_extent(renderer).y1
+    lowest_label = min(ax.xaxis.label.get_window_extent(renderer).y0 for ax in fig.axes)
+    assert text_top < lowest_label
+    assert (text.get_window_extent(renderer).height > 2 * 6) == (n_runs == 66)  # several lines, only for many

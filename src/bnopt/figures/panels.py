@@ -7,6 +7,7 @@ backend is switched and nothing is left open, so the module works the same in sc
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,7 +21,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, to_rgb
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.font_manager import FontProperties
 from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.textpath import TextToPath
 from matplotlib.transforms import Bbox
 
 # One colour per normalisation, shared by the VGG and the DLN: standard = black/grey, BN = blue,
@@ -161,12 +164,26 @@ def footer(fig: Figure, runs: dict) -> None:
     rows = list(runs.values())
     scales = sorted({str(r.get("scale", "?")) for r in rows})
     text = f"scale {', '.join(scales)} | runs: " + ", ".join(str(r["run_id"]) for r in rows)
-    height = fig.get_figheight()
-    strip = 0.2 / height  # 0.2 inch at the bottom, kept free by the layout
+    strip = footer_inches(text, fig.get_figwidth()) / fig.get_figheight()  # kept free by the layout
     engine = fig.get_layout_engine()
     if engine is not None and hasattr(engine, "set"):
         engine.set(rect=(0, strip, 1, 1 - strip))
-    fig.text(0.5, 0.25 * strip, text, ha="center", va="bottom", fontsize=6, color="0.45", wrap=True)
+    fig.text(
+        0.5, 0.05 / fig.get_figheight(), text, ha="center", va="bottom", fontsize=FOOTER_POINTS, color="0.45", wrap=True
+    )
+
+
+FOOTER_POINTS = 6
+
+
+def footer_inches(text: str, fig_width: float) -> float:
+    """Height of the strip the footer needs: 0.2 inch for one line, 0.1 inch more for each line it wraps to
+    (a figure of many runs names them in several lines, which overlapped the panels' axis labels). The text's
+    width is measured from the font (TextToPath, no renderer: the same on every machine); matplotlib wraps it
+    at the figure's width, so 0.9 of it allows for breaks between words."""
+    width = TextToPath().get_text_width_height_descent(text, FontProperties(size=FOOTER_POINTS), ismath=False)[0]
+    lines = max(1, math.ceil(width / 72 / (0.9 * fig_width)))
+    return 0.1 + 0.1 * lines
 
 
 def diverged_note(run) -> str:
