@@ -190,15 +190,18 @@ class B12(Study):
             try:
                 rids = runs_of(res, name, scale, seed)
             except Missing:
-                continue
+                try:  # a net that diverged in its first steps left no landscape record: still say it diverged
+                    rids = runs_of(res, name, scale, seed, probes=())
+                except Missing:
+                    continue
+            row |= {f"{name}_diverged_{net}": loss_rose(res, rid) for net, rid in rids.items()}
             s = {net: smoothness(res, rid) for net, rid in rids.items()}
             if any(s[net]["beta"] != s[net]["beta"] for net in NETS):
-                continue  # no landscape measurement at all
+                continue
             row |= {f"{name}_log10_ratio_{k}": log_ratio(s["dln_bn"][k], s["dln"][k]) for k in SMOOTHNESS}
             row |= {f"{name}_{k}_{net}": s[net][k] for net in NETS for k in SMOOTHNESS}
             for net, rid in rids.items():
                 row |= {f"{name}_{q}_{net}": v for q, v in dln_fit(res, rid).items()}
-                row[f"{name}_diverged_{net}"] = loss_rose(res, rid)
             row |= edge_numbers(res, rids, lr, name, scale, seed)
         if not row:
             raise Missing(f"no run of the DLN set-up ablation ({SWEEP}) with landscape records")

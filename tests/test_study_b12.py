@@ -97,6 +97,29 @@ def test_a_set_up_where_the_standard_net_diverges_says_so(tmp_path):
     assert not any(e.startswith("seed 0, lr5e-6:") and "(diverged)" in e for e in j.evidence)
 
 
+def test_a_net_that_diverged_before_any_landscape_record_is_still_counted(tmp_path):
+    """critical_gain's standard net diverged at step 5 in seed 4 (results/small): no landscape record, so no
+    log-ratio for that seed, but the set-up is one where a net diverged, not a stable one."""
+    m = SetupRuns(tmp_path)
+    for seed in (0, 1, 2):
+        both(m, seed, bn=(2.0, 2.0, 2.0), init_scale=1.047)  # BN rougher
+        if seed == 2:
+            m.runs.pop(-2), m.metrics.pop(-2), m.probes.pop(-2)
+            m.run("dln", 1e-6, seed, beta=1e5, grad_diff=10.0, loss_range=1.0, rising=True, init_scale=1.047)
+            m.probes[-1] = m.probes[-1].iloc[:0]  # diverged before its first landscape measurement
+    j = judge(m.results())
+    stats = {s.name: s for s in j.stats}
+    assert stats["critical_gain: log10(BN / standard) effective beta"].n == 2
+    assert (
+        j.evidence[0]
+        == "Answer: no set-up in which both nets train stably gives Fig 10's direction (BN smoother) conclusively"
+    )
+    assert j.evidence[1].endswith(
+        "set-ups where a net diverged (final loss above its initial loss or not finite): "
+        "critical_gain (standard in 1 of 3 seeds)"
+    )
+
+
 def test_a_fixed_data_seed_run_is_not_taken_for_the_protocol_and_the_reverse(tmp_path):
     m = SetupRuns(tmp_path)
     for seed in (0, 1, 2):
