@@ -197,7 +197,7 @@ class B12(Study):
             row |= {f"{name}_diverged_{net}": loss_rose(res, rid) for net, rid in rids.items()}
             s = {net: smoothness(res, rid) for net, rid in rids.items()}
             if any(s[net]["beta"] != s[net]["beta"] for net in NETS):
-                continue
+                continue  # a net without any landscape measurement: no log-ratios at this seed
             row |= {f"{name}_log10_ratio_{k}": log_ratio(s["dln_bn"][k], s["dln"][k]) for k in SMOOTHNESS}
             row |= {f"{name}_{k}_{net}": s[net][k] for net in NETS for k in SMOOTHNESS}
             for net, rid in rids.items():

@@ -159,6 +159,9 @@ def show(fig: Figure, dpi: int = DPI) -> None:
     display(Image(data=png_bytes(fig, dpi)))
 
 
+FOOTER_POINTS = 6  # the footer's font size; a wrapped line of it takes 0.1 inch
+
+
 def footer(fig: Figure, runs: dict) -> None:
     """Small grey line naming the runs drawn (run ids and scale) for traceability."""
     rows = list(runs.values())
@@ -171,9 +174,6 @@ def footer(fig: Figure, runs: dict) -> None:
     fig.text(
         0.5, 0.05 / fig.get_figheight(), text, ha="center", va="bottom", fontsize=FOOTER_POINTS, color="0.45", wrap=True
     )
-
-
-FOOTER_POINTS = 6
 
 
 def footer_inches(text: str, fig_width: float) -> float:
